@@ -1,0 +1,56 @@
+"""Async database engine and session factory; migrations applied through Alembic."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared.errors import ConfigError
+from shared.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def async_url(url: str) -> str:
+    """Any PostgreSQL URL spelling → the asyncpg dialect SQLAlchemy needs."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ConfigError(f"not a PostgreSQL URL: {url.split('@')[-1]!r}")
+
+
+def database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise ConfigError("SLAWATCH_DATABASE_URL is not set and no embedded PostgreSQL was started")
+    return async_url(settings.database_url)
+
+
+def engine(settings: Settings, *, pool_size: int = 5) -> AsyncEngine:
+    return create_async_engine(
+        database_url(settings), pool_size=pool_size, max_overflow=5, pool_pre_ping=True
+    )
+
+
+def sessions(db: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(db, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", async_url(url).replace("%", "%%"))
+    return config
+
+
+def migrate_sync(url: str, revision: str = "head") -> None:
+    """Upgrade the schema (blocking; it runs its own event loop)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+async def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the schema from async code; concurrent callers serialize on an advisory lock."""
+    await asyncio.to_thread(migrate_sync, url, revision)

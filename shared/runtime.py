@@ -1,0 +1,130 @@
+"""Service runtime: signal handling in ``main`` only, supervised background tasks,
+the HTTP server, and the health/readiness/metrics endpoints every service has."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from shared.metrics import exposition
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class Supervisor:
+    """Owns a service's background tasks; the first one that fails stops the service."""
+
+    def __init__(self) -> None:
+        self.stop_requested = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._on_done)
+        self._tasks.append(task)
+        return task
+
+    def _on_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("task %s failed; stopping", task.get_name(), exc_info=error)
+            self.failure = self.failure or error
+            self.stop_requested.set()
+        elif not self.stop_requested.is_set():
+            log.error("task %s ended unexpectedly; stopping", task.get_name())
+            self.failure = self.failure or RuntimeError(f"task {task.get_name()} ended")
+            self.stop_requested.set()
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+    async def wait(self) -> None:
+        await self.stop_requested.wait()
+
+    async def cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def ops_router(registry: CollectorRegistry, checks: dict[str, ReadinessCheck]) -> APIRouter:
+    """``/healthz`` (alive), ``/readyz`` (dependencies reachable), ``/metrics``."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results: dict[str, bool] = {}
+        for name, check in checks.items():
+            try:
+                results[name] = bool(await asyncio.wait_for(check(), 2.0))
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                results[name] = False
+        ready = all(results.values())
+        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        body, content_type = exposition(registry)
+        return Response(body, media_type=content_type)
+
+    return router
+
+
+class HttpServer:
+    """uvicorn inside our loop; signals stay with ``main``."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    async def serve(self) -> None:
+        await self.server.serve()
+
+    async def started(self) -> None:
+        while not self.server.started:
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+def run_main(body: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run a service: SIGTERM/SIGINT set the stop event the body awaits. Exit code 0 on
+    a clean stop, 1 on failure."""
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await body(stop)
+        except Exception:
+            log.exception("service failed")
+            return 1
+        return 0
+
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(runner())
+    return 130

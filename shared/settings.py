@@ -1,0 +1,67 @@
+"""Settings: one frozen object read from the environment (prefix ``SLAWATCH_``).
+
+Only this module reads the environment. ``main()`` of each command builds one
+:class:`Settings` and passes it (or the parts a component needs) down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of slawatch; see the README's configuration reference."""
+
+    model_config = SettingsConfigDict(env_prefix="SLAWATCH_", frozen=True, extra="ignore")
+
+    # Infrastructure. Unset means "start an embedded one" (``slawatch up`` and tests).
+    kafka_bootstrap: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path(".slawatch")
+    embedded_kafka_port: int = 19092
+    embedded_postgres_port: int = 15432
+
+    # Topics
+    topic_prefix: str = "slawatch"
+    events_partitions: int = Field(default=4, ge=1)
+    raw_events_partitions: int = Field(default=4, ge=1)
+    breaches_partitions: int = Field(default=2, ge=1)
+    deadletter_partitions: int = Field(default=1, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    # HTTP
+    host: str = "127.0.0.1"
+    ingest_port: int = 8080
+    evaluator_port: int = 8081
+    notifier_port: int = 8082
+
+    # Ingest limits
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_batch_items: int = Field(default=10_000, ge=1)
+
+    # Evaluator
+    allowed_lateness_ms: int = Field(default=30_000, ge=0)
+    checkpoint_every_events: int = Field(default=5_000, ge=1)
+    checkpoint_interval_ms: int = Field(default=5_000, ge=10)
+    idle_tick_ms: int = Field(default=1_000, ge=10)
+
+    # Notifier
+    delivery_timeout_ms: int = Field(default=5_000, ge=10)
+    delivery_max_attempts: int = Field(default=8, ge=1)
+    delivery_backoff_base_ms: int = Field(default=500, ge=1)
+    delivery_backoff_max_ms: int = Field(default=60_000, ge=1)
+    delivery_poll_interval_ms: int = Field(default=500, ge=10)
+
+    # Consumer group timing (short enough for tests, sane for production)
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 1_000
+    kafka_fetch_max_wait_ms: int = 50
+
+    # Where `slawatch up` loads definitions from
+    definitions_path: Path | None = None
+
+    log_level: str = "INFO"
+    shutdown_grace_s: float = 8.0

@@ -1,0 +1,105 @@
+"""Fixtures: a real broker and a real PostgreSQL for the whole session.
+
+Embedded ones are started unless these point at external servers:
+  SLAWATCH_TEST_KAFKA_BOOTSTRAP   e.g. 127.0.0.1:9092
+  SLAWATCH_TEST_DATABASE_URL      a server URL; the suite creates and drops its own database
+Each test gets its own topic prefix and empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import db
+from shared.embedded import EmbeddedInfra, embedded_infra
+from shared.settings import Settings
+from shared.topics import ensure_topics
+
+TABLES = (
+    "delivery_attempts",
+    "deliveries",
+    "breach_events",
+    "breaches",
+    "evaluator_checkpoints",
+    "definitions",
+)
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedInfra]:
+    kafka = os.environ.get("SLAWATCH_TEST_KAFKA_BOOTSTRAP")
+    postgres = os.environ.get("SLAWATCH_TEST_DATABASE_URL")
+    with embedded_infra(
+        need_kafka=not kafka,
+        need_postgres=not postgres,
+        data_dir=tmp_path_factory.mktemp("infra"),
+        kafka_port=0,
+        postgres_port=0,
+    ) as started:
+        started.kafka_bootstrap = kafka or started.kafka_bootstrap
+        server_url = postgres or started.database_url
+        assert server_url is not None
+        name = f"slawatch_test_{uuid.uuid4().hex[:10]}"
+        asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+        started.database_url = server_url.rsplit("/", 1)[0] + "/" + name
+        db.migrate_sync(started.database_url)
+        try:
+            yield started
+        finally:
+            asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def make_settings(infra: EmbeddedInfra, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings on the session's broker and database, with a topic prefix of this test."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+
+    def build(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "kafka_bootstrap": infra.kafka_bootstrap,
+            "database_url": infra.database_url,
+            "topic_prefix": prefix,
+            "data_dir": tmp_path,
+            "kafka_session_timeout_ms": 6_000,
+            "kafka_heartbeat_interval_ms": 500,
+            "events_partitions": 2,
+            "raw_events_partitions": 2,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+async def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
+    """Default test settings, topics created, tables emptied."""
+    built: Settings = make_settings()
+    await ensure_topics(built)
+    await _admin(built.database_url or "", f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    return built
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    created = db.engine(settings)
+    try:
+        yield created
+    finally:
+        await created.dispose()
