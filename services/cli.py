@@ -1,0 +1,174 @@
+"""The ``slawatch`` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from shared import logs
+from shared.definitions.load import DefinitionsInvalid, load_paths
+from shared.errors import SlawatchError
+from shared.runtime import run_main
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from services.stack import Stack
+
+
+def _service(name: str, settings: Settings) -> int:
+    logs.configure(name, settings.log_level)
+    module = importlib.import_module(f"services.{name}.main")
+    return run_main(lambda stop: module.run(settings, stop))
+
+
+def _up(settings: Settings, _args: argparse.Namespace) -> int:
+    from services.stack import running_stack
+
+    logs.configure("up", settings.log_level)
+    stop = threading.Event()
+
+    def request_stop(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    print("slawatch: starting (the first start initialises the database)...", flush=True)
+    with running_stack(settings) as stack:
+        print(_banner(stack), flush=True)
+        while not stop.wait(0.2):
+            if dead := stack.dead():
+                print(f"slawatch: {', '.join(dead)} exited; stopping the stack", file=sys.stderr)
+                return 1
+        print("\nslawatch: stopping...", flush=True)
+    print("slawatch: stopped", flush=True)
+    return 0
+
+
+def _banner(stack: Stack) -> str:
+    s = stack.settings
+    ingest, evaluator, notifier = (stack.url(n) for n in ("ingest", "evaluator", "notifier"))
+    return f"""
+slawatch is up.
+  ingest     {ingest}   (POST /v1/events, docs at /docs)
+  evaluator  {evaluator}   (GET /v1/objectives/acme-checkout/availability/status)
+  notifier   {notifier}   (GET /v1/breaches)
+  kafka      {s.kafka_bootstrap}
+  postgres   {s.database_url}
+  logs       {s.data_dir / "logs"}
+
+Watch alerts arrive:   slawatch receiver --port 9000      (in another terminal)
+Send an event:
+  curl -s -XPOST {ingest}/v1/events -H 'content-type: application/json' \\
+    -d '{{"service":"checkout","type":"request","outcome":"bad"}}'
+
+Ctrl-C stops everything.
+"""
+
+
+def _validate(_settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        documents = load_paths([Path(p) for p in args.paths])
+    except DefinitionsInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    print(f"{len(documents)} document(s) valid")
+    return 0
+
+
+def _apply(settings: Settings, args: argparse.Namespace) -> int:
+    from shared import db
+    from shared.definitions.store import apply
+
+    try:
+        documents = load_paths([Path(p) for p in args.file])
+    except DefinitionsInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+
+    async def store() -> int:
+        assert settings.database_url is not None
+        await db.migrate(settings.database_url)
+        engine = db.engine(settings, pool_size=1)
+        try:
+            async with db.sessions(engine)() as session:
+                results = await apply(session, documents)
+                if args.dry_run:
+                    await session.rollback()
+                else:
+                    await session.commit()
+        finally:
+            await engine.dispose()
+        for r in results:
+            print(f"{r.kind}/{r.name} {r.change} (version {r.version})")
+        if args.dry_run:
+            print("dry run: nothing stored")
+        return 0
+
+    return asyncio.run(store())
+
+
+def _receiver(_settings: Settings, args: argparse.Namespace) -> int:
+    from services import receiver
+
+    return receiver.main(args.port, args.host)
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from shared import db
+
+    assert settings.database_url is not None
+    db.migrate_sync(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="slawatch", description="SLA breach detection")
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole stack locally (embedded broker/PostgreSQL if unset)")
+    for name in ("ingest", "evaluator", "notifier"):
+        sub.add_parser(name, help=f"run the {name} service")
+    validate = sub.add_parser("validate", help="check definition files")
+    validate.add_argument("paths", nargs="+")
+    apply_cmd = sub.add_parser("apply", help="store definitions in the database")
+    apply_cmd.add_argument("-f", "--file", action="append", required=True)
+    apply_cmd.add_argument("--dry-run", action="store_true")
+    recv = sub.add_parser("receiver", help="a local webhook receiver that prints alerts")
+    recv.add_argument("--port", type=int, default=9000)
+    recv.add_argument("--host", default="127.0.0.1")
+    sub.add_parser("migrate", help="apply database migrations")
+    return root
+
+
+COMMANDS = {
+    "up": _up,
+    "validate": _validate,
+    "apply": _apply,
+    "receiver": _receiver,
+    "migrate": _migrate,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    try:
+        if args.command in ("ingest", "evaluator", "notifier"):
+            return _service(args.command, settings)
+        return COMMANDS[args.command](settings, args)
+    except SlawatchError as exc:
+        print(f"slawatch: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
