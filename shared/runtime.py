@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -88,6 +88,15 @@ def ops_router(registry: CollectorRegistry, checks: dict[str, ReadinessCheck]) -
     return router
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal capture (it would take SIGTERM/SIGINT from ``main``
+    and stop the server before the service's stop event is set)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class HttpServer:
     """uvicorn inside our loop; signals stay with ``main``."""
 
@@ -95,8 +104,7 @@ class HttpServer:
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
         )
-        self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server = _QuietServer(config)
 
     async def serve(self) -> None:
         await self.server.serve()
