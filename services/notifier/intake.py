@@ -1,0 +1,226 @@
+"""Intake: breach events from the breaches topic into PostgreSQL.
+
+Per record, in ONE transaction:
+
+1. upsert ``breaches`` (inserted, or updated when this event supersedes the stored one,
+   see :mod:`services.notifier.lifecycle`);
+2. insert the ``breach_events`` row, ``ON CONFLICT DO NOTHING``;
+3. only if that row is new: insert one ``deliveries`` row per routed receiver,
+   ``ON CONFLICT DO NOTHING`` on (breach_id, kind, at, receiver).
+
+Commit order per batch: every record's transaction commits (and every dead letter is
+acknowledged by the broker), then the Kafka offsets are committed. A crash in between
+replays records whose effects are already stored; steps 2 and 3 make that a no-op, so a
+lifecycle event is notified once per receiver.
+
+Bad input never stops consumption: a record that is not a valid :class:`Breach`, or
+that PostgreSQL refuses (a value too long for its column), goes to the dead letter
+topic. A breach for an agreement the catalog does not know is recorded without
+deliveries and logged. Database outages are not bad input: they fail the task
+loudly (the supervisor stops the service) and the records are consumed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DataError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notifier import lifecycle, outbox
+from services.notifier.catalog import CatalogCache
+from services.notifier.metrics import NotifierMetrics
+from services.notifier.routing import route
+from shared.deadletter import DeadLetter
+from shared.models import BreachEventRecord, BreachRecord
+from shared.schemas import Breach
+from shared.timeutil import Clock
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+BATCH_RECORDS = 100
+POLL_TIMEOUT_MS = 200
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one breach event changed."""
+
+    new_event: bool
+    deliveries: int
+
+
+async def upsert_breach(session: AsyncSession, breach: Breach) -> None:
+    """Insert the breach row, or move it to this event's state if the event supersedes."""
+    values = {
+        "severity": breach.severity,
+        "status": lifecycle.status_of(breach.kind),
+        "resolved_at": lifecycle.resolved_at_of(breach),
+        "last_event": breach.model_dump(mode="json"),
+    }
+    inserted = await session.execute(
+        insert(BreachRecord)
+        .values(
+            id=breach.id,
+            objective_id=breach.objective_id,
+            agreement=breach.agreement.name,
+            service=breach.service,
+            group=breach.group,
+            opened_at=breach.opened_at,
+            **values,
+        )
+        .on_conflict_do_nothing(index_elements=[BreachRecord.id])
+        .returning(BreachRecord.id)
+    )
+    if inserted.first() is not None:
+        return
+    stored = (
+        await session.execute(
+            select(BreachRecord.last_event).where(BreachRecord.id == breach.id).with_for_update()
+        )
+    ).scalar_one()
+    old_at = int(stored.get("at", 0))
+    old_kind = str(stored.get("kind", ""))
+    if lifecycle.supersedes(breach.at, breach.kind, old_at, old_kind):
+        await session.execute(
+            update(BreachRecord)
+            .where(BreachRecord.id == breach.id)
+            .values(updated_at=func.now(), **values)
+        )
+
+
+async def record_breach(
+    session: AsyncSession, breach: Breach, receivers: list[str], now_ms: int
+) -> Recorded:
+    """Steps 1 to 3 above inside the caller's transaction."""
+    await upsert_breach(session, breach)
+    logged = await session.execute(
+        insert(BreachEventRecord)
+        .values(
+            breach_id=breach.id,
+            kind=breach.kind,
+            at=breach.at,
+            payload=breach.model_dump(mode="json"),
+        )
+        .on_conflict_do_nothing()
+        .returning(BreachEventRecord.breach_id)
+    )
+    if logged.first() is None:
+        return Recorded(new_event=False, deliveries=0)
+    count = await outbox.enqueue(session, breach, receivers, now_ms)
+    return Recorded(new_event=True, deliveries=count)
+
+
+class Intake:
+    """Consumes the breaches topic with manual commits (see the module docstring)."""
+
+    def __init__(
+        self,
+        consumer: Any,
+        producer: Any,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: CatalogCache,
+        metrics: NotifierMetrics,
+        topics: Topics,
+        clock: Clock,
+        on_enqueued: Callable[[], None],
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._sessions = sessions
+        self._catalog = catalog
+        self._metrics = metrics
+        self._topics = topics
+        self._clock = clock
+        self._on_enqueued = on_enqueued
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop``; the batch in hand is finished and committed first."""
+        while not stop.is_set():
+            batches = await self._consumer.getmany(
+                timeout_ms=POLL_TIMEOUT_MS, max_records=BATCH_RECORDS
+            )
+            if not batches:
+                continue
+            offsets: dict[Any, int] = {}
+            enqueued = 0
+            for tp, records in batches.items():
+                for record in records:
+                    enqueued += await self.handle(record)
+                    offsets[tp] = record.offset + 1
+            if enqueued:
+                self._on_enqueued()
+            await self._commit(offsets)
+
+    async def _commit(self, offsets: dict[Any, int]) -> None:
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions; the new owner replays, idempotently.
+            log.warning("offset commit failed after a rebalance: %s", exc)
+
+    async def handle(self, record: Any) -> int:
+        """Store one record (or dead-letter it). Returns the outbox rows inserted."""
+        raw: bytes = record.value or b""
+        try:
+            breach = Breach.from_json(raw)
+        except ValidationError as exc:
+            await self._dead_letter(record, "invalid_breach", _summary(exc))
+            return 0
+        self._metrics.breach_events_received.labels(breach.kind).inc()
+        agreement = await self._catalog.agreement(breach.agreement.name)
+        receivers = route(breach, agreement.spec.notify) if agreement is not None else []
+        if agreement is None:
+            log.warning(
+                "breach for unknown agreement %s: recorded, not delivered",
+                breach.agreement.name,
+                extra={"breach_id": breach.id, "kind": breach.kind},
+            )
+        try:
+            async with self._sessions() as session, session.begin():
+                recorded = await record_breach(session, breach, receivers, self._clock())
+        except DataError as exc:
+            await self._dead_letter(record, "unstorable_breach", str(exc.orig)[:500])
+            return 0
+        if recorded.new_event:
+            log.info(
+                "breach event recorded",
+                extra={"breach_id": breach.id, "kind": breach.kind, "deliveries": len(receivers)},
+            )
+        return recorded.deliveries
+
+    async def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
+        self._metrics.breach_events_rejected.labels(reason).inc()
+        letter = DeadLetter.of(
+            "notifier",
+            reason,
+            record.value or b"",
+            at=self._clock(),
+            detail=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        await self._producer.send_and_wait(
+            self._topics.deadletter, letter.to_json(), key=letter.key
+        )
+        log.warning(
+            "breach record dead-lettered",
+            extra={"reason": reason, "partition": record.partition, "offset": record.offset},
+        )
+
+
+def _summary(exc: ValidationError) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '<record>'}: {e['msg']}" for e in exc.errors()[:5]
+    ]
+    return "; ".join(parts)[:500]

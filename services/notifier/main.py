@@ -1,0 +1,170 @@
+"""Wiring of the notifier: the one place that builds its parts and owns their lifetimes.
+
+Start order: migrations → topics → database engine → catalog → Kafka producer
+(dead letters) and consumer → HTTP client → intake, delivery workers, catalog reload,
+outbox gauge and HTTP server under a :class:`~shared.runtime.Supervisor`.
+
+Stop (``stop`` set, or a task failed): the supervisor's stop event tells every loop
+to finish what it holds — intake its batch and offset commit, workers their claimed
+deliveries — within ``settings.shutdown_grace_s``; whatever is still running then is
+cancelled (a cancelled delivery's row is claimed again when its lease expires).
+Cleanups run last-in-first-out; a task's failure is re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+
+import httpx
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notifier.api import create_app
+from services.notifier.catalog import CatalogCache
+from services.notifier.channels import build_channels
+from services.notifier.intake import Intake
+from services.notifier.metrics import NotifierMetrics
+from services.notifier.worker import DeliveryWorker, Doorbell, WorkerConfig, refresh_pending_gauge
+from shared import db, kafka
+from shared.metrics import new_registry
+from shared.runtime import HttpServer, Supervisor
+from shared.settings import Settings
+from shared.timeutil import Clock, wall_clock_ms
+from shared.topics import Topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+WORKERS = 2
+GAUGE_INTERVAL_MS = 5_000
+
+
+def consumer_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}-notifier"
+
+
+async def run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock: Clock = wall_clock_ms,
+    http_client: httpx.AsyncClient | None = None,
+) -> None:
+    """Run the notifier until ``stop`` is set or one of its tasks fails (re-raised)."""
+    assert settings.database_url is not None, "database_url is required"
+    await db.migrate(settings.database_url)
+    await ensure_topics(settings)
+    registry = registry if registry is not None else new_registry()
+    metrics = NotifierMetrics(registry)
+    topics = Topics.from_settings(settings)
+
+    async with contextlib.AsyncExitStack() as cleanups:
+        engine = db.engine(settings)
+        cleanups.push_async_callback(engine.dispose)
+        sessions = db.sessions(engine)
+        catalog = CatalogCache(sessions, clock)
+        await catalog.reload()
+
+        producer = kafka.producer(settings)
+        await producer.start()
+        cleanups.push_async_callback(producer.stop)
+        consumer = kafka.consumer(settings, topics.breaches, group_id=consumer_group(settings))
+        await consumer.start()
+        cleanups.push_async_callback(consumer.stop)
+
+        http = http_client
+        if http is None:
+            http = await cleanups.enter_async_context(_owned_client(settings))
+        channels = build_channels(http, settings.delivery_timeout_ms)
+
+        supervisor = Supervisor()
+        halt = supervisor.stop_requested
+        doorbell = Doorbell()
+        intake = Intake(
+            consumer, producer, sessions, catalog, metrics, topics, clock, doorbell.ring
+        )
+        config = WorkerConfig.from_settings(settings)
+        rng = random.Random()  # noqa: S311 - jitter, not security
+        workers = [
+            DeliveryWorker(
+                f"worker-{i}",
+                sessions,
+                catalog,
+                channels,
+                metrics,
+                config,
+                clock,
+                rng.random,
+                doorbell,
+            )
+            for i in range(WORKERS)
+        ]
+        app = create_app(
+            sessions,
+            registry,
+            {
+                "database": lambda: _database_ready(engine),
+                "broker": lambda: _broker_ready(producer),
+            },
+        )
+        server = HttpServer(app, settings.host, settings.notifier_port)
+
+        tasks = [
+            supervisor.spawn("intake", intake.run(halt)),
+            *(supervisor.spawn(w.name, w.run(halt)) for w in workers),
+            supervisor.spawn("catalog", catalog.run(halt)),
+            supervisor.spawn(
+                "outbox-gauge", refresh_pending_gauge(sessions, metrics, halt, GAUGE_INTERVAL_MS)
+            ),
+            supervisor.spawn("http", _serve_until(server, halt)),
+        ]
+        log.info(
+            "notifier started",
+            extra={"port": settings.notifier_port, "group": consumer_group(settings)},
+        )
+        stop_wait = asyncio.create_task(stop.wait())
+        halt_wait = asyncio.create_task(halt.wait())
+        await asyncio.wait({stop_wait, halt_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        halt_wait.cancel()
+        supervisor.stop()
+        doorbell.ring()
+        _done, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
+        if pending:
+            log.warning("shutdown grace over; cancelling %s", sorted(t.get_name() for t in pending))
+        await supervisor.cancel_all()
+        log.info("notifier stopped")
+    if supervisor.failure is not None:
+        raise supervisor.failure
+
+
+@contextlib.asynccontextmanager
+async def _owned_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    timeout = httpx.Timeout(settings.delivery_timeout_ms / 1000)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        yield client
+
+
+async def _serve_until(server: HttpServer, halt: asyncio.Event) -> None:
+    serving = asyncio.create_task(server.serve())
+    halted = asyncio.create_task(halt.wait())
+    await asyncio.wait({serving, halted}, return_when=asyncio.FIRST_COMPLETED)
+    server.stop()
+    halted.cancel()
+    await serving
+
+
+async def _database_ready(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
+async def _broker_ready(producer: object) -> bool:
+    await producer.client.fetch_all_metadata()  # type: ignore[attr-defined]
+    return True

@@ -1,0 +1,51 @@
+"""Notifier metrics. Label values are bounded: ``kind`` (5 breach kinds), ``channel``
+(one per channel type), ``outcome`` (delivered/retry/dead), ``reason``
+(:class:`~services.notifier.channels.base.Reason`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shared.metrics import LATENCY_BUCKETS_S
+
+
+class NotifierMetrics:
+    """Every metric the notifier exports, registered on the given registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.breach_events_received = Counter(
+            "slawatch_breach_events_received_total",
+            "Breach lifecycle events consumed from the breaches topic.",
+            ["kind"],
+            registry=registry,
+        )
+        self.breach_events_rejected = Counter(
+            "slawatch_breach_events_rejected_total",
+            "Records on the breaches topic sent to the dead letter topic.",
+            ["reason"],
+            registry=registry,
+        )
+        self.notifications = Counter(
+            "slawatch_notifications_total",
+            "Delivery attempts by channel and outcome (delivered, retry, dead).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.delivery_failures = Counter(
+            "slawatch_delivery_failures_total",
+            "Failed delivery attempts by channel and reason.",
+            ["channel", "reason"],
+            registry=registry,
+        )
+        self.delivery_latency = Histogram(
+            "slawatch_delivery_latency_seconds",
+            "From the breach's detected_at to the receiver accepting it.",
+            ["channel"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.outbox_pending = Gauge(
+            "slawatch_outbox_pending",
+            "Outbox rows not yet delivered or dead (pending or being delivered).",
+            registry=registry,
+        )

@@ -1,0 +1,116 @@
+"""A local webhook receiver for demos: prints each alert it gets, readably.
+
+``slawatch receiver --port 9000`` runs it; point a ``webhook`` Receiver at
+``http://127.0.0.1:9000/``. Any POST path is accepted and answered 200. A request
+whose ``Idempotency-Key`` was seen before is printed as a duplicate and not again in
+full (the notifier retries with the same key). Example output::
+
+    2026-11-28T13:40:00.000Z breach.opened page acme-checkout/availability {customer=acme}
+        SLI 0.9812 < target 0.999 over 1h, 0.9950 over 5m; breach 3f2a…
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import TextIO
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from pydantic import ValidationError
+
+from shared.runtime import HttpServer, run_main
+from shared.schemas import Breach, WindowSli, group_key
+from shared.timeutil import to_rfc3339
+
+MAX_REMEMBERED_KEYS = 10_000
+
+
+def _window_text(window: WindowSli) -> str:
+    sli = "n/a" if window.sli is None else f"{window.sli:.4f}"
+    relation = "<" if window.sli is not None and window.sli < window.target else ">="
+    if window.sli is None:
+        relation = "vs"
+    return f"{sli} {relation} target {window.target:g} over {window.window}"
+
+
+def format_breach(breach: Breach) -> str:
+    """Two lines: when, what and where; then the SLI against its target and the id."""
+    group = "{" + group_key(breach.group) + "}" if breach.group else "{}"
+    head = (
+        f"{to_rfc3339(breach.at)} {breach.kind} {breach.severity} "
+        f"{breach.agreement.name}/{breach.objective} {group}"
+    )
+    windows = ", ".join(_window_text(w) for w in breach.windows) or "no SLI windows"
+    return f"{head}\n    SLI {windows}; breach {breach.id}"
+
+
+class ReceiverState:
+    """Seen idempotency keys (bounded, oldest forgotten first)."""
+
+    def __init__(self, out: TextIO, max_keys: int = MAX_REMEMBERED_KEYS) -> None:
+        self.out = out
+        self.max_keys = max_keys
+        self.seen: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, key: str | None) -> bool:
+        if key is None:
+            return True
+        if key in self.seen:
+            return False
+        self.seen[key] = None
+        if len(self.seen) > self.max_keys:
+            self.seen.popitem(last=False)
+        return True
+
+    def print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+def receiver_app(state: ReceiverState) -> FastAPI:
+    """The receiver's app: POST anywhere → print, 200."""
+    app = FastAPI(title="slawatch demo receiver", openapi_url=None, docs_url=None)
+
+    @app.post("/{path:path}")
+    async def receive(path: str, request: Request) -> Response:
+        key = request.headers.get("idempotency-key")
+        if not state.first_time(key):
+            state.print(f"duplicate {key} (ignored)")
+            return Response(status_code=200)
+        body = await request.body()
+        try:
+            state.print(format_breach(Breach.from_json(body)))
+        except ValidationError:
+            state.print(_describe_other(path, body))
+        return Response(status_code=200)
+
+    return app
+
+
+def _describe_other(path: str, body: bytes) -> str:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"/{path}: {len(body)} bytes, not JSON"
+    if isinstance(parsed, dict):
+        return f"/{path}: JSON object, not a breach; keys {', '.join(sorted(parsed)[:10])}"
+    return f"/{path}: JSON {type(parsed).__name__}, not a breach"
+
+
+async def serve_receiver(host: str, port: int, stop: asyncio.Event, out: TextIO) -> None:
+    """Serve until ``stop`` is set."""
+    server = HttpServer(receiver_app(ReceiverState(out)), host, port)
+    serving = asyncio.create_task(server.serve())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    server.stop()
+    stopped.cancel()
+    await serving
+
+
+def main(port: int, host: str = "127.0.0.1") -> int:
+    """``slawatch receiver``: serve until SIGINT/SIGTERM."""
+    import sys
+
+    print(f"slawatch receiver listening on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    return run_main(lambda stop: serve_receiver(host, port, stop, sys.stdout))
