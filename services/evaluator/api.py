@@ -1,0 +1,97 @@
+"""The evaluator's HTTP API: operations endpoints and the status of objectives.
+
+``GET /v1/objectives/{agreement}/{objective}/status`` reads the in-memory state of
+the partitions *this instance* owns (``scope: "owned-partitions"``); with several
+instances each answers for its share of the groups.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from services.evaluator.engine import Engine
+from shared.runtime import ReadinessCheck, ops_router
+
+SCOPE = "owned-partitions"
+
+
+class GroupStatusPublic(BaseModel):
+    """One group of an objective."""
+
+    group: dict[str, str]
+    partition: int
+    window: str
+    target: float
+    sli: float | None
+    good: int
+    valid: int
+    active_breach_id: str | None
+    opened_at: int | None
+    event_time: int | None
+
+
+class ObjectiveStatusPublic(BaseModel):
+    """An objective's groups as this instance sees them."""
+
+    objective_id: str
+    scope: str = SCOPE
+    partitions: list[int]
+    groups: list[GroupStatusPublic]
+
+
+def objectives_router(engine: Engine) -> APIRouter:
+    router = APIRouter(prefix="/v1/objectives", tags=["objectives"])
+
+    @router.get(
+        "/{agreement}/{objective}/status",
+        response_model=ObjectiveStatusPublic,
+        responses={404: {"description": "no such objective (problem+json)"}},
+    )
+    async def objective_status(
+        agreement: str, objective: str
+    ) -> ObjectiveStatusPublic | JSONResponse:
+        objective_id = f"{agreement}/{objective}"
+        if objective_id not in engine.objectives:
+            return JSONResponse(
+                {
+                    "type": "about:blank",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": f"no objective {objective_id!r} in the loaded definitions",
+                },
+                status_code=404,
+                media_type="application/problem+json",
+            )
+        groups = [
+            GroupStatusPublic(
+                group=entry.status.group,
+                partition=entry.partition,
+                window=entry.status.window,
+                target=entry.status.target,
+                sli=entry.status.sli,
+                good=entry.status.good,
+                valid=entry.status.valid,
+                active_breach_id=entry.status.active_breach_id,
+                opened_at=entry.status.opened_at,
+                event_time=entry.status.clock,
+            )
+            for entry in engine.status(objective_id)
+        ]
+        return ObjectiveStatusPublic(
+            objective_id=objective_id, partitions=engine.partitions, groups=groups
+        )
+
+    return router
+
+
+def create_app(
+    engine: Engine, registry: CollectorRegistry, checks: dict[str, ReadinessCheck]
+) -> FastAPI:
+    """The app; nothing is created at import time."""
+    app = FastAPI(title="slawatch evaluator", docs_url=None, redoc_url=None)
+    app.include_router(ops_router(registry, checks))
+    app.include_router(objectives_router(engine))
+    return app

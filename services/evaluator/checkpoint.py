@@ -1,0 +1,77 @@
+"""Checkpoints in PostgreSQL: a partition's state snapshot and its next offset, together.
+
+One call of :meth:`CheckpointStore.save` is one transaction over any number of
+partitions (an upsert into ``evaluator_checkpoints``), so state and offset can never
+disagree. The stored offset, not Kafka's committed one, is the source of truth: on
+assignment the consumer restores the state and seeks to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.models import Checkpoint
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """What was saved for one partition."""
+
+    state: bytes
+    next_offset: int
+
+
+class CheckpointStore:
+    """Checkpoints of one consumer group on one topic."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], consumer_group: str, topic: str
+    ) -> None:
+        self.sessions = sessions
+        self.consumer_group = consumer_group
+        self.topic = topic
+
+    async def save(self, checkpoints: Mapping[int, StoredCheckpoint]) -> None:
+        """Upsert every partition's checkpoint in one transaction."""
+        if not checkpoints:
+            return
+        rows = [
+            {
+                "consumer_group": self.consumer_group,
+                "topic": self.topic,
+                "partition": partition,
+                "next_offset": cp.next_offset,
+                "state": cp.state,
+            }
+            for partition, cp in sorted(checkpoints.items())
+        ]
+        statement = insert(Checkpoint).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=[Checkpoint.consumer_group, Checkpoint.topic, Checkpoint.partition],
+            set_={
+                "next_offset": statement.excluded.next_offset,
+                "state": statement.excluded.state,
+                "updated_at": func.now(),
+            },
+        )
+        async with self.sessions.begin() as session:
+            await session.execute(statement)
+
+    async def load(self, partitions: Iterable[int]) -> dict[int, StoredCheckpoint]:
+        """The stored checkpoints of ``partitions`` (absent ones are left out)."""
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return {}
+        query = select(Checkpoint.partition, Checkpoint.state, Checkpoint.next_offset).where(
+            Checkpoint.consumer_group == self.consumer_group,
+            Checkpoint.topic == self.topic,
+            Checkpoint.partition.in_(wanted),
+        )
+        async with self.sessions() as session:
+            rows = (await session.execute(query)).all()
+        return {p: StoredCheckpoint(state=bytes(s), next_offset=o) for p, s, o in rows}

@@ -1,0 +1,296 @@
+"""The consume loop: events in, breach events and dead letters out, checkpoints.
+
+Commit order, per batch (at-least-once input, exactly-once effect on state)::
+
+    1. getmany()                      records of the owned partitions
+    2. engine.process(record)         pure, in memory, per record; late and malformed
+                                      records become dead letters
+    3. producer.send(...) for every breach event and dead letter, then AWAIT all acks
+    4. every checkpoint_every_events events or checkpoint_interval_ms:
+       PostgreSQL: state snapshot + next offset of each changed partition, ONE transaction
+    5. Kafka: commit the same offsets (advisory; a failed commit is only logged)
+
+A crash before 4 replays from the previous checkpoint: the replay republishes the
+same breach events with the same ids (deterministic in event time), and counts each
+event once, since the restored state never includes the replayed records. A crash
+between 4 and 5 is harmless: on assignment the PostgreSQL offset wins (we seek to it).
+
+Rebalancing (:class:`_Rebalance`): on revoke, checkpoint the revoked partitions (and
+commit) and drop their state; on assign, restore state from PostgreSQL and seek to
+the stored offset. The loop and the listener share one lock, so a rebalance never
+sees half a batch; records of a partition lost meanwhile are skipped. A failure to
+restore is fatal (processing without state would count wrong); it is raised from the
+loop, since aiokafka swallows listener errors.
+
+Idle tick: every ``idle_tick_ms`` of wall time, event time is let pass to each
+partition's watermark (see :meth:`Engine.tick`) and the gauges are refreshed. Nothing
+slow runs per record: produce acks, checkpoints and commits are per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from services.evaluator.checkpoint import CheckpointStore, StoredCheckpoint
+from services.evaluator.engine import Engine
+from services.evaluator.exceptions import EvaluatorError
+from services.evaluator.metrics import EvaluatorMetrics
+from shared import kafka
+from shared.deadletter import DeadLetter
+from shared.schemas import Breach, Event, group_key
+from shared.settings import Settings
+from shared.timeutil import Clock
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_RECORDS = 2_000
+
+
+def consumer_group(settings: Settings) -> str:
+    """The evaluator's consumer group: ``"<prefix>-evaluator"``."""
+    return f"{settings.topic_prefix}-evaluator"
+
+
+def breach_key(breach: Breach) -> bytes:
+    """Kafka key of a breach event: objective id and group, so a group stays ordered."""
+    return f"{breach.objective_id}|{group_key(breach.group)}".encode()
+
+
+class EvaluatorConsumer:
+    """Runs the consume loop of one evaluator instance (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: CheckpointStore,
+        producer: AIOKafkaProducer,
+        metrics: EvaluatorMetrics,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics.from_settings(settings)
+        self.group_id = consumer_group(settings)
+        self.engine = engine
+        self.store = store
+        self.producer = producer
+        self.metrics = metrics
+        self.clock = clock
+        self.assigned = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._next_offsets: dict[int, int] = {}
+        self._dirty: set[int] = set()
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = clock()
+        self._last_tick_at = clock()
+        self._fatal: BaseException | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then checkpoint, commit and leave the group."""
+        consumer = kafka.consumer(self.settings, group_id=self.group_id)
+        consumer.subscribe(topics=[self.topics.events], listener=_Rebalance(self))
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=self.settings.idle_tick_ms, max_records=MAX_BATCH_RECORDS
+                )
+                if self._fatal is not None:
+                    raise EvaluatorError("restoring assigned partitions failed") from self._fatal
+                async with self._lock:
+                    await self._handle(batch)
+                    await self._maybe_tick()
+                    await self._maybe_checkpoint()
+            async with self._lock:
+                await self._checkpoint(self.engine.partitions)
+            log.info(
+                "evaluator consumer stopped cleanly", extra={"partitions": self.engine.partitions}
+            )
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def _handle(self, batch: dict[Any, list[Any]]) -> None:
+        breaches: list[Breach] = []
+        letters: list[DeadLetter] = []
+        evaluated = 0
+        for tp, records in batch.items():
+            partition: int = tp.partition
+            if not self.engine.owns(partition):
+                continue
+            expected = self._next_offsets.get(partition)
+            for record in records:
+                if expected is not None and record.offset < expected:
+                    continue
+                expected = record.offset + 1
+                self._since_checkpoint += 1
+                letter = self._evaluate(partition, record, breaches)
+                if letter is None:
+                    evaluated += 1
+                else:
+                    letters.append(letter)
+            if expected is not None:
+                self._next_offsets[partition] = expected
+                self._dirty.add(partition)
+        self.metrics.events_evaluated.inc(evaluated)
+        await self._publish(breaches, letters)
+
+    def _evaluate(self, partition: int, record: Any, breaches: list[Breach]) -> DeadLetter | None:
+        """One record: its breach events go to ``breaches``; a dead letter is returned."""
+        raw: bytes = record.value or b""
+        try:
+            event = Event.from_json(raw)
+        except ValidationError as exc:
+            return self._letter("invalid", raw, record, detail=str(exc.errors()[:3])[:1000])
+        result = self.engine.process(partition, event)
+        if result.late_by_ms is not None:
+            self.metrics.late_events.inc()
+            return self._letter("late", raw, record, detail=f"late by {result.late_by_ms} ms")
+        breaches.extend(result.breaches)
+        return None
+
+    def _letter(self, reason: str, raw: bytes, record: Any, *, detail: str) -> DeadLetter:
+        self.metrics.deadletters.labels(reason).inc()
+        return DeadLetter.of(
+            "evaluator",
+            reason,
+            raw,
+            at=self.clock(),
+            detail=detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+    async def _publish(self, breaches: list[Breach], letters: list[DeadLetter]) -> None:
+        """Send everything, then wait for every acknowledgement."""
+        if not breaches and not letters:
+            return
+        pending = [
+            await self.producer.send(self.topics.breaches, b.to_json(), key=breach_key(b))
+            for b in breaches
+        ]
+        pending += [
+            await self.producer.send(self.topics.deadletter, d.to_json(), key=d.key)
+            for d in letters
+        ]
+        await asyncio.gather(*pending)
+        published_at = self.clock()
+        for breach in breaches:
+            if breach.kind == "breach.opened":
+                self.metrics.breaches_opened.labels(breach.objective_id).inc()
+            if breach.trigger_received_at is not None:
+                latency_ms = max(0, published_at - breach.trigger_received_at)
+                self.metrics.detection_latency.observe(latency_ms / 1000)
+        if breaches:
+            log.info("breach events published", extra={"count": len(breaches)})
+
+    async def _maybe_tick(self) -> None:
+        now = self.clock()
+        if now - self._last_tick_at < self.settings.idle_tick_ms:
+            return
+        self._last_tick_at = now
+        breaches: list[Breach] = []
+        for partition in self.engine.partitions:
+            breaches.extend(self.engine.tick(partition))
+        await self._publish(breaches, [])
+        self.metrics.refresh(self.engine)
+
+    async def _maybe_checkpoint(self) -> None:
+        due_by_count = self._since_checkpoint >= self.settings.checkpoint_every_events
+        due_by_time = (
+            self.clock() - self._last_checkpoint_at >= self.settings.checkpoint_interval_ms
+        )
+        if self._dirty and (due_by_count or due_by_time):
+            await self._checkpoint(sorted(self._dirty))
+
+    async def _checkpoint(self, partitions: list[int]) -> None:
+        """PostgreSQL first (state + offset, one transaction), then the Kafka commit."""
+        saved = {
+            p: StoredCheckpoint(self.engine.snapshot(p), self._next_offsets[p])
+            for p in partitions
+            if self.engine.owns(p) and p in self._next_offsets
+        }
+        if saved:
+            await self.store.save(saved)
+            self.metrics.checkpoints.inc()
+            await self._commit({p: cp.next_offset for p, cp in saved.items()})
+        self._dirty.difference_update(partitions)
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = self.clock()
+
+    async def _commit(self, offsets: dict[int, int]) -> None:
+        if self._consumer is None:
+            return
+        try:
+            await self._consumer.commit(
+                {TopicPartition(self.topics.events, p): o for p, o in offsets.items()}
+            )
+        except KafkaError as exc:
+            log.warning(
+                "kafka commit failed; PostgreSQL checkpoint stands", extra={"error": repr(exc)}
+            )
+
+    async def on_revoked(self, partitions: list[int]) -> None:
+        """Checkpoint and drop the partitions this instance loses."""
+        async with self._lock:
+            owned = [p for p in partitions if self.engine.owns(p)]
+            try:
+                await self._checkpoint(owned)
+            except Exception:
+                # The next owner replays from the previous checkpoint: same result.
+                log.exception("checkpoint on revoke failed", extra={"partitions": owned})
+            for p in owned:
+                self.engine.revoke(p)
+                self._next_offsets.pop(p, None)
+                self._dirty.discard(p)
+            self.metrics.refresh(self.engine)
+
+    async def on_assigned(self, partitions: list[int]) -> None:
+        """Restore state from PostgreSQL and seek to the stored offsets."""
+        async with self._lock:
+            fresh = [p for p in partitions if not self.engine.owns(p)]
+            try:
+                stored = await self.store.load(fresh)
+                for p in fresh:
+                    checkpoint = stored.get(p)
+                    self.engine.assign(p, checkpoint.state if checkpoint else None)
+                    if checkpoint is not None:
+                        self._next_offsets[p] = checkpoint.next_offset
+                        if self._consumer is not None:
+                            self._consumer.seek(
+                                TopicPartition(self.topics.events, p), checkpoint.next_offset
+                            )
+            except Exception as exc:
+                log.exception("restoring partitions failed", extra={"partitions": fresh})
+                for p in fresh:
+                    self.engine.revoke(p)
+                self._fatal = exc
+                return
+            log.info("partitions assigned", extra={"partitions": sorted(partitions)})
+            self.metrics.refresh(self.engine)
+            self.assigned.set()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Forwards aiokafka's rebalance callbacks for the events topic."""
+
+    def __init__(self, owner: EvaluatorConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        topic = self.owner.topics.events
+        await self.owner.on_revoked(sorted(tp.partition for tp in revoked if tp.topic == topic))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        topic = self.owner.topics.events
+        await self.owner.on_assigned(sorted(tp.partition for tp in assigned if tp.topic == topic))

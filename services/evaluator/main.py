@@ -1,0 +1,113 @@
+"""Wiring of the evaluator service, in one place.
+
+Start: migrations and topics (both idempotent), the catalog from PostgreSQL, the
+producer, then the consumer loop and the HTTP server under a Supervisor. Stop (the
+caller's ``stop`` event, or a failed task): the HTTP server is told to exit and the
+consumer loop finishes its in-flight batch, checkpoints every owned partition,
+commits and leaves the group, all within ``shutdown_grace_s``; then the producer,
+the engine and the database pool are closed, last in first out. A task's failure is
+re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.evaluator.api import create_app
+from services.evaluator.checkpoint import CheckpointStore
+from services.evaluator.consumer import EvaluatorConsumer, consumer_group
+from services.evaluator.engine import Engine
+from services.evaluator.metrics import EvaluatorMetrics
+from services.evaluator.objectives import compile_catalog
+from shared import db, kafka
+from shared.definitions.store import load_catalog
+from shared.metrics import new_registry
+from shared.runtime import HttpServer, Supervisor
+from shared.settings import Settings
+from shared.timeutil import Clock, wall_clock_ms
+from shared.topics import Topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+async def build_engine(database: AsyncEngine, settings: Settings, clock: Clock) -> Engine:
+    """Compile every objective stored in PostgreSQL."""
+    async with db.sessions(database)() as session:
+        catalog = await load_catalog(session)
+    engine = Engine(
+        compile_catalog(catalog, clock), allowed_lateness_ms=settings.allowed_lateness_ms
+    )
+    log.info("objectives loaded", extra={"objectives": sorted(engine.objectives)})
+    return engine
+
+
+async def run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock: Clock = wall_clock_ms,
+) -> None:
+    """Run the evaluator until ``stop`` is set; re-raise the failure of any task."""
+    registry = registry if registry is not None else new_registry()
+    await db.migrate(db.database_url(settings))
+    await ensure_topics(settings)
+    database = db.engine(settings)
+    async with contextlib.AsyncExitStack() as cleanups:
+        cleanups.push_async_callback(database.dispose)
+        engine = await build_engine(database, settings, clock)
+        cleanups.callback(engine.close)
+        producer = kafka.producer(settings)
+        await producer.start()
+        cleanups.push_async_callback(producer.stop)
+
+        metrics = EvaluatorMetrics(registry)
+        topics = Topics.from_settings(settings)
+        store = CheckpointStore(db.sessions(database), consumer_group(settings), topics.events)
+        consumer = EvaluatorConsumer(settings, engine, store, producer, metrics, clock)
+
+        async def broker_ready() -> bool:
+            await producer.client.fetch_all_metadata()
+            return True
+
+        async def database_ready() -> bool:
+            async with database.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+
+        app = create_app(engine, registry, {"broker": broker_ready, "database": database_ready})
+        http = HttpServer(app, settings.host, settings.evaluator_port)
+
+        supervisor = Supervisor()
+        tasks = [
+            supervisor.spawn("evaluator-consumer", consumer.run(supervisor.stop_requested)),
+            supervisor.spawn("evaluator-http", http.serve()),
+        ]
+        await _first_of(stop, supervisor.stop_requested)
+        log.info("evaluator stopping")
+        supervisor.stop()
+        http.stop()
+        _, late = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
+        if late:
+            log.error(
+                "shutdown grace exceeded; cancelling", extra={"tasks": [t.get_name() for t in late]}
+            )
+        await supervisor.cancel_all()
+        if supervisor.failure is not None:
+            raise supervisor.failure
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

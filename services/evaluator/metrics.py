@@ -1,0 +1,94 @@
+"""The evaluator's Prometheus metrics, registered on the registry it is given.
+
+Label sets are bounded by the definitions, never by event data:
+
+==========================================  =====================  =========================
+metric                                      labels                 cardinality
+==========================================  =====================  =========================
+slawatch_events_evaluated_total             —                      1
+slawatch_late_events_total                  —                      1
+slawatch_evaluator_deadletters_total        reason (late|invalid)  2
+slawatch_breaches_opened_total              objective              objectives
+slawatch_active_breaches                    objective              objectives
+slawatch_sli                                objective, window      ungrouped objectives only
+slawatch_detection_latency_seconds          —                      1 histogram
+slawatch_checkpoints_total                  —                      1
+==========================================  =====================  =========================
+
+``objective`` is ``"<agreement>/<objective>"``. ``slawatch_sli`` is exported only for
+objectives without ``groupBy``: a per-group series would grow with attribute values
+(customers, regions), which the status API serves instead. Gauges cover the
+partitions this instance owns; sum them across instances.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.evaluator.engine import Engine
+from shared.metrics import LATENCY_BUCKETS_S
+
+
+class EvaluatorMetrics:
+    """Every evaluator metric, bound to one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events_evaluated = Counter(
+            "slawatch_events_evaluated_total",
+            "Events from the events topic evaluated (not late, well formed).",
+            registry=registry,
+        )
+        self.late_events = Counter(
+            "slawatch_late_events_total",
+            "Events older than their partition's watermark, sent to the dead letter topic.",
+            registry=registry,
+        )
+        self.deadletters = Counter(
+            "slawatch_evaluator_deadletters_total",
+            "Records the evaluator sent to the dead letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.breaches_opened = Counter(
+            "slawatch_breaches_opened_total",
+            "breach.opened events published.",
+            ["objective"],
+            registry=registry,
+        )
+        self.active_breaches = Gauge(
+            "slawatch_active_breaches",
+            "Open breaches in the partitions this instance owns.",
+            ["objective"],
+            registry=registry,
+        )
+        self.sli = Gauge(
+            "slawatch_sli",
+            "SLI of ungrouped objectives over their window (owned partitions).",
+            ["objective", "window"],
+            registry=registry,
+        )
+        self.detection_latency = Histogram(
+            "slawatch_detection_latency_seconds",
+            "Trigger event received_at to breach event published (acknowledged).",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.checkpoints = Counter(
+            "slawatch_checkpoints_total",
+            "Checkpoint transactions (state and offsets of partitions) written to PostgreSQL.",
+            registry=registry,
+        )
+
+    def refresh(self, engine: Engine) -> None:
+        """Set the gauges from the engine's state; cheap, run on the idle tick."""
+        for objective_id, count in engine.open_breaches().items():
+            self.active_breaches.labels(objective_id).set(count)
+        for objective_id, objective in engine.objectives.items():
+            if objective.grouped:
+                continue
+            good = valid = 0
+            for entry in engine.status(objective_id):
+                good += entry.status.good
+                valid += entry.status.valid
+            if valid:
+                self.sli.labels(objective_id, objective.window_label).set(good / valid)

@@ -1,0 +1,357 @@
+"""The ``ratio`` objective: good events / valid events ≥ target over a sliding window.
+
+Compiled from an Agreement's :class:`~shared.definitions.model.RatioObjective`:
+
+* **selection**: ``service`` equal, ``select.types`` (empty = any type), every
+  ``select.attributes`` matcher equal;
+* **validity and goodness**: with ``good.outcome`` an event is valid when it has an
+  ``outcome`` and good when that equals the wanted one; with ``good.value`` (a
+  :class:`~shared.definitions.model.ValueCondition`) it is valid when it has a
+  ``value`` and good when the condition holds. A selected event without the field the
+  classification needs is not valid and is not counted;
+* **group**: the values of the ``groupBy`` attributes; a missing attribute becomes
+  the empty string (:data:`MISSING`), so ``customer=`` is the group of events
+  without a customer.
+
+Threshold alerting, per group (rule name :data:`RULE`)::
+
+                 breaching (valid ≥ minEvents and SLI < target)
+      ┌──────┐ ─────────────────────────────────────────────▶ ┌─────────┐
+      │ ok   │ ◀──────── not breaching any more ───────────── │ pending │
+      └──────┘                                                └────┬────┘
+          ▲              breaching held for ``for`` (0s: at once)  │
+          │ SLI ≥ min(1, target + hysteresis)                      ▼
+          │ or the window holds no valid event              ┌──────────┐
+          └──────────────────────────────────────────────── │   open   │
+                                                            └──────────┘
+
+Deciding: a breach stays open while the valid count is below ``minEvents``. Too few
+events are too little evidence to raise a breach, and equally too little to call it
+recovered; it resolves on a good enough SLI or when the window has emptied.
+
+Evaluation instants are deterministic in event time: every counted event, every
+bucket boundary at which the window loses events, and the end of a pending ``for``
+period. Between two instants the condition cannot change, so "held continuously for
+``for``" is exact, and a replay of the same events (with any idle ticks in between)
+gives the same transitions at the same times, hence the same breach ids. A transition
+is stamped with the group's clock (its newest event time); an out-of-order event
+therefore never moves a transition back in time. A group never reopens at the
+instant it resolved, so ``opened_at`` (and the breach id) is unique per group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from services.evaluator.objectives.base import GroupStatus
+from services.evaluator.window import SlidingWindow
+from shared.definitions.model import Agreement, RatioObjective, ValueCondition
+from shared.schemas import (
+    AgreementRef,
+    Breach,
+    BreachKind,
+    Event,
+    Severity,
+    WindowSli,
+    breach_id,
+    group_key,
+)
+from shared.timeutil import Clock, parse_duration_ms
+
+RULE = "threshold"
+MISSING = ""
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """The threshold alerting decision over one window's counts."""
+
+    target: float
+    min_events: int
+    for_ms: int
+    hysteresis: float
+
+    def breaching(self, good: int, valid: int) -> bool:
+        return valid >= self.min_events and good / valid < self.target
+
+    def recovered(self, good: int, valid: int) -> bool:
+        return valid == 0 or good / valid >= min(1.0, self.target + self.hysteresis)
+
+
+@dataclass
+class OpenBreach:
+    """The breach a group is in."""
+
+    id: str
+    opened_at: int
+    severity: Severity
+
+
+@dataclass
+class RatioGroup:
+    """One group's window and alerting state."""
+
+    group: dict[str, str]
+    window: SlidingWindow
+    clock: int | None = None
+    pending_since: int | None = None
+    open: OpenBreach | None = None
+    last_resolved_at: int | None = None
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "g": self.group,
+            "clock": self.clock,
+            "pending": self.pending_since,
+            "open": None
+            if self.open is None
+            else {"id": self.open.id, "at": self.open.opened_at, "sev": self.open.severity},
+            "resolved": self.last_resolved_at,
+            "win": self.window.to_dict(),
+        }
+
+    @classmethod
+    def load(cls, data: dict[str, Any], window_ms: int) -> RatioGroup:
+        opened = data["open"]
+        return cls(
+            group={str(k): str(v) for k, v in data["g"].items()},
+            window=SlidingWindow.from_dict(data["win"], window_ms),
+            clock=data["clock"],
+            pending_since=data["pending"],
+            open=None
+            if opened is None
+            else OpenBreach(id=opened["id"], opened_at=opened["at"], severity=_severity(opened)),
+            last_resolved_at=data["resolved"],
+        )
+
+
+def _severity(opened: dict[str, Any]) -> Severity:
+    for severity in get_args(Severity):
+        if opened["sev"] == severity:
+            return severity  # type: ignore[no-any-return]
+    raise ValueError(f"unknown severity {opened['sev']!r}")
+
+
+class CompiledRatio:
+    """A ratio objective ready to evaluate events; immutable and shared by all shards."""
+
+    def __init__(self, agreement: Agreement, objective: RatioObjective, clock: Clock) -> None:
+        self.definition = objective
+        self.agreement = AgreementRef(
+            name=agreement.metadata.name,
+            type=agreement.spec.type,
+            provider=agreement.spec.provider,
+            consumer=agreement.spec.consumer,
+        )
+        self.labels = dict(agreement.metadata.labels)
+        self._objective_id = f"{agreement.metadata.name}/{objective.name}"
+        self._types = frozenset(objective.select.types)
+        self._matchers = tuple(objective.select.attributes.items())
+        self._outcome = objective.good.outcome
+        self._condition: ValueCondition | None = objective.good.condition()
+        self._group_by = tuple(objective.group_by)
+        self.window_ms = objective.window_ms
+        self.rule = ThresholdRule(
+            target=objective.target,
+            min_events=objective.alerting.min_events,
+            for_ms=parse_duration_ms(objective.alerting.for_),
+            hysteresis=objective.alerting.hysteresis,
+        )
+        self.severity = objective.alerting.severity
+        self.clock = clock
+
+    @property
+    def objective_id(self) -> str:
+        return self._objective_id
+
+    @property
+    def service(self) -> str:
+        return self.definition.service
+
+    @property
+    def window_label(self) -> str:
+        return self.definition.window
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self._group_by)
+
+    def matches(self, event: Event) -> bool:
+        if event.service != self.definition.service:
+            return False
+        if self._types and event.type not in self._types:
+            return False
+        attributes = event.attributes
+        return all(attributes.get(name) == wanted for name, wanted in self._matchers)
+
+    def classify(self, event: Event) -> bool | None:
+        """Good (``True``), bad (``False``) or not valid (``None``)."""
+        if self._condition is not None:
+            return None if event.value is None else self._condition.holds(event.value)
+        return None if event.outcome is None else event.outcome == self._outcome
+
+    def group_of(self, event: Event) -> dict[str, str]:
+        return {name: event.attributes.get(name, MISSING) for name in self._group_by}
+
+    def new_shard(self) -> RatioShard:
+        return RatioShard(self, {})
+
+    def load_shard(self, data: dict[str, Any]) -> RatioShard:
+        groups = [RatioGroup.load(g, self.window_ms) for g in data["groups"]]
+        return RatioShard(self, {group_key(g.group): g for g in groups})
+
+    def breach(
+        self,
+        kind: BreachKind,
+        state: RatioGroup,
+        opened: OpenBreach,
+        at: int,
+        trigger: Event | None,
+    ) -> Breach:
+        """The lifecycle event ``kind`` of ``opened``, stamped at event time ``at``."""
+        window = state.window
+        sli = window.sli
+        burn: dict[str, float] = {}
+        remaining: float | None = None
+        if sli is not None:
+            rate = (1.0 - sli) / (1.0 - self.rule.target)
+            burn[self.window_label] = rate
+            remaining = 1.0 - rate
+        return Breach(
+            id=opened.id,
+            kind=kind,
+            at=at,
+            agreement=self.agreement,
+            objective=self.definition.name,
+            objective_id=self._objective_id,
+            service=self.definition.service,
+            group=dict(state.group),
+            rule=RULE,
+            severity=opened.severity,
+            windows=[
+                WindowSli(
+                    window=self.window_label,
+                    sli=sli,
+                    target=self.rule.target,
+                    good=window.good,
+                    valid=window.valid,
+                )
+            ],
+            burn_rates=burn,
+            error_budget_remaining=remaining,
+            opened_at=opened.opened_at,
+            resolved_at=at if kind == "breach.resolved" else None,
+            detected_at=self.clock(),
+            trigger_event_id=trigger.id if trigger else None,
+            trigger_received_at=trigger.received_at if trigger else None,
+            labels=self.labels,
+        )
+
+
+class RatioShard:
+    """A ratio objective's groups within one partition."""
+
+    def __init__(self, compiled: CompiledRatio, groups: dict[str, RatioGroup]) -> None:
+        self.compiled = compiled
+        self.groups = groups
+
+    def on_event(self, event: Event) -> list[Breach]:
+        good = self.compiled.classify(event)
+        if good is None:
+            return []
+        group = self.compiled.group_of(event)
+        key = group_key(group)
+        state = self.groups.get(key)
+        if state is None:
+            state = RatioGroup(group=group, window=SlidingWindow(self.compiled.window_ms))
+            self.groups[key] = state
+        out: list[Breach] = []
+        self._advance(state, event.time, out, event)
+        if state.window.add(event.time, good):
+            assert state.clock is not None
+            self._evaluate(state, state.clock, out, event)
+        return out
+
+    def advance(self, to_ms: int) -> list[Breach]:
+        out: list[Breach] = []
+        for state in self.groups.values():
+            if state.clock is not None and state.clock < to_ms:
+                self._advance(state, to_ms, out, None)
+        return out
+
+    def _advance(
+        self, state: RatioGroup, to_ms: int, out: list[Breach], trigger: Event | None
+    ) -> None:
+        """Step through every evaluation instant in ``(clock, to_ms]``, then set the clock."""
+        if state.clock is not None and to_ms <= state.clock:
+            return
+        if state.clock is not None:
+            for_ms = self.compiled.rule.for_ms
+            while True:
+                clock = state.clock
+                candidates: list[int] = []
+                expiry = state.window.next_expiry_ms()
+                if expiry is not None and expiry <= to_ms:
+                    candidates.append(expiry)
+                if state.open is None and state.pending_since is not None:
+                    deadline = state.pending_since + for_ms
+                    if clock < deadline <= to_ms:
+                        candidates.append(deadline)
+                if not candidates:
+                    break
+                instant = min(candidates)
+                state.window.advance(instant)
+                state.clock = instant
+                self._evaluate(state, instant, out, trigger)
+        state.window.advance(to_ms)
+        state.clock = to_ms
+
+    def _evaluate(
+        self, state: RatioGroup, at: int, out: list[Breach], trigger: Event | None
+    ) -> None:
+        rule = self.compiled.rule
+        good, valid = state.window.good, state.window.valid
+        if state.open is None:
+            if not rule.breaching(good, valid):
+                state.pending_since = None
+                return
+            if state.pending_since is None:
+                state.pending_since = at
+            held = at - state.pending_since >= rule.for_ms
+            fresh = state.last_resolved_at is None or at > state.last_resolved_at
+            if held and fresh:
+                opened = OpenBreach(
+                    id=breach_id(self.compiled.objective_id, state.group, RULE, at),
+                    opened_at=at,
+                    severity=self.compiled.severity,
+                )
+                state.open = opened
+                state.pending_since = None
+                out.append(self.compiled.breach("breach.opened", state, opened, at, trigger))
+        elif rule.recovered(good, valid):
+            out.append(self.compiled.breach("breach.resolved", state, state.open, at, trigger))
+            state.open = None
+            state.last_resolved_at = at
+
+    def dump(self) -> dict[str, Any]:
+        return {"groups": [g.dump() for g in self.groups.values()]}
+
+    def status(self) -> list[GroupStatus]:
+        return [
+            GroupStatus(
+                group=dict(g.group),
+                window=self.compiled.window_label,
+                target=self.compiled.rule.target,
+                sli=g.window.sli,
+                good=g.window.good,
+                valid=g.window.valid,
+                active_breach_id=g.open.id if g.open else None,
+                opened_at=g.open.opened_at if g.open else None,
+                clock=g.clock,
+            )
+            for g in self.groups.values()
+        ]
+
+    def open_breaches(self) -> int:
+        return sum(1 for g in self.groups.values() if g.open is not None)
