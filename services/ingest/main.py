@@ -1,0 +1,124 @@
+"""Wiring of the ingest service, supervision and graceful shutdown.
+
+Start: topics ensured → producer started → raw consumer task and HTTP server task
+under a :class:`shared.runtime.Supervisor`.
+
+Stop (``stop`` set, or a task failed), within ``settings.shutdown_grace_s``:
+
+1. the HTTP server stops accepting and finishes in-flight requests (each of which
+   awaits its acknowledgements), and the raw loop finishes its batch and commits;
+2. whatever has not finished by the deadline is cancelled;
+3. the producer flushes and stops (bounded by the remaining grace time).
+
+A task failure is re-raised once everything is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from services.ingest.api import IngestDeps, create_app
+from services.ingest.metrics import IngestMetrics
+from services.ingest.publisher import KafkaPublisher
+from services.ingest.raw_consumer import RawConsumer, group_id
+from shared import kafka
+from shared.errors import InfrastructureError
+from shared.metrics import new_registry
+from shared.runtime import HttpServer, Supervisor
+from shared.settings import Settings
+from shared.timeutil import Clock, wall_clock_ms
+from shared.topics import Topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+async def run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock: Clock = wall_clock_ms,
+) -> None:
+    """Run ingest until ``stop`` is set; raise the first task failure."""
+    registry = registry if registry is not None else new_registry()
+    metrics = IngestMetrics(registry)
+    topics = Topics.from_settings(settings)
+    await ensure_topics(settings)
+
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    producer = kafka.producer(settings)
+    await producer.start()
+    supervisor = Supervisor()
+    try:
+        publisher = KafkaPublisher(producer)
+        deps = IngestDeps(
+            publisher=publisher,
+            topics=topics,
+            metrics=metrics,
+            clock=clock,
+            max_body_bytes=settings.max_body_bytes,
+            max_batch_items=settings.max_batch_items,
+        )
+        app = create_app(deps, registry, {"broker": publisher.ready})
+        server = HttpServer(app, settings.host, settings.ingest_port)
+        raw = RawConsumer(
+            kafka.consumer(settings, group_id=group_id(settings.topic_prefix)),
+            publisher,
+            topics,
+            metrics,
+            clock,
+        )
+        raw_stop = asyncio.Event()
+        tasks = [
+            supervisor.spawn("ingest-http", _serve(server, settings)),
+            supervisor.spawn("ingest-raw", raw.run(raw_stop)),
+        ]
+        relay = asyncio.create_task(_relay(stop, supervisor), name="ingest-stop-relay")
+        log.info("ingest running", extra={"host": settings.host, "port": settings.ingest_port})
+        try:
+            await supervisor.wait()
+        finally:
+            relay.cancel()
+            deadline = loop.time() + settings.shutdown_grace_s
+            supervisor.stop()
+            server.stop()
+            raw_stop.set()
+            _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
+            if pending:
+                log.warning(
+                    "shutdown grace exceeded; cancelling",
+                    extra={"tasks": [t.get_name() for t in pending]},
+                )
+            await supervisor.cancel_all()
+    finally:
+        remaining = settings.shutdown_grace_s if deadline is None else deadline - loop.time()
+        try:
+            await asyncio.wait_for(producer.stop(), max(remaining, 0.5))
+        except TimeoutError:
+            log.error("producer did not flush within the shutdown grace period")
+    if supervisor.failure is not None:
+        raise supervisor.failure
+    log.info("ingest stopped")
+
+
+async def _relay(stop: asyncio.Event, supervisor: Supervisor) -> None:
+    await stop.wait()
+    supervisor.stop()
+
+
+async def _serve(server: HttpServer, settings: Settings) -> None:
+    """uvicorn exits the process (``SystemExit``) when it cannot bind; make that an error
+    the supervisor handles instead of a crash of the event loop."""
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        raise InfrastructureError(
+            f"HTTP server could not start on {settings.host}:{settings.ingest_port}"
+        ) from exc
+
+
+__all__ = ["run"]

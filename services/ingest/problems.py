@@ -1,0 +1,169 @@
+"""RFC 9457 problem details (``application/problem+json``) for rejected requests.
+
+Every problem has ``type`` (a ``urn:slawatch:problem:<slug>`` URI; the slug is also
+the metric reason), ``title``, ``status``, ``detail`` and an ``errors`` list whose
+entries name the item ``index`` (``null`` for the body as a whole), the ``field``
+(a dotted path, ``null`` for the whole item) and a ``message``.
+
+=====  =========================  =================================================
+400    ``invalid-body``           body is not JSON, or not an object / array of objects
+400    ``empty-body``             no item at all
+413    ``body-too-large``         more than ``max_body_bytes``
+413    ``too-many-items``         more than ``max_batch_items``
+415    ``unsupported-media-type`` Content-Type or Content-Encoding not accepted
+422    ``invalid-events``         every item was rejected; ``errors`` has them all
+503    ``unavailable``            no valid item was acknowledged by the broker
+=====  =========================  =================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from services.ingest.items import Rejected
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+RequestReason = Literal[
+    "invalid_body",
+    "empty_body",
+    "body_too_large",
+    "too_many_items",
+    "unsupported_media_type",
+    "invalid_events",
+    "unavailable",
+]
+"""Why a whole request was rejected; a bounded set, used as a metric label."""
+
+REQUEST_REASONS: tuple[RequestReason, ...] = (
+    "invalid_body",
+    "empty_body",
+    "body_too_large",
+    "too_many_items",
+    "unsupported_media_type",
+    "invalid_events",
+    "unavailable",
+)
+
+
+@dataclass(frozen=True)
+class ProblemError:
+    """One entry of a problem's ``errors`` list."""
+
+    index: int | None
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A whole-request rejection, independent of any web framework."""
+
+    status: int
+    reason: RequestReason
+    title: str
+    detail: str
+    errors: tuple[ProblemError, ...] = ()
+
+    @property
+    def type(self) -> str:
+        return "urn:slawatch:problem:" + self.reason.replace("_", "-")
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "errors": [
+                {"index": e.index, "field": e.field, "message": e.message} for e in self.errors
+            ],
+        }
+
+
+class ProblemErrorModel(BaseModel):
+    """OpenAPI shape of one entry of ``errors``."""
+
+    index: int | None = Field(description="item index (array index or NDJSON line); null: body")
+    field: str | None = Field(description="dotted field path; null: the item as a whole")
+    message: str
+
+
+class ProblemModel(BaseModel):
+    """OpenAPI shape of an ``application/problem+json`` body."""
+
+    type: str = Field(examples=["urn:slawatch:problem:invalid-events"])
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemErrorModel] = Field(default_factory=list)
+
+
+def response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    """The HTTP response for a problem."""
+    return Response(
+        orjson.dumps(problem.body()),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def errors_of(rejections: Iterable[Rejected]) -> tuple[ProblemError, ...]:
+    """Flatten per-item rejections into problem errors, in item order."""
+    return tuple(
+        ProblemError(r.index, e.field, e.message)
+        for r in sorted(rejections, key=lambda r: r.index)
+        for e in r.errors
+    )
+
+
+def invalid_body(detail: str) -> Problem:
+    return Problem(400, "invalid_body", "Request body is not valid", detail)
+
+
+def empty_body() -> Problem:
+    return Problem(400, "empty_body", "Request body holds no event", "send at least one event")
+
+
+def body_too_large(limit: int) -> Problem:
+    return Problem(
+        413, "body_too_large", "Request body too large", f"the limit is {limit} bytes per request"
+    )
+
+
+def too_many_items(limit: int) -> Problem:
+    return Problem(
+        413, "too_many_items", "Too many events", f"the limit is {limit} events per request"
+    )
+
+
+def unsupported_media_type(detail: str) -> Problem:
+    return Problem(415, "unsupported_media_type", "Unsupported media type", detail)
+
+
+def invalid_events(rejections: Iterable[Rejected]) -> Problem:
+    errors = errors_of(rejections)
+    return Problem(
+        422,
+        "invalid_events",
+        "No valid event",
+        "every event in the request was rejected; see errors",
+        errors,
+    )
+
+
+def unavailable(rejections: Iterable[Rejected]) -> Problem:
+    return Problem(
+        503,
+        "unavailable",
+        "Events not stored",
+        "the broker did not acknowledge any event; retry later with the same ids",
+        errors_of(rejections),
+    )

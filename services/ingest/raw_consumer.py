@@ -1,0 +1,149 @@
+"""The raw-topic loop: JSON records from any producer → events or dead letters.
+
+Per polled batch, in this order (at-least-once):
+
+1. route every record (``services.ingest.records.route_raw``): a valid one becomes
+   its normalized event for the events topic, an invalid one a dead letter with
+   reason ``invalid_json`` | ``not_an_object`` | ``invalid_event``;
+2. produce all outputs and await every acknowledgement, retrying the
+   unacknowledged ones a few times; if some still fail, raise
+   :class:`PublishError` without committing (the service stops; on restart the
+   batch is consumed again);
+3. commit the next offsets of the batch.
+
+A crash between 2 and 3 produces the batch's outputs twice; an event that had no
+``id`` gets one derived from its record's coordinates, so the copies share it.
+A rebalance waits for the batch in progress (the revoke callback takes the same
+lock), so offsets are committed before partitions move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from services.ingest.exceptions import PublishError
+from services.ingest.metrics import IngestMetrics
+from services.ingest.publisher import Publisher
+from services.ingest.records import OutRecord, RawRecord, Routed, route_raw
+from shared.timeutil import Clock
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def group_id(topic_prefix: str) -> str:
+    """The consumer group of the raw path."""
+    return f"{topic_prefix}-ingest-raw"
+
+
+class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Makes a rebalance wait until the batch in progress is produced and committed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class RawConsumer:
+    """Consumes the raw topic until ``stop`` is set; owns the consumer's start and stop."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        publisher: Publisher,
+        topics: Topics,
+        metrics: IngestMetrics,
+        clock: Clock,
+        *,
+        max_records: int = 500,
+        poll_timeout_ms: int = 200,
+        publish_attempts: int = 3,
+        retry_backoff_s: float = 0.2,
+    ) -> None:
+        self._consumer = consumer
+        self._publisher = publisher
+        self._topics = topics
+        self._metrics = metrics
+        self._clock = clock
+        self._max_records = max_records
+        self._poll_timeout_ms = poll_timeout_ms
+        self._publish_attempts = publish_attempts
+        self._retry_backoff_s = retry_backoff_s
+        self._lock = asyncio.Lock()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll, route, produce, commit; between batches, return once ``stop`` is set."""
+        self._consumer.subscribe([self._topics.raw], listener=_FinishBatchOnRevoke(self._lock))
+        await self._consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await self._consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+                )
+                if batch:
+                    async with self._lock:
+                        await self._handle(batch)
+        finally:
+            await self._consumer.stop()
+
+    async def _handle(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        received_at = self._clock()
+        records = [
+            RawRecord(r.topic, r.partition, r.offset, r.value)
+            for messages in batch.values()
+            for r in messages
+        ]
+        routed = [route_raw(record, self._topics, received_at) for record in records]
+        self._metrics.batch_size.labels("raw").observe(len(routed))
+        started = time.perf_counter()
+        await self._publish([r.out for r in routed])
+        self._metrics.publish_seconds.labels("raw").observe(time.perf_counter() - started)
+        self._count(routed)
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError:
+            # Partitions moved anyway (e.g. this member was too slow): the new owner
+            # consumes these records again; duplicates, never losses.
+            log.warning("raw batch produced but its commit failed; it will be reprocessed")
+
+    async def _publish(self, outputs: Sequence[OutRecord]) -> None:
+        todo = list(outputs)
+        for attempt in range(1, self._publish_attempts + 1):
+            errors = await self._publisher.send_all(todo)
+            failed = [(rec, err) for rec, err in zip(todo, errors, strict=True) if err]
+            if not failed:
+                return
+            log.warning(
+                "raw batch: %d of %d records not acknowledged (attempt %d): %s",
+                len(failed),
+                len(todo),
+                attempt,
+                failed[0][1],
+            )
+            todo = [rec for rec, _ in failed]
+            if attempt < self._publish_attempts:
+                await asyncio.sleep(self._retry_backoff_s * 2 ** (attempt - 1))
+        raise PublishError(f"{len(todo)} raw-path records not acknowledged: {failed[0][1]}")
+
+    def _count(self, routed: Sequence[Routed]) -> None:
+        events = 0
+        for r in routed:
+            if r.reason is None:
+                events += 1
+            else:
+                self._metrics.count_rejected("raw", r.reason)
+        self._metrics.count_ingested("raw", events)

@@ -1,0 +1,87 @@
+"""Outgoing Kafka records, and the routing of one raw-topic record.
+
+A raw record becomes exactly one outgoing record: its normalized event on the
+events topic (key = service), or a :class:`shared.deadletter.DeadLetter` on the
+dead-letter topic (key = ``ingest.raw``) with the reason, the field-level detail,
+the source coordinates and the original bytes. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.ingest.items import FieldError, ItemReason, Rejected
+from services.ingest.normalize import normalize, record_id
+from services.ingest.parsing import decode_line
+from shared.deadletter import DeadLetter
+from shared.schemas import Event
+from shared.topics import Topics
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """One record to produce."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """The parts of a consumed raw-topic record that ingest uses."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Where a raw record goes; ``reason`` is set when it went to the dead-letter topic."""
+
+    out: OutRecord
+    reason: ItemReason | None
+
+
+def event_record(event: Event, topics: Topics) -> OutRecord:
+    return OutRecord(topics.events, event.service.encode(), event.to_json())
+
+
+def deadletter_record(letter: DeadLetter, topics: Topics) -> OutRecord:
+    return OutRecord(topics.deadletter, letter.key, letter.to_json())
+
+
+def route_raw(record: RawRecord, topics: Topics, received_at: int) -> Routed:
+    """Normalize one raw record, or dead-letter it with the reason and detail."""
+    outcome = _decode(record, received_at)
+    if isinstance(outcome, Event):
+        return Routed(event_record(outcome, topics), None)
+    letter = DeadLetter.of(
+        "ingest.raw",
+        outcome.reason,
+        record.value or b"",
+        at=received_at,
+        detail=outcome.describe(),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
+    return Routed(deadletter_record(letter, topics), outcome.reason)
+
+
+def _decode(record: RawRecord, received_at: int) -> Event | Rejected:
+    if record.value is None:
+        return Rejected(
+            record.offset, "invalid_json", (FieldError(None, "record has no value (tombstone)"),)
+        )
+    item = decode_line(record.offset, record.value)
+    if isinstance(item, Rejected):
+        return item
+    return normalize(
+        item.data,
+        received_at,
+        index=record.offset,
+        new_id=lambda: record_id(record.topic, record.partition, record.offset),
+    )
