@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from shared.errors import InfrastructureError
 from shared.metrics import exposition
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,15 @@ class HttpServer:
         self.server = _QuietServer(config)
 
     async def serve(self) -> None:
-        await self.server.serve()
+        """Serve until :meth:`stop`. A bind failure raises :class:`InfrastructureError`
+        (uvicorn calls ``sys.exit``, which would otherwise escape the event loop)."""
+        try:
+            await self.server.serve()
+        except SystemExit as exc:
+            config = self.server.config
+            raise InfrastructureError(
+                f"HTTP server could not start on {config.host}:{config.port}"
+            ) from exc
 
     async def started(self) -> None:
         while not self.server.started:
