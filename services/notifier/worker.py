@@ -102,6 +102,7 @@ class DeliveryWorker:
         self._clock = clock
         self._random = random
         self._doorbell = doorbell
+        self._soonest_retry_ms: int | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop``; a batch in flight is finished first."""
@@ -109,8 +110,13 @@ class DeliveryWorker:
             ticket = self._doorbell.ticket()
             handled = await self.run_once()
             if handled < self._config.batch_size and not stop.is_set():
+                wait_ms = self._config.poll_interval_ms
+                if self._soonest_retry_ms is not None:
+                    # A retry of ours is due before the next poll: wake for it.
+                    wait_ms = min(wait_ms, max(0, self._soonest_retry_ms - self._clock()))
+                    self._soonest_retry_ms = None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ticket.wait(), self._config.poll_interval_ms / 1000)
+                    await asyncio.wait_for(ticket.wait(), wait_ms / 1000)
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it. Returns the number of rows handled."""
@@ -139,6 +145,9 @@ class DeliveryWorker:
                 latency_ms=result.latency_ms,
                 error=None if error is None else f"{error.reason.value}: {error}",
             )
+        if decision.retry_in_ms is not None:
+            due = now + decision.retry_in_ms
+            self._soonest_retry_ms = min(due, self._soonest_retry_ms or due)
         if not kept:
             log.warning("lease lost; another worker owns delivery %d now", row.id)
         self._metrics.notifications.labels(channel_name, decision.outcome).inc()
