@@ -11,7 +11,8 @@ typing ``curl``:
 
 ``received_at`` is always set here from the caller's clock reading; a client's
 value is ignored. Unknown fields are rejected (the event model forbids extras).
-Errors name the field with pydantic's location (dotted) and message.
+Errors name the field with pydantic's location (dotted, cut at 200 characters: an
+unknown field's name comes from the client) and message.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shared.schemas import Event
 IdFactory = Callable[[], str]
 
 _PREFIXES = ("Value error, ", "Assertion failed, ")
+MAX_FIELD_CHARS = 200
 
 
 def random_id() -> str:
@@ -64,7 +66,7 @@ def field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
     """pydantic errors as (dotted field, message) pairs."""
     errors: list[FieldError] = []
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or None
+        field = ".".join(str(part) for part in error["loc"])[:MAX_FIELD_CHARS] or None
         message = error["msg"]
         for prefix in _PREFIXES:
             message = message.removeprefix(prefix)

@@ -4,6 +4,11 @@ A raw record becomes exactly one outgoing record: its normalized event on the
 events topic (key = service), or a :class:`shared.deadletter.DeadLetter` on the
 dead-letter topic (key = ``ingest.raw``) with the reason, the field-level detail,
 the source coordinates and the original bytes. Nothing is dropped.
+
+A dead letter must itself fit under the producer's 1 MiB request cap, or it would
+fail on every retry and stop the raw path on one poison record: the original is
+kept up to :data:`MAX_ORIGINAL_BYTES` (base64 grows it by a third) and the detail
+up to :data:`MAX_DETAIL_CHARS`; a cut is said in the detail.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from services.ingest.parsing import decode_line
 from shared.deadletter import DeadLetter
 from shared.schemas import Event
 from shared.topics import Topics
+
+MAX_ORIGINAL_BYTES = 512 * 1024
+MAX_DETAIL_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -58,12 +66,19 @@ def route_raw(record: RawRecord, topics: Topics, received_at: int) -> Routed:
     outcome = _decode(record, received_at)
     if isinstance(outcome, Event):
         return Routed(event_record(outcome, topics), None)
+    original = record.value or b""
+    detail = outcome.describe()
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+    if len(original) > MAX_ORIGINAL_BYTES:
+        detail += f" [original cut to its first {MAX_ORIGINAL_BYTES} of {len(original)} bytes]"
+        original = original[:MAX_ORIGINAL_BYTES]
     letter = DeadLetter.of(
         "ingest.raw",
         outcome.reason,
-        record.value or b"",
+        original,
         at=received_at,
-        detail=outcome.describe(),
+        detail=detail,
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,

@@ -213,6 +213,50 @@ async def test_raw_topic_good_to_events_bad_to_deadletter(service: Running) -> N
     assert service.metric("slawatch_events_rejected_total", path="raw", reason="invalid_event") == 1
 
 
+async def test_stop_lets_an_in_flight_request_finish(ingest_settings: Settings) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(ingest_settings, stop, registry=CollectorRegistry()))
+    host, port = ingest_settings.host, ingest_settings.ingest_port
+    first_part_sent = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"[" + orjson.dumps(ev(0))
+        first_part_sent.set()
+        await release.wait()
+        yield b"]"
+
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10.0) as client:
+        await _wait_ready(client, task)
+        post = asyncio.create_task(
+            client.post(
+                "/v1/events", content=slow_body(), headers={"content-type": "application/json"}
+            )
+        )
+        await first_part_sent.wait()
+        stop.set()
+        await _wait_refused(host, port)  # shutting down: no new connections
+        release.set()
+        response = await post
+    assert response.status_code == 202, response.text
+    await asyncio.wait_for(task, ingest_settings.shutdown_grace_s + 2)
+    got = await consume(ingest_settings, Topics.from_settings(ingest_settings).events, 1)
+    assert [Event.from_json(v).id for _, v in got] == ["e0"]
+
+
+async def _wait_refused(host: str, port: int) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.02)
+    raise AssertionError("the HTTP server kept accepting connections after stop")
+
+
 async def test_port_in_use_fails_run(ingest_settings: Settings) -> None:
     with socket.socket() as taken:
         taken.bind((ingest_settings.host, ingest_settings.ingest_port))

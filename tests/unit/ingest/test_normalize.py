@@ -131,3 +131,8 @@ def test_missing_required_fields_are_each_named() -> None:
     errors = fields({"time": 1})
     assert sorted(field for field, _ in errors) == ["service", "type"]
     assert all(message == "Field required" for _, message in errors)
+
+
+def test_long_unknown_field_name_is_cut() -> None:
+    errors = fields(GOOD | {"x" * 10_000: 1})
+    assert errors[0][0] == "x" * 200

@@ -6,8 +6,9 @@ import orjson
 import pytest
 
 from services.ingest.normalize import record_id
-from services.ingest.records import RawRecord, route_raw
+from services.ingest.records import MAX_ORIGINAL_BYTES, RawRecord, route_raw
 from shared.deadletter import DeadLetter
+from shared.kafka import MAX_REQUEST_BYTES
 from shared.schemas import Event
 from shared.topics import Topics
 
@@ -56,3 +57,13 @@ def test_invalid_record_is_dead_lettered(value: bytes | None, reason: str, fragm
     assert letter.detail is not None
     assert fragment in letter.detail
     assert orjson.loads(routed.out.value)["schema_version"] == 1
+
+
+def test_huge_bad_record_still_fits_a_dead_letter() -> None:
+    original = b'{"' + b"k" * 1_500_000 + b'": 1, "service": "pay", "type": "t"}'
+    routed = route_raw(raw(original), TOPICS, NOW)
+    assert routed.reason == "invalid_event"
+    assert len(routed.out.value) < MAX_REQUEST_BYTES
+    letter = DeadLetter.from_json(routed.out.value)
+    assert letter.original == original[:MAX_ORIGINAL_BYTES]
+    assert f"of {len(original)} bytes" in (letter.detail or "")
