@@ -28,7 +28,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.normalize import IdFactory, normalize, random_id
 from services.ingest.parsing import NDJSON_TYPES, check_encoding, parser_for
 from services.ingest.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemModel
-from services.ingest.publisher import Publisher
+from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import event_record
 from shared.runtime import ReadinessCheck, ops_router
 from shared.schemas import Event
@@ -82,6 +82,8 @@ class IngestDeps:
     max_body_bytes: int
     max_batch_items: int
     new_id: IdFactory = random_id
+    publish_attempts: int = 2
+    retry_backoff_s: float = 0.1
 
 
 def create_app(
@@ -150,7 +152,12 @@ async def _publish(deps: IngestDeps, valid: list[tuple[int, Event]]) -> list[res
     if not valid:
         return []
     started = time.perf_counter()
-    outcomes = await deps.publisher.send_all([event_record(e, deps.topics) for _, e in valid])
+    outcomes = await send_with_retries(
+        deps.publisher,
+        [event_record(e, deps.topics) for _, e in valid],
+        attempts=deps.publish_attempts,
+        backoff_s=deps.retry_backoff_s,
+    )
     deps.metrics.publish_seconds.labels("http").observe(time.perf_counter() - started)
     published = [
         results.Published(index, event, error)

@@ -30,7 +30,7 @@ from aiokafka.errors import CommitFailedError
 
 from services.ingest.exceptions import PublishError
 from services.ingest.metrics import IngestMetrics
-from services.ingest.publisher import Publisher
+from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import OutRecord, RawRecord, Routed, route_raw
 from shared.timeutil import Clock
 from shared.topics import Topics
@@ -121,23 +121,15 @@ class RawConsumer:
             log.warning("raw batch produced but its commit failed; it will be reprocessed")
 
     async def _publish(self, outputs: Sequence[OutRecord]) -> None:
-        todo = list(outputs)
-        for attempt in range(1, self._publish_attempts + 1):
-            errors = await self._publisher.send_all(todo)
-            failed = [(rec, err) for rec, err in zip(todo, errors, strict=True) if err]
-            if not failed:
-                return
-            log.warning(
-                "raw batch: %d of %d records not acknowledged (attempt %d): %s",
-                len(failed),
-                len(todo),
-                attempt,
-                failed[0][1],
-            )
-            todo = [rec for rec, _ in failed]
-            if attempt < self._publish_attempts:
-                await asyncio.sleep(self._retry_backoff_s * 2 ** (attempt - 1))
-        raise PublishError(f"{len(todo)} raw-path records not acknowledged: {failed[0][1]}")
+        outcomes = await send_with_retries(
+            self._publisher,
+            outputs,
+            attempts=self._publish_attempts,
+            backoff_s=self._retry_backoff_s,
+        )
+        failed = [error for error in outcomes if error is not None]
+        if failed:
+            raise PublishError(f"{len(failed)} raw-path records not acknowledged: {failed[0]}")
 
     def _count(self, routed: Sequence[Routed]) -> None:
         events = 0

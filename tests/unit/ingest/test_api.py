@@ -23,17 +23,21 @@ TOPICS = Topics.from_prefix("u")
 
 
 class FakePublisher:
-    """Records what it was given; fails the records whose event id is in ``fail``."""
+    """Records what it was given; fails the records whose event id is in ``fail`` (always)
+    or in ``fail_once`` (the first time)."""
 
     def __init__(self, fail: frozenset[str] = frozenset()) -> None:
         self.sent: list[OutRecord] = []
         self.fail = fail
+        self.fail_once: set[str] = set()
         self.is_ready = True
 
     async def send_all(self, records: Sequence[OutRecord]) -> list[str | None]:
         outcomes: list[str | None] = []
         for record in records:
-            if Event.from_json(record.value).id in self.fail:
+            event_id = Event.from_json(record.value).id
+            if event_id in self.fail or event_id in self.fail_once:
+                self.fail_once.discard(event_id)
                 outcomes.append("KafkaTimeoutError")
             else:
                 self.sent.append(record)
@@ -73,6 +77,7 @@ async def api(publisher: FakePublisher) -> AsyncIterator[Harness]:
         max_body_bytes=2048,
         max_batch_items=5,
         new_id=lambda: "generated",
+        retry_backoff_s=0,
     )
     app = create_app(deps, registry, {"broker": publisher.ready})
     transport = httpx.ASGITransport(app=app)
@@ -205,6 +210,14 @@ async def test_unacknowledged_items_are_failed_not_lost(api: Harness) -> None:
     assert body["results"][1]["status"] == "failed"
     assert body["results"][1]["id"] == "e1"
     assert api.metric("slawatch_events_rejected_total", path="http", reason="publish_failed") == 1
+
+
+async def test_a_transient_failure_is_retried(api: Harness) -> None:
+    api.publisher.fail_once = {"e1"}
+    response = await post(api, orjson.dumps([ev(0), ev(1)]))
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 2
+    assert sorted(Event.from_json(r.value).id for r in api.publisher.sent) == ["e0", "e1"]
 
 
 async def test_nothing_acknowledged_is_503(api: Harness) -> None:
