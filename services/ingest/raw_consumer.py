@@ -14,7 +14,8 @@ Per polled batch, in this order (at-least-once):
 A crash between 2 and 3 produces the batch's outputs twice; an event that had no
 ``id`` gets one derived from its record's coordinates, so the copies share it.
 A rebalance waits for the batch in progress (the revoke callback takes the same
-lock), so offsets are committed before partitions move.
+lock), so offsets are committed before partitions move; a batch polled just
+before a revocation is produced but left uncommitted for the new owner.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from services.ingest.exceptions import PublishError
 from services.ingest.metrics import IngestMetrics
@@ -112,12 +113,20 @@ class RawConsumer:
         await self._publish([r.out for r in routed])
         self._metrics.publish_seconds.labels("raw").observe(time.perf_counter() - started)
         self._count(routed)
-        offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+        await self._commit(batch)
+
+    async def _commit(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        # A partition revoked between the poll and the lock is no longer ours to commit:
+        # its new owner consumes these records again (duplicates, never losses).
+        assigned = self._consumer.assignment()
+        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if tp in assigned}
+        if len(offsets) < len(batch):
+            log.warning("raw batch produced for partitions revoked meanwhile; not committed")
+        if not offsets:
+            return
         try:
             await self._consumer.commit(offsets)
-        except CommitFailedError:
-            # Partitions moved anyway (e.g. this member was too slow): the new owner
-            # consumes these records again; duplicates, never losses.
+        except (CommitFailedError, IllegalStateError):
             log.warning("raw batch produced but its commit failed; it will be reprocessed")
 
     async def _publish(self, outputs: Sequence[OutRecord]) -> None:

@@ -47,6 +47,7 @@ class FakeConsumer:
     batches: list[dict[Any, list[Message]]]
     done: asyncio.Event
     commit_error: Exception | None = None
+    assigned: set[Any] = field(default_factory=lambda: {TP0, TP1})
     commits: list[dict[Any, int]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
@@ -64,6 +65,9 @@ class FakeConsumer:
             return self.batches.pop(0)
         self.done.set()
         return {}
+
+    def assignment(self) -> set[Any]:
+        return self.assigned
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         self.log.append("commit")
@@ -160,6 +164,21 @@ async def test_failed_commit_does_not_stop_consumption() -> None:
     await raw.run(stop)
     assert consumer.log[2:] == ["send 1", "commit", "send 1", "commit", "stop"]
     assert len(publisher.sent) == 2
+
+
+async def test_revoked_partition_is_not_committed() -> None:
+    raw, consumer, publisher, _, stop = make([batch(TP0, GOOD) | batch(TP1, GOOD)])
+    consumer.assigned = {TP1}
+    await raw.run(stop)
+    assert len(publisher.sent) == 2
+    assert consumer.commits == [{TP1: 1}]
+
+
+async def test_nothing_left_to_commit_after_full_revocation() -> None:
+    raw, consumer, _, _, stop = make([batch(TP0, GOOD)])
+    consumer.assigned = set()
+    await raw.run(stop)
+    assert consumer.log[2:] == ["send 1", "stop"]
 
 
 async def test_revoke_waits_for_the_batch_in_progress() -> None:
