@@ -27,11 +27,10 @@ MAX_REMEMBERED_KEYS = 10_000
 
 
 def _window_text(window: WindowSli) -> str:
-    sli = "n/a" if window.sli is None else f"{window.sli:.4f}"
-    relation = "<" if window.sli is not None and window.sli < window.target else ">="
     if window.sli is None:
-        relation = "vs"
-    return f"{sli} {relation} target {window.target:g} over {window.window}"
+        return f"n/a (target {window.target:g}) over {window.window}"
+    relation = "<" if window.sli < window.target else ">="
+    return f"{window.sli:.4f} {relation} target {window.target:g} over {window.window}"
 
 
 def format_breach(breach: Breach) -> str:

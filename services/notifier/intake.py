@@ -12,6 +12,8 @@ Commit order per batch: every record's transaction commits (and every dead lette
 acknowledged by the broker), then the Kafka offsets are committed. A crash in between
 replays records whose effects are already stored; steps 2 and 3 make that a no-op, so a
 lifecycle event is notified once per receiver.
+No rebalance listener is needed: nothing is held in memory between records, so a
+revoked partition has nothing to flush, and its new owner's replay is a no-op too.
 
 Bad input never stops consumption: a record that is not a valid :class:`Breach`, or
 that PostgreSQL refuses (a value too long for its column), goes to the dead letter
@@ -30,9 +32,9 @@ from typing import Any
 
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import String, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier import lifecycle, outbox
@@ -48,6 +50,20 @@ from shared.topics import Topics
 log = logging.getLogger(__name__)
 
 BATCH_RECORDS = 100
+
+
+def _length(column: str) -> int:
+    kind = BreachRecord.__table__.c[column].type
+    assert isinstance(kind, String) and kind.length is not None
+    return kind.length
+
+
+COLUMN_LIMITS = {
+    "id": _length("id"),
+    "objective_id": _length("objective_id"),
+    "agreement.name": _length("agreement"),
+    "service": _length("service"),
+}
 POLL_TIMEOUT_MS = 200
 
 
@@ -176,6 +192,10 @@ class Intake:
         except ValidationError as exc:
             await self._dead_letter(record, "invalid_breach", _summary(exc))
             return 0
+        too_long = oversized_fields(breach)
+        if too_long:
+            await self._dead_letter(record, "unstorable_breach", f"too long: {', '.join(too_long)}")
+            return 0
         self._metrics.breach_events_received.labels(breach.kind).inc()
         agreement = await self._catalog.agreement(breach.agreement.name)
         receivers = route(breach, agreement.spec.notify) if agreement is not None else []
@@ -188,7 +208,9 @@ class Intake:
         try:
             async with self._sessions() as session, session.begin():
                 recorded = await record_breach(session, breach, receivers, self._clock())
-        except DataError as exc:
+        except DBAPIError as exc:
+            if not _is_data_exception(exc):
+                raise
             await self._dead_letter(record, "unstorable_breach", str(exc.orig)[:500])
             return 0
         if recorded.new_event:
@@ -217,6 +239,26 @@ class Intake:
             "breach record dead-lettered",
             extra={"reason": reason, "partition": record.partition, "offset": record.offset},
         )
+
+
+def oversized_fields(breach: Breach) -> list[str]:
+    """Fields longer than their ``breaches`` / ``breach_events`` columns allow."""
+    return [
+        name
+        for name, value in (
+            ("id", breach.id),
+            ("objective_id", breach.objective_id),
+            ("agreement.name", breach.agreement.name),
+            ("service", breach.service),
+        )
+        if len(value) > COLUMN_LIMITS[name]
+    ]
+
+
+def _is_data_exception(exc: DBAPIError) -> bool:
+    """PostgreSQL SQLSTATE class 22 (data exception): this record can never be stored."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def _summary(exc: ValidationError) -> str:

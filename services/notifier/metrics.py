@@ -1,6 +1,12 @@
 """Notifier metrics. Label values are bounded: ``kind`` (5 breach kinds), ``channel``
-(one per channel type), ``outcome`` (delivered/retry/dead), ``reason``
-(:class:`~services.notifier.channels.base.Reason`)."""
+(one per receiver ``spec.type``, or ``none`` when the receiver or its channel could
+not be resolved), ``outcome`` (delivered/retry/dead), ``reason``
+(:class:`~services.notifier.channels.base.Reason`, or the intake's dead-letter reasons
+``invalid_breach`` / ``unstorable_breach``).
+
+``slawatch_breach_events_received_total`` counts records consumed, duplicates included;
+``slawatch_notifications_total`` counts attempts by how they ended.
+"""
 
 from __future__ import annotations
 

@@ -125,11 +125,13 @@ class DeliveryWorker:
                 session, self._clock(), self._config.lease_ms, self._config.batch_size
             )
         if claimed:
-            await asyncio.gather(*(self._deliver(row) for row in claimed))
+            # Everything from here to the end of an attempt fits in the lease.
+            deadline = asyncio.get_running_loop().time() + self._config.deadline_ms / 1000
+            await asyncio.gather(*(self._deliver(row, deadline) for row in claimed))
         return len(claimed)
 
-    async def _deliver(self, row: Claimed) -> None:
-        channel_name, result = await self._attempt(row)
+    async def _deliver(self, row: Claimed, deadline: float) -> None:
+        channel_name, result = await self._attempt(row, deadline)
         error = result if isinstance(result, DeliveryError) else None
         decision = outbox.decide(
             row.attempt, self._config.max_attempts, error, self._config.backoff, self._random
@@ -173,43 +175,50 @@ class DeliveryWorker:
             },
         )
 
-    async def _attempt(self, row: Claimed) -> tuple[str, DeliveryResult | DeliveryError]:
-        """One attempt; every failure comes back as a :class:`DeliveryError`."""
-        if row.attempt > self._config.max_attempts:
-            # Only reachable when the worker of the last attempt died mid-delivery.
-            return "none", DeliveryError(
-                Reason.ABANDONED, "lease expired on the last attempt", retriable=False
-            )
-        breach = row.breach()
-        if breach is None:
-            return "none", DeliveryError(
-                Reason.INTERNAL, "breach event missing from breach_events", retriable=False
-            )
-        receiver = await self._catalog.receiver(row.receiver)
-        if receiver is None:
-            # The route names a receiver not applied (yet): worth retrying.
-            return "none", DeliveryError(
-                Reason.UNKNOWN_RECEIVER, f"no receiver named {row.receiver!r}", retriable=True
-            )
-        channel = self._channels.get(receiver.spec.type)
-        if channel is None:
-            return receiver.spec.type, DeliveryError(
-                Reason.UNSUPPORTED_CHANNEL,
-                f"no channel for receiver type {receiver.spec.type!r}",
-                retriable=False,
-            )
+    async def _attempt(
+        self, row: Claimed, deadline: float
+    ) -> tuple[str, DeliveryResult | DeliveryError]:
+        """One attempt, finished by ``deadline`` (loop time); returns the channel label and
+        the result. Every failure comes back as a :class:`DeliveryError`."""
+        label = "none"
         try:
-            async with asyncio.timeout(self._config.deadline_ms / 1000):
-                return channel.name, await channel.deliver(breach, receiver)
+            async with asyncio.timeout_at(deadline):
+                if row.attempt > self._config.max_attempts:
+                    # Only reachable when the worker of the last attempt died mid-delivery.
+                    raise DeliveryError(
+                        Reason.ABANDONED, "lease expired on the last attempt", retriable=False
+                    )
+                breach = row.breach()
+                if breach is None:
+                    raise DeliveryError(
+                        Reason.INTERNAL, "breach event missing from breach_events", retriable=False
+                    )
+                receiver = await self._catalog.receiver(row.receiver)
+                if receiver is None:
+                    # The route names a receiver not applied (yet): worth retrying.
+                    raise DeliveryError(
+                        Reason.UNKNOWN_RECEIVER,
+                        f"no receiver named {row.receiver!r}",
+                        retriable=True,
+                    )
+                label = receiver.spec.type
+                channel = self._channels.get(label)
+                if channel is None:
+                    raise DeliveryError(
+                        Reason.UNSUPPORTED_CHANNEL,
+                        f"no channel for receiver type {label!r}",
+                        retriable=False,
+                    )
+                return label, await channel.deliver(breach, receiver)
         except DeliveryError as exc:
-            return channel.name, exc
+            return label, exc
         except TimeoutError:
-            return channel.name, DeliveryError(
+            return label, DeliveryError(
                 Reason.TIMEOUT, "delivery deadline exceeded", retriable=True
             )
         except Exception as exc:  # a channel bug must not kill the worker
-            log.exception("channel %s failed unexpectedly", channel.name)
-            return channel.name, DeliveryError(
+            log.exception("channel %s failed unexpectedly", label)
+            return label, DeliveryError(
                 Reason.INTERNAL, f"{type(exc).__name__} in channel", retriable=True
             )
 

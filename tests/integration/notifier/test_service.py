@@ -134,6 +134,7 @@ async def test_duplicate_breach_is_delivered_once_and_retries_are_recorded(
     assert ready.status_code == 200
     assert 'slawatch_breach_events_received_total{kind="breach.opened"} 2.0' in metrics
     assert 'slawatch_notifications_total{channel="webhook",outcome="delivered"} 2.0' in metrics
+    assert "slawatch_outbox_pending " in metrics
 
 
 async def test_task_failure_is_reraised(settings: Settings, make_settings: Any) -> None:

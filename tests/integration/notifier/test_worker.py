@@ -11,12 +11,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.notifier.backoff import Backoff
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
+from services.notifier.channels.base import Channel, DeliveryResult
 from services.notifier.intake import record_breach
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.worker import DeliveryWorker, Doorbell, WorkerConfig
 from shared import db
+from shared.definitions.model import Receiver
+from shared.schemas import Breach
 from shared.settings import Settings
 from shared.timeutil import wall_clock_ms
 from tests.integration.notifier.support import (
@@ -45,6 +49,8 @@ async def run_workers(
     *,
     count: int,
     until: Any,
+    channels: dict[str, Channel] | None = None,
+    config: WorkerConfig | None = None,
 ) -> None:
     sessions = db.sessions(engine)
     catalog = CatalogCache(sessions, wall_clock_ms)
@@ -55,9 +61,9 @@ async def run_workers(
             f"w{i}",
             sessions,
             catalog,
-            build_channels(http, settings.delivery_timeout_ms),
+            channels or build_channels(http, settings.delivery_timeout_ms),
             NotifierMetrics(registry) if i == 0 else _metrics_sink(),
-            WorkerConfig.from_settings(settings),
+            config or WorkerConfig.from_settings(settings),
             wall_clock_ms,
             lambda: 0.5,
             doorbell,
@@ -203,3 +209,59 @@ async def test_many_workers_deliver_each_row_once(
     pairs = {(r.headers["idempotency-key"], r.headers["x-token"]) for r in server.requests}
     assert len({k for k, _ in pairs}) == 5
     assert await scalar(engine, "SELECT count(*) FROM delivery_attempts") == 40
+
+
+class HangingChannel:
+    """A webhook channel that never answers."""
+
+    name = "webhook"
+
+    async def deliver(self, breach: Breach, receiver: Receiver) -> DeliveryResult:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class BrokenChannel:
+    """A webhook channel with a bug."""
+
+    name = "webhook"
+
+    async def deliver(self, breach: Breach, receiver: Receiver) -> DeliveryResult:
+        raise RuntimeError("bug")
+
+
+@pytest.mark.parametrize(
+    ("channel", "reason"),
+    [(HangingChannel(), "timeout: delivery deadline exceeded"), (BrokenChannel(), "internal: ")],
+)
+async def test_worker_deadline_and_channel_bugs(
+    engine: AsyncEngine, settings: Settings, http: httpx.AsyncClient, channel: Any, reason: str
+) -> None:
+    config = WorkerConfig(
+        max_attempts=2,
+        backoff=Backoff(base_ms=10, max_ms=20),
+        deadline_ms=200,
+        lease_ms=1_000,
+        poll_interval_ms=50,
+    )
+    await apply_docs(engine, receiver_doc("hook", "http://127.0.0.1:9/"), agreement_doc([]))
+    await enqueue(engine, ["hook"])
+    registry = CollectorRegistry()
+    await run_workers(
+        engine,
+        settings,
+        http,
+        registry,
+        count=1,
+        until=lambda: delivery_status(engine),
+        channels={"webhook": channel},
+        config=config,
+    )
+    assert await scalar(engine, "SELECT status FROM deliveries") == "dead"
+    assert (await scalar(engine, "SELECT last_error FROM deliveries")).startswith(reason)
+    assert (
+        registry.get_sample_value(
+            "slawatch_notifications_total", {"channel": "webhook", "outcome": "dead"}
+        )
+        == 1
+    )
