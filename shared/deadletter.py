@@ -7,12 +7,12 @@ operator can replay or inspect it; consumption never stops on a bad record.
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from typing import Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-DEADLETTER_SCHEMA_VERSION = 1
+DEADLETTER_SCHEMA_VERSION: Final = 1
 
 Rejector = Literal["ingest.http", "ingest.raw", "evaluator", "notifier"]
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.timeutil import parse_time_ms
 
-EVENT_SCHEMA_VERSION = 1
-BREACH_SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION: Final = 1
+BREACH_SCHEMA_VERSION: Final = 1
 
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_KEY = 64
