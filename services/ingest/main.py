@@ -25,7 +25,6 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.raw_consumer import RawConsumer, group_id
 from shared import kafka
-from shared.errors import InfrastructureError
 from shared.metrics import new_registry
 from shared.runtime import HttpServer, Supervisor
 from shared.settings import Settings
@@ -74,7 +73,7 @@ async def run(
         )
         raw_stop = asyncio.Event()
         tasks = [
-            supervisor.spawn("ingest-http", _serve(server, settings)),
+            supervisor.spawn("ingest-http", server.serve()),
             supervisor.spawn("ingest-raw", raw.run(raw_stop)),
         ]
         relay = asyncio.create_task(_relay(stop, supervisor), name="ingest-stop-relay")
@@ -108,17 +107,6 @@ async def run(
 async def _relay(stop: asyncio.Event, supervisor: Supervisor) -> None:
     await stop.wait()
     supervisor.stop()
-
-
-async def _serve(server: HttpServer, settings: Settings) -> None:
-    """uvicorn exits the process (``SystemExit``) when it cannot bind; make that an error
-    the supervisor handles instead of a crash of the event loop."""
-    try:
-        await server.serve()
-    except SystemExit as exc:
-        raise InfrastructureError(
-            f"HTTP server could not start on {settings.host}:{settings.ingest_port}"
-        ) from exc
 
 
 __all__ = ["run"]
