@@ -56,8 +56,7 @@ async def run(
     http_client: httpx.AsyncClient | None = None,
 ) -> None:
     """Run the notifier until ``stop`` is set or one of its tasks fails (re-raised)."""
-    assert settings.database_url is not None, "database_url is required"
-    await db.migrate(settings.database_url)
+    await db.migrate(db.database_url(settings))
     await ensure_topics(settings)
     registry = registry if registry is not None else new_registry()
     metrics = NotifierMetrics(registry)
@@ -114,6 +113,7 @@ async def run(
         )
         server = HttpServer(app, settings.host, settings.notifier_port)
 
+        cleanups.push_async_callback(supervisor.cancel_all)  # also when run() is cancelled
         tasks = [
             supervisor.spawn("intake", intake.run(halt)),
             *(supervisor.spawn(w.name, w.run(halt)) for w in workers),
@@ -137,8 +137,7 @@ async def run(
         _done, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
         if pending:
             log.warning("shutdown grace over; cancelling %s", sorted(t.get_name() for t in pending))
-        await supervisor.cancel_all()
-        log.info("notifier stopped")
+    log.info("notifier stopped")
     if supervisor.failure is not None:
         raise supervisor.failure
 

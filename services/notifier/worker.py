@@ -9,6 +9,11 @@ when it inserts rows in this process and by ``main`` on stop.
 Stages for one row, in order (later issues add silence, grouping, circuit breaker
 as further stages here): resolve receiver → resolve channel → deliver with a total
 deadline → decide → record.
+
+Delivery is at least once: a worker that dies (or loses its database) between the
+receiver's answer and the recorded outcome leaves the row ``delivering``; after the
+lease it is claimed and sent again with the same ``Idempotency-Key``. Database errors
+are not retried here: they fail the worker, and with it the service, loudly.
 """
 
 from __future__ import annotations

@@ -147,3 +147,24 @@ async def test_task_failure_is_reraised(settings: Settings, make_settings: Any) 
     finally:
         blocker.close()
         await blocker.wait_closed()
+
+
+async def test_stop_lets_an_inflight_delivery_finish(
+    settings: Settings, make_settings: Any, engine: AsyncEngine
+) -> None:
+    settings = make_settings(notifier_port=unused_port(), shutdown_grace_s=5.0)
+    breach = make_breach()
+    async with RecordingServer(delay_s=1.0) as slow:
+        await apply_docs(
+            engine, receiver_doc("slow", slow.url), agreement_doc([{"receivers": ["slow"]}])
+        )
+        await publish(settings, breach.to_json())
+        stop = asyncio.Event()
+        service = asyncio.create_task(run(settings, stop))
+        try:
+            await slow.wait_for(1, timeout_s=15)  # the receiver is answering, slowly
+        finally:
+            stop.set()
+            await asyncio.wait_for(service, 10)
+    assert await scalar(engine, "SELECT status FROM deliveries") == "delivered"
+    assert await scalar(engine, "SELECT count(*) FROM delivery_attempts") == 1
