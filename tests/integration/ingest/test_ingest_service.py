@@ -265,14 +265,19 @@ async def test_port_in_use_fails_run(ingest_settings: Settings) -> None:
             await asyncio.wait_for(run(ingest_settings, asyncio.Event()), WAIT_S)
 
 
-async def _count_now(settings: Settings, topic: str) -> int:
+async def _count_now(settings: Settings, topic: str, listen_s: float = 1.0) -> int:
+    """Records on ``topic`` seen within ``listen_s`` (for checks that nothing was produced)."""
     consumer = kafka.consumer(settings, topic, group_id=None)
     await consumer.start()
+    seen = 0
+    until = asyncio.get_running_loop().time() + listen_s
     try:
-        batch = await consumer.getmany(timeout_ms=500)
-        return sum(len(records) for records in batch.values())
+        while asyncio.get_running_loop().time() < until:
+            batch = await consumer.getmany(timeout_ms=200)
+            seen += sum(len(records) for records in batch.values())
     finally:
         await consumer.stop()
+    return seen
 
 
 async def _wait_committed(settings: Settings, tp: TopicPartition, offset: int) -> None:
