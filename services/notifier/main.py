@@ -29,7 +29,13 @@ from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
 from services.notifier.intake import Intake
 from services.notifier.metrics import NotifierMetrics
-from services.notifier.worker import DeliveryWorker, Doorbell, WorkerConfig, refresh_pending_gauge
+from services.notifier.worker import (
+    BATCH_SIZE,
+    DeliveryWorker,
+    Doorbell,
+    WorkerConfig,
+    refresh_pending_gauge,
+)
 from shared import db, kafka
 from shared.metrics import new_registry
 from shared.runtime import HttpServer, Supervisor
@@ -63,7 +69,8 @@ async def run(
     topics = Topics.from_settings(settings)
 
     async with contextlib.AsyncExitStack() as cleanups:
-        engine = db.engine(settings)
+        # Every worker finishes up to a batch of rows at once, each in its own session.
+        engine = db.engine(settings, pool_size=WORKERS * BATCH_SIZE // 2 + 4)
         cleanups.push_async_callback(engine.dispose)
         sessions = db.sessions(engine)
         catalog = CatalogCache(sessions, clock)

@@ -6,6 +6,8 @@ not be resolved), ``outcome`` (delivered/retry/dead), ``reason``
 
 ``slawatch_breach_events_received_total`` counts records consumed, duplicates included;
 ``slawatch_notifications_total`` counts attempts by how they ended.
+``slawatch_outbox_pending`` is the whole outbox (shared by replicas): every replica
+reports the same value, so aggregate with ``max``, not ``sum``.
 """
 
 from __future__ import annotations
