@@ -35,6 +35,8 @@ from shared.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
+HTTP_STOP_S = 2.0
+
 
 async def build_engine(database: AsyncEngine, settings: Settings, clock: Clock) -> Engine:
     """Compile every objective stored in PostgreSQL."""
@@ -85,20 +87,29 @@ async def run(
         http = HttpServer(app, settings.host, settings.evaluator_port)
 
         supervisor = Supervisor()
-        tasks = [
-            supervisor.spawn("evaluator-consumer", consumer.run(supervisor.stop_requested)),
-            supervisor.spawn("evaluator-http", http.serve()),
-        ]
-        await _first_of(stop, supervisor.stop_requested)
-        log.info("evaluator stopping")
-        supervisor.stop()
-        http.stop()
-        _, late = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
-        if late:
-            log.error(
-                "shutdown grace exceeded; cancelling", extra={"tasks": [t.get_name() for t in late]}
+        consumer_task = supervisor.spawn(
+            "evaluator-consumer", consumer.run(supervisor.stop_requested)
+        )
+        http_task = supervisor.spawn("evaluator-http", http.serve())
+        try:
+            await _first_of(stop, supervisor.stop_requested)
+            log.info("evaluator stopping")
+            supervisor.stop()
+            http.stop()
+            _, late = await asyncio.wait(
+                [consumer_task, http_task], timeout=settings.shutdown_grace_s
             )
-        await supervisor.cancel_all()
+            if late:
+                names = [t.get_name() for t in late]
+                log.error("shutdown grace exceeded; cancelling", extra={"tasks": names})
+        finally:
+            # Also reached when run() itself is cancelled. Then the consumer is
+            # cancelled without a checkpoint, as in a crash (the next owner replays from
+            # the last one), and the HTTP server still closes its socket.
+            consumer_task.cancel()
+            http.stop()
+            await asyncio.wait([http_task], timeout=HTTP_STOP_S)
+            await supervisor.cancel_all()
         if supervisor.failure is not None:
             raise supervisor.failure
 
