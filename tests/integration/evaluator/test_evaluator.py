@@ -55,10 +55,12 @@ async def apply_definitions(database: AsyncEngine, **objective: Any) -> None:
         await session.commit()
 
 
-def make_event(i: int, time: int, outcome: str, customer: str = "acme") -> Event:
+def make_event(
+    i: int, time: int, outcome: str, customer: str = "acme", service: str = "checkout"
+) -> Event:
     return Event(
-        id=f"ev-{i}",
-        service="checkout",
+        id=f"ev-{service}-{i}",
+        service=service,
         type="request",
         time=time,
         outcome=outcome,  # type: ignore[arg-type]
@@ -122,10 +124,10 @@ async def evaluator(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
             task.result()  # a failure surfaces here
 
 
-async def status(settings: Settings) -> dict[str, Any]:
+async def status(settings: Settings, path: str = STATUS_PATH) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.evaluator_port}") as client:
         try:
-            response = await client.get(STATUS_PATH)
+            response = await client.get(path)
         except httpx.TransportError:
             return {}
         return response.json() if response.status_code == 200 else {}
@@ -173,7 +175,7 @@ async def test_breach_opens_and_resolves(
     assert opened.group == group and opened.severity == "page" and opened.rule == "threshold"
     assert opened.agreement.name == "acme-checkout" and opened.service == "checkout"
     assert [(w.window, w.good, w.valid, w.target) for w in opened.windows] == [("1m", 10, 12, 0.9)]
-    assert opened.trigger_event_id == "ev-11"
+    assert opened.trigger_event_id == "ev-checkout-11"
     assert opened.trigger_received_at == first[11].received_at
     assert opened.detected_at >= opened.trigger_received_at
     assert (resolved.kind, resolved.id, resolved.at) == (
@@ -182,7 +184,7 @@ async def test_breach_opens_and_resolves(
         T0 + 61_000,
     )
     assert resolved.resolved_at == T0 + 61_000 and resolved.opened_at == T0 + 1_100
-    assert resolved.trigger_event_id == "ev-15"
+    assert resolved.trigger_event_id == "ev-checkout-15"
 
     letters_by_reason = {d.reason: d for d in map(DeadLetter.from_json, letters)}
     assert sorted((r, d.offset) for r, d in letters_by_reason.items()) == [
@@ -282,3 +284,73 @@ async def test_each_event_counted_once_across_restarts(
 
 async def _checkpoint_is(database: AsyncEngine, offset: int) -> bool:
     return await checkpointed_offset(database) == offset
+
+
+async def test_scale_out_moves_state_with_partitions(
+    settings: Settings, make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """A second instance joins: the first checkpoints on revoke, the second restores."""
+    objective = {"target": 0.5, "window": "1h", "alerting": {"minEvents": 5}}
+    async with db.sessions(engine)() as session:
+        docs = [
+            agreement_doc("acme-checkout", **objective),
+            agreement_doc("acme-cart", service="cart", **objective),
+        ]
+        await apply(session, [parse_document(d) for d in docs])
+        await session.commit()
+    # checkout and cart land on partitions 0 and 1 (murmur2 of the service key)
+    outcomes = ["bad"] * 6 + ["good"] * 14 + ["bad"] * 12 + ["good"] * 8
+    streams = {
+        service: [make_event(i, T0 + i * 1_000, o, service=service) for i, o in enumerate(outcomes)]
+        for service in ("checkout", "cart")
+    }
+    pure = pure_engine(
+        agreement("acme-checkout", **objective),
+        agreement("acme-cart", service="cart", **objective),
+    )
+    expected: set[tuple[str, str, int]] = set()
+    for partition, service in enumerate(streams):
+        pure.assign(partition, None)
+        for e in streams[service]:
+            expected |= {(b.id, b.kind, b.at) for b in pure.process(partition, e).breaches}
+    assert len(expected) == 8  # per service: opened, resolved, opened (wave 2), resolved
+
+    paths = {s: f"/v1/objectives/acme-{s}/availability/status" for s in streams}
+
+    async def counted(instances: list[Settings], service: str) -> int:
+        return sum([valid_count(await status(i, paths[service])) for i in instances])
+
+    async def all_counted(instances: list[Settings], count: int) -> bool:
+        return all([await counted(instances, s) == count for s in streams])
+
+    async def split(instances: list[Settings]) -> bool:
+        owned = [(await status(i)).get("partitions") for i in instances]
+        return sorted(p for ps in owned if ps for p in ps) == [0, 1] and all(
+            ps and len(ps) == 1 for ps in owned
+        )
+
+    for service, events in streams.items():
+        await produce(settings, [e.to_json() for e in events[:20]], key=service.encode())
+    quiet = {"checkpoint_every_events": 100_000, "checkpoint_interval_ms": 3_600_000}
+    first = evaluator_settings_of(make_settings, **quiet)
+    second = evaluator_settings_of(make_settings, **quiet)
+    async with evaluator(first):
+        await eventually(lambda: all_counted([first], 20), "20 events per service on one instance")
+        assert await checkpointed_offset(engine) is None
+        async with evaluator(second):
+            await eventually(lambda: split([first, second]), "one partition per instance")
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text("SELECT partition, next_offset FROM evaluator_checkpoints ORDER BY 1")
+                )
+                assert [tuple(r) for r in rows] == [(0, 20), (1, 20)]  # written on revoke
+            for service, events in streams.items():
+                await produce(settings, [e.to_json() for e in events[20:]], key=service.encode())
+            await eventually(lambda: all_counted([first, second], 40), "40 events per service")
+            raw = await read_topic(
+                settings,
+                Topics.from_settings(settings).breaches,
+                lambda got: {(b.id, b.kind, b.at) for b in map(Breach.from_json, got)} >= expected,
+            )
+    published = [(b.id, b.kind, b.at) for b in map(Breach.from_json, raw)]
+    assert sorted(published) == sorted(expected)

@@ -1,0 +1,98 @@
+"""The status API and the metrics, over a real ASGI transport."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from services.evaluator.api import create_app
+from services.evaluator.metrics import EvaluatorMetrics
+from shared.metrics import new_registry
+from shared.schemas import breach_id
+from tests.unit.evaluator.factories import T0, agreement, engine, event
+
+
+async def always() -> bool:
+    return True
+
+
+async def never() -> bool:
+    return False
+
+
+def client(app: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://evaluator")  # type: ignore[arg-type]
+
+
+async def test_status_of_owned_groups() -> None:
+    evaluator = engine(agreement(groupBy=["customer"]))
+    evaluator.assign(1, None)
+    evaluator.process(1, event(T0, "bad", attributes={"customer": "acme"}))
+    evaluator.process(1, event(T0 + 10, "good", attributes={"customer": "globex"}))
+    app = create_app(evaluator, new_registry(), {"broker": always, "database": always})
+    async with client(app) as http:
+        response = await http.get("/v1/objectives/acme-checkout/availability/status")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["objective_id"], body["scope"], body["partitions"]) == (
+        "acme-checkout/availability",
+        "owned-partitions",
+        [1],
+    )
+    groups = {g["group"]["customer"]: g for g in body["groups"]}
+    assert groups["acme"] == {
+        "group": {"customer": "acme"},
+        "partition": 1,
+        "window": "1m",
+        "target": 0.9,
+        "sli": 0.0,
+        "good": 0,
+        "valid": 1,
+        "active_breach_id": breach_id(
+            "acme-checkout/availability", {"customer": "acme"}, "threshold", T0
+        ),
+        "opened_at": T0,
+        "event_time": T0,
+    }
+    assert (groups["globex"]["sli"], groups["globex"]["active_breach_id"]) == (1.0, None)
+
+
+async def test_unknown_objective_is_a_problem() -> None:
+    app = create_app(engine(agreement()), new_registry(), {})
+    async with client(app) as http:
+        response = await http.get("/v1/objectives/acme-checkout/latency/status")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "acme-checkout/latency" in response.json()["detail"]
+
+
+async def test_readiness_reports_each_check() -> None:
+    app = create_app(engine(agreement()), new_registry(), {"broker": always, "database": never})
+    async with client(app) as http:
+        response = await http.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"broker": True, "database": False}
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def test_metrics_refresh_sets_bounded_gauges() -> None:
+    evaluator = engine(agreement(), agreement("per-customer", groupBy=["customer"]))
+    evaluator.assign(0, None)
+    evaluator.process(0, event(T0, "bad", attributes={"customer": "acme"}))
+    evaluator.process(0, event(T0 + 1, "good", attributes={"customer": "acme"}))
+    evaluator.process(0, event(T0 + 2, "good", attributes={"customer": "acme"}))
+    registry = new_registry()
+    metrics = EvaluatorMetrics(registry)
+    metrics.refresh(evaluator)
+    assert sample(
+        registry, "slawatch_sli", objective="acme-checkout/availability", window="1m"
+    ) == (2 / 3)
+    # a grouped objective exports no SLI series (unbounded label values)
+    assert (
+        sample(registry, "slawatch_sli", objective="per-customer/availability", window="1m") is None
+    )
+    assert sample(registry, "slawatch_active_breaches", objective="acme-checkout/availability") == 1
+    assert sample(registry, "slawatch_active_breaches", objective="per-customer/availability") == 1
