@@ -43,6 +43,7 @@ class ObjectiveStatusPublic(BaseModel):
 
 
 def objectives_router(engine: Engine) -> APIRouter:
+    """``/v1/objectives/...``: read-only views of the engine's in-memory state."""
     router = APIRouter(prefix="/v1/objectives", tags=["objectives"])
 
     @router.get(

@@ -83,7 +83,6 @@ class EvaluatorConsumer:
         self.producer = producer
         self.metrics = metrics
         self.clock = clock
-        self.assigned = asyncio.Event()
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._next_offsets: dict[int, int] = {}
@@ -278,7 +277,6 @@ class EvaluatorConsumer:
                 return
             log.info("partitions assigned", extra={"partitions": sorted(partitions)})
             self.metrics.refresh(self.engine)
-            self.assigned.set()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
