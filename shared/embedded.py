@@ -210,7 +210,7 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
     child = spawn(
         "postgres",
         [str(bin_dir / "postgres"), "-D", str(data_dir), "-h", host, "-p", str(port),
-         "-k", str(data_dir), "-c", "max_connections=200", "-c", "fsync=off",
+         "-k", "", "-c", "max_connections=200", "-c", "fsync=off",
          "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
         log_file=log_file,
         user=uid,
