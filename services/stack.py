@@ -130,7 +130,9 @@ def running_stack(settings: Settings, definitions: list[Path] | None = None) -> 
         )
         stack = Stack(effective, infra)
         stack.applied = asyncio.run(
-            prepare(effective, default_definitions(settings) if definitions is None else definitions)
+            prepare(
+                effective, default_definitions(settings) if definitions is None else definitions
+            )
         )
         env = service_env(effective)
         try:

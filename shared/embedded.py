@@ -98,7 +98,7 @@ def spawn(
             env=env,
             user=user,
             group=group,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl and setpgrp
+            preexec_fn=_die_with_parent,
         )
     finally:
         if not isinstance(output, int):
@@ -112,7 +112,9 @@ def wait_until(check: object, what: str, child: ChildProcess, timeout_s: float) 
     deadline = time.monotonic() + timeout_s
     while not check():
         if not child.running():
-            raise InfrastructureError(f"{child.name} exited with {child.process.returncode} before {what}")
+            raise InfrastructureError(
+                f"{child.name} exited with {child.process.returncode} before {what}"
+            )
         if time.monotonic() > deadline:
             child.stop(2)
             raise InfrastructureError(f"{child.name}: {what} not reached in {timeout_s:.0f} s")
@@ -131,12 +133,22 @@ def tansu_binary() -> str:
 def start_broker(port: int, log_file: Path | None = None, host: str = "127.0.0.1") -> ChildProcess:
     """Start Tansu with memory storage; returns once it accepts connections."""
     if port_open(host, port):
-        raise InfrastructureError(f"port {port} is already in use; set SLAWATCH_EMBEDDED_KAFKA_PORT")
+        raise InfrastructureError(
+            f"port {port} is already in use; set SLAWATCH_EMBEDDED_KAFKA_PORT"
+        )
     url = f"tcp://{host}:{port}"
     child = spawn(
         "broker",
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
         log_file=log_file,
     )
     wait_until(lambda: port_open(host, port), f"listening on {port}", child, 20)
@@ -161,7 +173,14 @@ def _system_user() -> tuple[int, int] | None:
         entry = pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -188,7 +207,9 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
     """Start PostgreSQL on 127.0.0.1:port with trust auth; ``initdb`` on first use."""
     host = "127.0.0.1"
     if port_open(host, port):
-        raise InfrastructureError(f"port {port} is already in use; set SLAWATCH_EMBEDDED_POSTGRES_PORT")
+        raise InfrastructureError(
+            f"port {port} is already in use; set SLAWATCH_EMBEDDED_POSTGRES_PORT"
+        )
     bin_dir = postgres_bin()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -200,8 +221,16 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
     data_dir.chmod(0o700)
     if not (data_dir / "PG_VERSION").exists():
         subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--no-instructions"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
             check=True,
             capture_output=True,
             user=uid,
@@ -209,9 +238,25 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
         )
     child = spawn(
         "postgres",
-        [str(bin_dir / "postgres"), "-D", str(data_dir), "-h", host, "-p", str(port),
-         "-k", "", "-c", "max_connections=200", "-c", "fsync=off",
-         "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data_dir),
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-k",
+            "",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ],
         log_file=log_file,
         user=uid,
         group=gid,
@@ -227,14 +272,26 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
 
     wait_until(ready, "accepting connections", child, 30)
     exists = subprocess.run(
-        [str(bin_dir / "psql"), "-h", host, "-p", str(port), "-U", "postgres", "-tAc",
-         f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],
-        check=True, capture_output=True, text=True,
+        [
+            str(bin_dir / "psql"),
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'",  # noqa: S608 - constant
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     if exists != "1":
         subprocess.run(
             [str(bin_dir / "createdb"), "-h", host, "-p", str(port), "-U", "postgres", PG_DATABASE],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     return child
 
@@ -276,7 +333,9 @@ def embedded_infra(
         if need_postgres:
             postgres_port = postgres_port or free_port()
             infra.children.append(
-                start_postgres(data_dir / "pgdata", postgres_port, data_dir / "logs" / "postgres.log")
+                start_postgres(
+                    data_dir / "pgdata", postgres_port, data_dir / "logs" / "postgres.log"
+                )
             )
             infra.database_url = postgres_url(postgres_port)
         yield infra

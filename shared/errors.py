@@ -1,9 +1,9 @@
 """The one error root of slawatch.
 
-    SlawatchError
-    ├── ConfigError          settings or definitions that cannot work
-    ├── InfrastructureError  broker or database could not be started or reached
-    └── (per package: services/*/exceptions.py)
+SlawatchError
+├── ConfigError          settings or definitions that cannot work
+├── InfrastructureError  broker or database could not be started or reached
+└── (per package: services/*/exceptions.py)
 """
 
 

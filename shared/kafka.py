@@ -38,7 +38,9 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**config)
 
 
-def consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+def consumer(
+    settings: Settings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
     """Manual commits, earliest reset (latest is wrong on the embedded broker)."""
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap(settings),

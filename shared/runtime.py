@@ -119,7 +119,8 @@ class HttpServer:
             ) from exc
 
     async def started(self) -> None:
-        while not self.server.started:
+        # uvicorn exposes only a flag, no event, for "listening"
+        while not self.server.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
     def stop(self) -> None:

@@ -62,7 +62,9 @@ class Event(BaseModel):
             raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
         for key, val in attributes.items():
             if not 0 < len(key) <= MAX_ATTRIBUTE_KEY:
-                raise ValueError(f"attribute name {key[:80]!r} must be 1..{MAX_ATTRIBUTE_KEY} chars")
+                raise ValueError(
+                    f"attribute name {key[:80]!r} must be 1..{MAX_ATTRIBUTE_KEY} chars"
+                )
             if len(val) > MAX_ATTRIBUTE_VALUE:
                 raise ValueError(f"attribute {key!r} longer than {MAX_ATTRIBUTE_VALUE} chars")
         return attributes

@@ -61,6 +61,8 @@ def parse_time_ms(value: object) -> int:
 
 def to_rfc3339(ms: int) -> str:
     """``1700000000000`` → ``"2023-11-14T22:13:20.000Z"``."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )

@@ -56,7 +56,8 @@ def parse_document(raw: Any, file: str = "<input>", index: int = 0) -> Document:
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = [
-            DefinitionError(file, index, _field_path(tuple(e["loc"])), e["msg"]) for e in exc.errors()
+            DefinitionError(file, index, _field_path(tuple(e["loc"])), e["msg"])
+            for e in exc.errors()
         ]
         raise DefinitionsInvalid(errors) from None
 
@@ -102,7 +103,11 @@ def check_references(documents: list[Document]) -> list[DefinitionError]:
     for doc in documents:
         key = (doc.kind, doc.metadata.name)
         if key in seen:
-            errors.append(DefinitionError(doc.kind, 0, "metadata.name", f"duplicate {doc.kind} {doc.metadata.name!r}"))
+            errors.append(
+                DefinitionError(
+                    doc.kind, 0, "metadata.name", f"duplicate {doc.kind} {doc.metadata.name!r}"
+                )
+            )
         seen.add(key)
         if isinstance(doc, Agreement):
             for r, route in enumerate(doc.spec.notify):

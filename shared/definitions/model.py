@@ -46,7 +46,7 @@ class ValueCondition(BaseModel):
         match = _CONDITION.match(text)
         if match is None:
             raise ValueError(f"invalid condition {text!r}: write e.g. '<= 300'")
-        return cls(op=match.group(1), threshold=float(match.group(2)))  # type: ignore[arg-type]
+        return cls(op=match.group(1), threshold=float(match.group(2)))
 
     def holds(self, value: float) -> bool:
         t = self.threshold

@@ -113,7 +113,9 @@ async def stack(tmp_path: Path, inbox: tuple[Inbox, int]) -> AsyncIterator[Stack
         delivery_poll_interval_ms=100,
     )
     exits = contextlib.ExitStack()
-    started = await asyncio.to_thread(exits.enter_context, running_stack(settings, [tmp_path / "defs"]))
+    started = await asyncio.to_thread(
+        exits.enter_context, running_stack(settings, [tmp_path / "defs"])
+    )
     try:
         yield started
     finally:
@@ -123,21 +125,28 @@ async def stack(tmp_path: Path, inbox: tuple[Inbox, int]) -> AsyncIterator[Stack
 def events(outcome: str, count: int, start: int) -> bytes:
     now = int(time.time() * 1000)
     lines = [
-        orjson.dumps({"id": f"{outcome}-{start + i}", "service": "checkout", "type": "request",
-                      "time": now, "outcome": outcome})
+        orjson.dumps(
+            {
+                "id": f"{outcome}-{start + i}",
+                "service": "checkout",
+                "type": "request",
+                "time": now,
+                "outcome": outcome,
+            }
+        )
         for i in range(count)
     ]
     return b"\n".join(lines)
 
 
 async def post(client: httpx.AsyncClient, url: str, body: bytes) -> None:
-    response = await client.post(url, content=body, headers={"content-type": "application/x-ndjson"})
+    response = await client.post(
+        url, content=body, headers={"content-type": "application/x-ndjson"}
+    )
     assert response.status_code == 202, response.text
 
 
-async def test_breach_opens_and_resolves_end_to_end(
-    stack: Stack, inbox: tuple[Inbox, int]
-) -> None:
+async def test_breach_opens_and_resolves_end_to_end(stack: Stack, inbox: tuple[Inbox, int]) -> None:
     box, _ = inbox
     ingest = f"{stack.url('ingest')}/v1/events"
     async with httpx.AsyncClient(timeout=10) as client:

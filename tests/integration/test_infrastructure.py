@@ -20,8 +20,15 @@ async def test_migrations_create_every_table(engine: AsyncEngine) -> None:
             text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
         )
         tables = {r[0] for r in rows}
-    assert {"definitions", "evaluator_checkpoints", "breaches", "breach_events", "deliveries",
-            "delivery_attempts", "alembic_version"} <= tables
+    assert {
+        "definitions",
+        "evaluator_checkpoints",
+        "breaches",
+        "breach_events",
+        "deliveries",
+        "delivery_attempts",
+        "alembic_version",
+    } <= tables
 
 
 async def test_topics_have_configured_partitions(settings: Settings) -> None:
@@ -38,7 +45,13 @@ async def test_topics_have_configured_partitions(settings: Settings) -> None:
 async def test_event_round_trip_through_broker(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
     sent = [
-        Event(id=f"e{i}", service="checkout", type="request", time=1_700_000_000_000 + i, outcome="good")
+        Event(
+            id=f"e{i}",
+            service="checkout",
+            type="request",
+            time=1_700_000_000_000 + i,
+            outcome="good",
+        )
         for i in range(20)
     ]
     producer = kafka.producer(settings)

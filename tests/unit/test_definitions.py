@@ -46,7 +46,9 @@ def test_examples_load() -> None:
 
 
 def test_valid_agreement(tmp_path: Path) -> None:
-    docs = load_paths([write(tmp_path, AGREEMENT.format(target=0.99, window="30d", receiver="hook"))])
+    docs = load_paths(
+        [write(tmp_path, AGREEMENT.format(target=0.99, window="30d", receiver="hook"))]
+    )
     agreement = docs[0]
     assert isinstance(agreement, Agreement)
     assert agreement.spec.objectives[0].window_ms == 30 * 86_400_000
@@ -73,9 +75,12 @@ def test_errors_point_at_the_field(
 
 
 def test_unknown_field_and_kind(tmp_path: Path) -> None:
-    text = AGREEMENT.format(target=0.99, window="1h", receiver="hook").replace(
-        "type: SLA", "type: SLA\n  colour: red"
-    ) + "---\napiVersion: slawatch/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {}\n"
+    text = (
+        AGREEMENT.format(target=0.99, window="1h", receiver="hook").replace(
+            "type: SLA", "type: SLA\n  colour: red"
+        )
+        + "---\napiVersion: slawatch/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {}\n"
+    )
     with pytest.raises(DefinitionsInvalid) as info:
         load_paths([write(tmp_path, text)])
     rendered = [str(e) for e in info.value.errors]

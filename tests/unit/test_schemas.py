@@ -13,7 +13,9 @@ BASE = {"id": "e1", "service": "checkout", "type": "request", "time": 1_700_000_
 
 
 def test_minimal_event_round_trips_through_json() -> None:
-    event = Event.model_validate({**BASE, "outcome": "good", "value": 12.5, "attributes": {"customer": "acme"}})
+    event = Event.model_validate(
+        {**BASE, "outcome": "good", "value": 12.5, "attributes": {"customer": "acme"}}
+    )
     assert Event.from_json(event.to_json()) == event
     assert event.schema_version == 1
 
@@ -74,10 +76,15 @@ def test_breach_id_is_deterministic(objective: str, group: dict[str, str], opene
 
 def test_breach_id_differs_by_every_input() -> None:
     base = breach_id("a/availability", {"customer": "acme"}, "threshold", 1000)
-    assert len({
-        base,
-        breach_id("a/latency", {"customer": "acme"}, "threshold", 1000),
-        breach_id("a/availability", {"customer": "zeta"}, "threshold", 1000),
-        breach_id("a/availability", {"customer": "acme"}, "burn-rate", 1000),
-        breach_id("a/availability", {"customer": "acme"}, "threshold", 1001),
-    }) == 5
+    assert (
+        len(
+            {
+                base,
+                breach_id("a/latency", {"customer": "acme"}, "threshold", 1000),
+                breach_id("a/availability", {"customer": "zeta"}, "threshold", 1000),
+                breach_id("a/availability", {"customer": "acme"}, "burn-rate", 1000),
+                breach_id("a/availability", {"customer": "acme"}, "threshold", 1001),
+            }
+        )
+        == 5
+    )

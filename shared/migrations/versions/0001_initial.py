@@ -71,11 +71,15 @@ def upgrade() -> None:
         sa.Column("receiver", sa.String(253), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column(
+            "next_attempt_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False
+        ),
         sa.Column("last_error", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True)),
-        sa.UniqueConstraint("breach_id", "kind", "at", "receiver", name="uq_delivery_event_receiver"),
+        sa.UniqueConstraint(
+            "breach_id", "kind", "at", "receiver", name="uq_delivery_event_receiver"
+        ),
     )
     op.create_index("ix_deliveries_due", "deliveries", ["status", "next_attempt_at"])
     op.create_table(
