@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import signal
 import sys
 import threading
@@ -32,6 +33,7 @@ def _up(settings: Settings, _args: argparse.Namespace) -> int:
     from services.stack import running_stack
 
     logs.configure("up", settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
 
     def request_stop(_sig: int, _frame: FrameType | None) -> None:
