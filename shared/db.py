@@ -51,11 +51,13 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate_sync(url: str, revision: str = "head") -> None:
-    """Upgrade the schema (blocking; it runs its own event loop)."""
+def migrate_sync(url: str, revision: str = "heads") -> None:
+    """Upgrade the schema (blocking; it runs its own event loop).
+
+    ``heads``: each component keeps its own migration branch on top of ``0001``."""
     command.upgrade(alembic_config(url), revision)
 
 
-async def migrate(url: str, revision: str = "head") -> None:
+async def migrate(url: str, revision: str = "heads") -> None:
     """Upgrade the schema from async code; concurrent callers serialize on an advisory lock."""
     await asyncio.to_thread(migrate_sync, url, revision)

@@ -23,15 +23,6 @@ from shared.embedded import EmbeddedInfra, embedded_infra
 from shared.settings import Settings
 from shared.topics import ensure_topics
 
-TABLES = (
-    "delivery_attempts",
-    "deliveries",
-    "breach_events",
-    "breaches",
-    "evaluator_checkpoints",
-    "definitions",
-)
-
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedInfra]:
@@ -89,10 +80,17 @@ def make_settings(infra: EmbeddedInfra, tmp_path: Path):  # type: ignore[no-unty
 
 @pytest.fixture
 async def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
-    """Default test settings, topics created, tables emptied."""
+    """Default test settings, topics created, every table emptied."""
     built: Settings = make_settings()
     await ensure_topics(built)
-    await _admin(built.database_url or "", f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    await _admin(
+        built.database_url or "",
+        """DO $$ DECLARE names text; BEGIN
+             SELECT string_agg(quote_ident(tablename), ', ') INTO names FROM pg_tables
+              WHERE schemaname = 'public' AND tablename <> 'alembic_version';
+             IF names IS NOT NULL THEN EXECUTE 'TRUNCATE ' || names || ' CASCADE'; END IF;
+           END $$""",
+    )
     return built
 
 

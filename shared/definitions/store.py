@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.definitions.load import parse_document
@@ -14,6 +14,9 @@ from shared.definitions.model import Agreement, Document, Receiver
 from shared.models import Definition
 
 Change = Literal["created", "changed", "unchanged"]
+
+#: PostgreSQL NOTIFY channel announcing that definitions changed (payload: "kind/name").
+CHANGES_CHANNEL = "slawatch_definitions"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,17 @@ async def apply(session: AsyncSession, documents: Sequence[Document]) -> list[Ap
             row.updated_at = func.now()
             results.append(Applied(doc.kind, doc.metadata.name, "changed", row.version))
     await session.flush()
+    for result in results:
+        if result.change != "unchanged":
+            await notify_change(session, f"{result.kind}/{result.name}")
     return results
+
+
+async def notify_change(session: AsyncSession, what: str) -> None:
+    """Announce a change; PostgreSQL delivers it to listeners when the transaction commits."""
+    await session.execute(
+        text("SELECT pg_notify(:channel, :what)"), {"channel": CHANGES_CHANNEL, "what": what}
+    )
 
 
 @dataclass(frozen=True)
