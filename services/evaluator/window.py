@@ -22,13 +22,18 @@ Sizing (:func:`bucket_width_ms`): ``w = max(min(1 s, window), ceil(window / 600)
 window under 1 s is a single bucket). Examples: 5m → 300 buckets of 1 s; 1h → 600 of 6 s;
 30d → 600 of 72 min.
 
-Memory per window: two ``array('q')`` of ``n`` slots, 16·n bytes (≤ 9.6 KiB) plus
-about 250 bytes of object overhead. Every operation is O(1) except advancing, which
+Coarser rings (burn-rate and budget windows) pass a smaller ``max_buckets``: a 30d
+window in 30 buckets of a day.
+
+Memory per window: two ``array('I')`` of ``n`` slots, 8·n bytes (≤ 4.8 KiB) plus
+about 230 bytes of object overhead (:meth:`SlidingWindow.nbytes`). A bucket counts at
+most 2**32 - 1 events. Every operation is O(1) except advancing, which
 is O(min(buckets crossed, n)), i.e. O(1) amortized per bucket of elapsed time.
 """
 
 from __future__ import annotations
 
+import sys
 from array import array
 from typing import Any
 
@@ -36,11 +41,11 @@ MAX_BUCKETS = 600
 MIN_BUCKET_MS = 1_000
 
 
-def bucket_width_ms(window_ms: int) -> int:
+def bucket_width_ms(window_ms: int, max_buckets: int = MAX_BUCKETS) -> int:
     """The bucket width for a window length (see the module docstring)."""
     if window_ms <= 0:
         raise ValueError("window must be positive")
-    return max(min(MIN_BUCKET_MS, window_ms), -(-window_ms // MAX_BUCKETS))
+    return max(min(MIN_BUCKET_MS, window_ms), -(-window_ms // max_buckets))
 
 
 class SlidingWindow:
@@ -48,14 +53,18 @@ class SlidingWindow:
 
     __slots__ = ("_good", "_valid", "bucket_ms", "good", "head", "size", "valid", "window_ms")
 
-    def __init__(self, window_ms: int, bucket_ms: int | None = None) -> None:
+    def __init__(
+        self, window_ms: int, bucket_ms: int | None = None, *, max_buckets: int = MAX_BUCKETS
+    ) -> None:
         self.window_ms = window_ms
-        self.bucket_ms = bucket_ms if bucket_ms is not None else bucket_width_ms(window_ms)
+        self.bucket_ms = (
+            bucket_ms if bucket_ms is not None else bucket_width_ms(window_ms, max_buckets)
+        )
         if self.bucket_ms <= 0:
             raise ValueError("bucket width must be positive")
         self.size = -(-window_ms // self.bucket_ms)
-        self._good = array("q", bytes(8 * self.size))
-        self._valid = array("q", bytes(8 * self.size))
+        self._good = array("I", bytes(4 * self.size))
+        self._valid = array("I", bytes(4 * self.size))
         self.head: int | None = None
         self.good = 0
         self.valid = 0
@@ -113,6 +122,10 @@ class SlidingWindow:
             return None
         return (self.head + 1) * self.bucket_ms
 
+    def nbytes(self) -> int:
+        """Memory held by this window (object, slots and both arrays)."""
+        return sys.getsizeof(self) + sys.getsizeof(self._good) + sys.getsizeof(self._valid)
+
     def _clear(self) -> None:
         for slot in range(self.size):
             self._good[slot] = 0
@@ -131,9 +144,11 @@ class SlidingWindow:
         return {"w": self.bucket_ms, "n": self.size, "head": self.head, "b": buckets}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], window_ms: int) -> SlidingWindow:
+    def from_dict(
+        cls, data: dict[str, Any], window_ms: int, *, max_buckets: int = MAX_BUCKETS
+    ) -> SlidingWindow:
         """Rebuild a window; raises ``ValueError`` when its shape does not fit ``window_ms``."""
-        window = cls(window_ms)
+        window = cls(window_ms, max_buckets=max_buckets)
         if data["w"] != window.bucket_ms or data["n"] != window.size:
             raise ValueError("window shape changed")
         head = data["head"]

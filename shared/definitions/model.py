@@ -8,11 +8,16 @@ them so callers have one import path. A new kind is added to ``KINDS`` and to
 from __future__ import annotations
 
 from shared.definitions.kinds.agreement import Agreement, AgreementSpec
+from shared.definitions.kinds.calendar import Calendar, CalendarSpec
 from shared.definitions.kinds.common import API_VERSION, Metadata, Name, Spec
 from shared.definitions.kinds.objectives import (
     Alerting,
+    BurnRateRule,
+    DeadlineObjective,
+    FreshnessObjective,
     GoodSpec,
     Objective,
+    QuantileObjective,
     RatioObjective,
     Selector,
     ValueCondition,
@@ -20,8 +25,12 @@ from shared.definitions.kinds.objectives import (
 from shared.definitions.kinds.policy import Route
 from shared.definitions.kinds.receivers import Receiver, ReceiverSpec, WebhookReceiverSpec
 
-Document = Agreement | Receiver
-KINDS: dict[str, type[Agreement] | type[Receiver]] = {"Agreement": Agreement, "Receiver": Receiver}
+Document = Agreement | Receiver | Calendar
+KINDS: dict[str, type[Agreement] | type[Receiver] | type[Calendar]] = {
+    "Agreement": Agreement,
+    "Receiver": Receiver,
+    "Calendar": Calendar,
+}
 
 __all__ = [
     "API_VERSION",
@@ -29,11 +38,17 @@ __all__ = [
     "Agreement",
     "AgreementSpec",
     "Alerting",
+    "BurnRateRule",
+    "Calendar",
+    "CalendarSpec",
+    "DeadlineObjective",
     "Document",
+    "FreshnessObjective",
     "GoodSpec",
     "Metadata",
     "Name",
     "Objective",
+    "QuantileObjective",
     "RatioObjective",
     "Receiver",
     "ReceiverSpec",

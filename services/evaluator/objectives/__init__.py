@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from services.evaluator.objectives.base import CompiledObjective
 from services.evaluator.objectives.ratio import CompiledRatio
+from shared.definitions.model import RatioObjective
 from shared.definitions.store import Catalog
 from shared.timeutil import Clock
 
@@ -15,4 +16,5 @@ def compile_catalog(catalog: Catalog, clock: Clock) -> Iterator[CompiledObjectiv
     for name in sorted(catalog.agreements):
         agreement = catalog.agreements[name]
         for objective in agreement.spec.objectives:
-            yield CompiledRatio(agreement, objective, clock)
+            if isinstance(objective, RatioObjective):
+                yield CompiledRatio(agreement, objective, clock)

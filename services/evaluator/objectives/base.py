@@ -7,10 +7,34 @@ The engine owns one shard per (partition, objective).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.schemas import Breach, Event
+from shared.schemas import Breach, WindowSli
+
+
+class EventLike(Protocol):
+    """What objectives read from an event: :class:`shared.schemas.Event` or the
+    consumer's slotted fast-path :class:`services.evaluator.fastevent.FastEvent`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def time(self) -> int: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def entity(self) -> str | None: ...
+    @property
+    def attributes(self) -> dict[str, str]: ...
+    @property
+    def received_at(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -26,12 +50,16 @@ class GroupStatus:
     active_breach_id: str | None
     opened_at: int | None
     clock: int | None
+    windows: list[WindowSli] = field(default_factory=list)
+    burn_rates: dict[str, float] = field(default_factory=dict)
+    budget_remaining: float | None = None
+    severity: str | None = None
 
 
 class Shard(Protocol):
     """One objective's state within one partition."""
 
-    def on_event(self, event: Event) -> list[Breach]:
+    def on_event(self, event: EventLike) -> list[Breach]:
         """Count a selected, not-late event; return the lifecycle events it causes."""
         ...
 
@@ -69,7 +97,7 @@ class CompiledObjective(Protocol):
         """Whether the objective groups by attributes (unbounded label set)."""
         ...
 
-    def matches(self, event: Event) -> bool:
+    def matches(self, event: EventLike) -> bool:
         """Whether the event is selected (service, types, attribute matchers)."""
         ...
 

@@ -44,14 +44,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from services.evaluator.objectives.base import GroupStatus
+from services.evaluator.objectives.base import EventLike, GroupStatus
+from services.evaluator.objectives.burnrate import BurnRateShard
 from services.evaluator.window import SlidingWindow
 from shared.definitions.model import Agreement, RatioObjective, ValueCondition
 from shared.schemas import (
     AgreementRef,
     Breach,
     BreachKind,
-    Event,
     Severity,
     WindowSli,
     breach_id,
@@ -121,12 +121,12 @@ class RatioGroup:
             pending_since=data["pending"],
             open=None
             if opened is None
-            else OpenBreach(id=opened["id"], opened_at=opened["at"], severity=_severity(opened)),
+            else OpenBreach(id=opened["id"], opened_at=opened["at"], severity=severity_of(opened)),
             last_resolved_at=data["resolved"],
         )
 
 
-def _severity(opened: dict[str, Any]) -> Severity:
+def severity_of(opened: dict[str, Any]) -> Severity:
     for severity in get_args(Severity):
         if opened["sev"] == severity:
             return severity  # type: ignore[no-any-return]
@@ -160,6 +160,13 @@ class CompiledRatio:
         )
         self.severity = objective.alerting.severity
         self.clock = clock
+        self.burn_rules: tuple[tuple[Severity, float, int, int], ...] = tuple(
+            (r.severity, r.factor, parse_duration_ms(r.long), parse_duration_ms(r.short))
+            for r in objective.alerting.rules
+        )
+        self.burn_windows_ms: tuple[int, ...] = tuple(
+            sorted({ms for _, _, long, short in self.burn_rules for ms in (long, short)})
+        )
 
     @property
     def objective_id(self) -> str:
@@ -177,7 +184,7 @@ class CompiledRatio:
     def grouped(self) -> bool:
         return bool(self._group_by)
 
-    def matches(self, event: Event) -> bool:
+    def matches(self, event: EventLike) -> bool:
         if event.service != self.definition.service:
             return False
         if self._types and event.type not in self._types:
@@ -185,19 +192,23 @@ class CompiledRatio:
         attributes = event.attributes
         return all(attributes.get(name) == wanted for name, wanted in self._matchers)
 
-    def classify(self, event: Event) -> bool | None:
+    def classify(self, event: EventLike) -> bool | None:
         """Good (``True``), bad (``False``) or not valid (``None``)."""
         if self._condition is not None:
             return None if event.value is None else self._condition.holds(event.value)
         return None if event.outcome is None else event.outcome == self._outcome
 
-    def group_of(self, event: Event) -> dict[str, str]:
+    def group_of(self, event: EventLike) -> dict[str, str]:
         return {name: event.attributes.get(name, MISSING) for name in self._group_by}
 
-    def new_shard(self) -> RatioShard:
-        return RatioShard(self, {})
+    def new_shard(self) -> RatioShard | BurnRateShard:
+        return BurnRateShard(self, {}) if self.burn_rules else RatioShard(self, {})
 
-    def load_shard(self, data: dict[str, Any]) -> RatioShard:
+    def load_shard(self, data: dict[str, Any]) -> RatioShard | BurnRateShard:
+        if self.burn_rules:
+            return BurnRateShard(self, {}).load(data)
+        if "policy" in data:
+            raise ValueError("alerting policy changed")
         groups = [RatioGroup.load(g, self.window_ms) for g in data["groups"]]
         return RatioShard(self, {group_key(g.group): g for g in groups})
 
@@ -207,7 +218,7 @@ class CompiledRatio:
         state: RatioGroup,
         opened: OpenBreach,
         at: int,
-        trigger: Event | None,
+        trigger: EventLike | None,
     ) -> Breach:
         """The lifecycle event ``kind`` of ``opened``, stamped at event time ``at``."""
         window = state.window
@@ -256,7 +267,7 @@ class RatioShard:
         self.compiled = compiled
         self.groups = groups
 
-    def on_event(self, event: Event) -> list[Breach]:
+    def on_event(self, event: EventLike) -> list[Breach]:
         good = self.compiled.classify(event)
         if good is None:
             return []
@@ -281,7 +292,7 @@ class RatioShard:
         return out
 
     def _advance(
-        self, state: RatioGroup, to_ms: int, out: list[Breach], trigger: Event | None
+        self, state: RatioGroup, to_ms: int, out: list[Breach], trigger: EventLike | None
     ) -> None:
         """Step through every evaluation instant in ``(clock, to_ms]``, then set the clock."""
         if state.clock is not None and to_ms <= state.clock:
@@ -308,7 +319,7 @@ class RatioShard:
         state.clock = to_ms
 
     def _evaluate(
-        self, state: RatioGroup, at: int, out: list[Breach], trigger: Event | None
+        self, state: RatioGroup, at: int, out: list[Breach], trigger: EventLike | None
     ) -> None:
         rule = self.compiled.rule
         good, valid = state.window.good, state.window.valid

@@ -1,12 +1,26 @@
-"""Objectives: what is measured (selection, good/valid) and how a breach is decided."""
+"""Objectives: what is measured and how a breach is decided.
+
+Four kinds, told apart by ``kind`` (a discriminated union, :data:`Objective`):
+
+* ``ratio``: good / valid events ≥ ``target`` over ``window``;
+* ``quantile``: the ``quantile`` of ``value`` over ``window`` ≤ ``threshold``;
+* ``deadline``: per ``entity``, a clock started, paused, resumed and stopped by event
+  types must stop within a target (per attribute value), optionally in business time
+  of a Calendar;
+* ``freshness``: a matching event at least every ``maxSilence``.
+
+A window is rolling (a duration: ``5m``, ``30d``) or calendar (``week``, ``month``,
+``quarter``, aligned in ``timezone``; weeks start on Monday).
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.definitions.kinds.calendar import timezone_name
 from shared.definitions.kinds.common import Name, Spec, duration
 from shared.timeutil import parse_duration_ms
 
@@ -84,20 +98,108 @@ class GoodSpec(Spec):
         return ValueCondition.parse(self.value) if self.value else None
 
 
-class Alerting(Spec):
-    """How a breach is decided. ``threshold``: SLI below target for ``for``."""
+CALENDAR_WINDOWS = ("week", "month", "quarter")
+CalendarPeriod = Literal["week", "month", "quarter"]
 
-    policy: Literal["threshold"] = "threshold"
+
+def window_text(text: str) -> str:
+    """Field validator: a rolling duration (``30d``) or a calendar period (``month``)."""
+    if text not in CALENDAR_WINDOWS:
+        duration(text)
+    return text
+
+
+class BurnRateRule(Spec):
+    """Fire ``severity`` when the burn rate is ≥ ``factor`` over both windows."""
+
+    severity: Literal["page", "ticket"]
+    factor: float = Field(gt=0.0)
+    long: str
+    short: str
+
+    _durations_ok = field_validator("long", "short")(duration)
+
+    @model_validator(mode="after")
+    def _short_shorter(self) -> BurnRateRule:
+        if parse_duration_ms(self.short) >= parse_duration_ms(self.long):
+            raise ValueError("'short' must be shorter than 'long'")
+        return self
+
+    @property
+    def name(self) -> str:
+        """``"page-1h-5m"``: names the rule in burn-rate maps."""
+        return f"{self.severity}-{self.long}-{self.short}"
+
+
+#: The SRE workbook's multiwindow, multi-burn-rate defaults (chapter 5, table 5-8).
+DEFAULT_BURN_RATES: tuple[BurnRateRule, ...] = (
+    BurnRateRule(severity="page", factor=14.4, long="1h", short="5m"),
+    BurnRateRule(severity="page", factor=6.0, long="6h", short="30m"),
+    BurnRateRule(severity="ticket", factor=1.0, long="3d", short="6h"),
+)
+
+
+class Alerting(Spec):
+    """How a breach is decided.
+
+    ``threshold``: the SLI is past the target for ``for`` (severity ``severity``).
+    ``burn-rate``: any of ``burnRates`` (default :data:`DEFAULT_BURN_RATES`) fires; the
+    breach takes the highest firing severity. Both need ``minEvents`` valid events in
+    the window judged; ``hysteresis`` widens the way back (threshold: the SLI must
+    reach ``target + hysteresis``; burn-rate: the long window's burn rate must fall
+    below ``factor * (1 - hysteresis)``).
+    """
+
+    policy: Literal["threshold", "burn-rate"] = "threshold"
     for_: str = Field(default="0s", alias="for")
     min_events: int = Field(default=1, ge=1)
     severity: Literal["page", "ticket", "warning", "info"] = "page"
     hysteresis: float = Field(default=0.0, ge=0.0, lt=1.0)
+    burn_rates: list[BurnRateRule] | None = None
 
     _for_ok = field_validator("for_")(duration)
 
+    @property
+    def rules(self) -> tuple[BurnRateRule, ...]:
+        """The burn-rate rules in force (empty under ``threshold``)."""
+        if self.policy != "burn-rate":
+            return ()
+        return tuple(self.burn_rates) if self.burn_rates else DEFAULT_BURN_RATES
 
-class RatioObjective(Spec):
-    """good / valid ≥ target over a sliding event-time window."""
+
+class _Windowed(Spec):
+    """A window: rolling duration or calendar period in ``timezone``."""
+
+    window: str
+    timezone: str = "UTC"
+
+    _window_ok = field_validator("window")(window_text)
+    _tz_ok = field_validator("timezone")(timezone_name)
+
+    @property
+    def calendar_window(self) -> CalendarPeriod | None:
+        match self.window:
+            case "week" | "month" | "quarter" as period:
+                return period
+            case _:
+                return None
+
+    @property
+    def window_ms(self) -> int:
+        """The rolling window's length; a calendar window's longest period."""
+        match self.calendar_window:
+            case "week":
+                return 7 * 86_400_000
+            case "month":
+                return 31 * 86_400_000
+            case "quarter":
+                return 92 * 86_400_000
+            case _:
+                return parse_duration_ms(self.window)
+
+
+class RatioObjective(_Windowed):
+    """good / valid ≥ target over a rolling or calendar window."""
 
     name: Name
     kind: Literal["ratio"]
@@ -105,15 +207,109 @@ class RatioObjective(Spec):
     select: Selector = Field(default_factory=Selector)
     good: GoodSpec
     target: float = Field(gt=0.0, lt=1.0)
-    window: str
     group_by: list[str] = Field(default_factory=list)
     alerting: Alerting = Field(default_factory=Alerting)
 
-    _window_ok = field_validator("window")(duration)
+    @model_validator(mode="after")
+    def _calendar_needs_burn_rate(self) -> RatioObjective:
+        if self.calendar_window and self.alerting.policy == "threshold":
+            raise ValueError(
+                "a calendar window needs alerting.policy 'burn-rate' (the burn-rate "
+                "windows roll; the calendar window measures the error budget)"
+            )
+        return self
+
+
+class QuantileObjective(_Windowed):
+    """The ``quantile`` of ``value`` over a rolling window ≤ ``threshold``."""
+
+    name: Name
+    kind: Literal["quantile"]
+    service: str
+    select: Selector = Field(default_factory=Selector)
+    quantile: float = Field(gt=0.0, lt=1.0)
+    threshold: float
+    group_by: list[str] = Field(default_factory=list)
+    alerting: Alerting = Field(default_factory=Alerting)
+
+    @model_validator(mode="after")
+    def _rolling_threshold(self) -> QuantileObjective:
+        if self.calendar_window:
+            raise ValueError("a quantile objective needs a rolling window")
+        if self.alerting.policy != "threshold":
+            raise ValueError("a quantile objective supports alerting.policy 'threshold' only")
+        return self
+
+
+class DeadlineObjective(Spec):
+    """Per entity, the time from ``start`` to ``stop`` (minus pauses) within a target.
+
+    ``targets`` maps values of the ``targetBy`` attribute to durations (e.g. priority
+    P1 → 15m); ``target`` applies to other values. ``calendar`` names a Calendar whose
+    working hours the clock runs in (none: all the time).
+    """
+
+    name: Name
+    kind: Literal["deadline"]
+    service: str
+    select: Selector = Field(default_factory=Selector)
+    start: list[str] = Field(min_length=1)
+    stop: list[str] = Field(min_length=1)
+    pause: list[str] = Field(default_factory=list)
+    resume: list[str] = Field(default_factory=list)
+    target_by: str | None = None
+    targets: dict[str, str] = Field(default_factory=dict)
+    target: str | None = None
+    calendar: Name | None = None
+    warnings: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=lambda: [0.5, 0.75, 0.9]
+    )
+    group_by: list[str] = Field(default_factory=list)
+    severity: Literal["page", "ticket", "warning", "info"] = "page"
+
+    _target_ok = field_validator("target")(lambda t: t if t is None else duration(t))
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_ok(cls, targets: dict[str, str]) -> dict[str, str]:
+        for text in targets.values():
+            duration(text)
+        return targets
+
+    @model_validator(mode="after")
+    def _has_target(self) -> DeadlineObjective:
+        if self.target is None and not self.targets:
+            raise ValueError("give 'target' or 'targets'")
+        if self.targets and self.target_by is None:
+            raise ValueError("'targets' needs 'targetBy' (the attribute they are keyed by)")
+        return self
+
+    def target_ms(self, attributes: dict[str, str]) -> int | None:
+        """The target for an entity with these attributes; ``None``: not measured."""
+        if self.target_by is not None and attributes.get(self.target_by) in self.targets:
+            return parse_duration_ms(self.targets[attributes[self.target_by]])
+        return None if self.target is None else parse_duration_ms(self.target)
+
+
+class FreshnessObjective(Spec):
+    """A matching event at least every ``maxSilence``; a breach while it is silent."""
+
+    name: Name
+    kind: Literal["freshness"]
+    service: str
+    select: Selector = Field(default_factory=Selector)
+    max_silence: str
+    group_by: list[str] = Field(default_factory=list)
+    severity: Literal["page", "ticket", "warning", "info"] = "page"
+
+    _silence_ok = field_validator("max_silence")(duration)
 
     @property
-    def window_ms(self) -> int:
-        return parse_duration_ms(self.window)
+    def max_silence_ms(self) -> int:
+        return parse_duration_ms(self.max_silence)
 
 
-Objective = RatioObjective
+Objective = Annotated[
+    RatioObjective | QuantileObjective | DeadlineObjective | FreshnessObjective,
+    Field(discriminator="kind"),
+]
