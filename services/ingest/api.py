@@ -1,10 +1,15 @@
-"""The HTTP API: ``POST /v1/events`` plus ``/healthz``, ``/readyz``, ``/metrics``.
+"""The HTTP API: ``POST /v1/events``, the alert webhooks
+``POST /v1/integrations/alertmanager`` and ``/v1/integrations/grafana``, plus
+``/healthz``, ``/readyz``, ``/metrics``.
 
-Order of checks on ``POST /v1/events``: media type and content coding (415),
-declared then actual body size (413, read incrementally), decoding (400), item
-count (413), then every item is normalized; valid events are produced and the
-response waits for the broker's acknowledgement of each one (see
-``services.ingest.results`` for the 202 / 422 / 503 decision).
+Order of checks on every intake endpoint: media type and content coding (415),
+fail-fast when the intake is open or saturated (503, ``services.ingest.backpressure``),
+declared then actual body size (413, read incrementally; for gzip the decompressed
+size, streamed), decoding (400), item count (413), then every item is normalized;
+ids acknowledged moments ago are answered without producing them again
+(``services.ingest.dedup``); the other valid events are produced and the response
+waits for the broker's acknowledgement of each one, at most ``publish_timeout_s``
+(see ``services.ingest.results`` for the 202 / 422 / 503 decision).
 
 Rejected HTTP items are *not* sent to the dead-letter topic: the client has the
 errors in the response and is the one able to fix and resend them.
@@ -12,6 +17,9 @@ errors in the response and is the one able to fix and resend them.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +28,21 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
-from services.ingest import problems, results
-from services.ingest.body import declared_too_large, read_limited
-from services.ingest.exceptions import BodyTooLargeError
-from services.ingest.items import Decoded, Rejected
+from services.ingest import alerts, cloudevents, problems, results
+from services.ingest.backpressure import Backpressure
+from services.ingest.body import declared_too_large, read_decoded
+from services.ingest.dedup import RecentIds
+from services.ingest.exceptions import BodyTooLargeError, InvalidEncodingError
+from services.ingest.items import Decoded, Item, Rejected
 from services.ingest.metrics import IngestMetrics
 from services.ingest.normalize import IdFactory, normalize, random_id
-from services.ingest.parsing import NDJSON_TYPES, check_encoding, parser_for
+from services.ingest.parsing import (
+    NDJSON_TYPES,
+    Parser,
+    check_encoding,
+    content_coding,
+    parser_for,
+)
 from services.ingest.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemModel
 from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import event_record
@@ -34,6 +50,8 @@ from shared.runtime import ReadinessCheck, ops_router
 from shared.schemas import Event
 from shared.timeutil import Clock
 from shared.topics import Topics
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 The front door of slawatch: monitoring systems and scripts push service events here.
@@ -48,8 +66,17 @@ deduplicated: send your own ids if you retry), a missing `time` becomes the time
 receipt. `received_at` is always set by slawatch. `time` is RFC 3339 text with an
 offset or epoch milliseconds.
 
-Limits: `max_body_bytes` (default 5 MiB) per request and `max_batch_items`
-(default 10000) events per request; both answer `413`.
+Formats: JSON object or array, NDJSON, CloudEvents 1.0 structured
+(`application/cloudevents+json`), batch (`application/cloudevents-batch+json`) and
+binary mode (`ce-*` headers); `Content-Encoding: gzip` is accepted. Alertmanager and
+Grafana alert webhooks have their own endpoints under `/v1/integrations/`.
+
+Limits: `max_body_bytes` (default 5 MiB) per request, after gzip decompression, and
+`max_batch_items` (default 10000) events per request; both answer `413`. At most
+`max_inflight` (default 50000) events wait for the broker at a time; past it, or
+right after the broker failed, the answer is `503` with `Retry-After`. An id
+acknowledged within the last `dedup_horizon_ms` (default 5 min) is answered as a
+`duplicate` and not produced again.
 
 Errors are `application/problem+json` (RFC 9457) with an `errors` list naming the
 item `index` (array index, or 0-based line number for NDJSON) and the `field`.
@@ -84,14 +111,37 @@ class IngestDeps:
     new_id: IdFactory = random_id
     publish_attempts: int = 2
     retry_backoff_s: float = 0.1
+    publish_timeout_s: float = 10.0
+    max_inflight: int = 50_000
+    overload_cooldown_ms: int = 1_000
+    dedup_capacity: int = 100_000
+    dedup_horizon_ms: int = 300_000
+    backpressure: Backpressure | None = None
+    recent: RecentIds | None = None
+
+
+@dataclass(frozen=True)
+class _Intake:
+    """The deps with the stateful parts made concrete."""
+
+    deps: IngestDeps
+    gate: Backpressure
+    recent: RecentIds
+    sends: set[asyncio.Task[list[str | None]]] = dataclasses.field(default_factory=set)
 
 
 def create_app(
     deps: IngestDeps, registry: CollectorRegistry, checks: dict[str, ReadinessCheck]
 ) -> FastAPI:
     """The ingest app; nothing global, everything injected."""
+    intake = _Intake(
+        deps,
+        deps.backpressure or Backpressure(deps.max_inflight, deps.overload_cooldown_ms, deps.clock),
+        deps.recent or RecentIds(deps.dedup_capacity, deps.dedup_horizon_ms, deps.clock),
+    )
+    deps.metrics.inflight.set_function(lambda: intake.gate.inflight)
     app = FastAPI(title="slawatch ingest", version="1", description=DESCRIPTION)
-    app.include_router(ops_router(registry, checks))
+    app.include_router(ops_router(registry, {**checks, "intake": intake.gate.ready}))
 
     @app.post(
         "/v1/events",
@@ -103,29 +153,89 @@ def create_app(
         openapi_extra={"requestBody": _request_body_doc()},
     )
     async def post_events(request: Request) -> Response:
-        return await handle_post(deps, request)
+        return await handle_post(intake, request)
+
+    for flavour in ("alertmanager", "grafana"):
+        app.add_api_route(
+            f"/v1/integrations/{flavour}",
+            _webhook_endpoint(intake, flavour),
+            methods=["POST"],
+            status_code=202,
+            tags=["integrations"],
+            summary=f"{flavour.capitalize()} alert webhook",
+            description=WEBHOOK_DESCRIPTION.format(flavour=flavour),
+            response_model=results.IngestResponse,
+            responses=_problem_responses(),
+        )
 
     return app
 
 
-async def handle_post(deps: IngestDeps, request: Request) -> Response:
+WEBHOOK_DESCRIPTION = """Point a {flavour} webhook at this URL. Each alert becomes one event: type
+`alert.firing` (outcome `bad`, time `startsAt`) or `alert.resolved` (outcome `good`,
+time `endsAt`); id `<fingerprint>@<startsAt ms>` (+ `/resolved`); service from the
+first label named in `?service_label=` (comma-separated, default `service`); the
+other labels become attributes. See docs/ingest.md.
+"""
+
+
+def _webhook_endpoint(intake: _Intake, flavour: alerts.Flavour) -> Any:
+    async def endpoint(request: Request, service_label: str | None = None) -> Response:
+        labels = alerts.service_labels(service_label)
+
+        def parse(body: bytes, max_items: int) -> list[Item] | Problem:
+            return alerts.parse_webhook(body, flavour, labels, max_items)
+
+        if not cloudevents.is_json_type(request.headers.get("content-type")):
+            return _reject(
+                intake.deps,
+                problems.unsupported_media_type("an alert webhook body is application/json"),
+            )
+        return await _intake(intake, request, parse)
+
+    return endpoint
+
+
+async def handle_post(intake: _Intake, request: Request) -> Response:
     """``POST /v1/events``: see the module docstring for the order of checks."""
-    parser = parser_for(request.headers.get("content-type"))
+    parser: Parser | Problem
+    if cloudevents.is_binary(request.headers):
+
+        def parser(body: bytes, _max_items: int) -> list[Item] | Problem:
+            return cloudevents.parse_binary(request.headers, body)
+
+    else:
+        parser = parser_for(request.headers.get("content-type"))
     if isinstance(parser, Problem):
-        return _reject(deps, parser)
+        return _reject(intake.deps, parser)
+    return await _intake(intake, request, parser)
+
+
+async def _intake(intake: _Intake, request: Request, parser: Parser) -> Response:
+    """Shared by every intake endpoint once the parser is chosen."""
+    deps = intake.deps
     bad_coding = check_encoding(request.headers.get("content-encoding"))
     if bad_coding is not None:
         return _reject(deps, bad_coding)
+    if intake.gate.is_open() or intake.gate.saturated():
+        return _overloaded(intake, "the broker is failing or too many events are in flight")
     if declared_too_large(request.headers.get("content-length"), deps.max_body_bytes):
         return _reject(deps, problems.body_too_large(deps.max_body_bytes))
+    coding = content_coding(request.headers.get("content-encoding"))
     try:
-        body = await read_limited(request.stream(), deps.max_body_bytes)
+        body = await read_decoded(request.stream(), coding, deps.max_body_bytes)
     except BodyTooLargeError:
         return _reject(deps, problems.body_too_large(deps.max_body_bytes))
+    except InvalidEncodingError as exc:
+        return _reject(deps, problems.invalid_body(str(exc)))
     items = parser(body, deps.max_batch_items)
     if isinstance(items, Problem):
         return _reject(deps, items)
+    return await _ingest_items(intake, items)
 
+
+async def _ingest_items(intake: _Intake, items: list[Item]) -> Response:
+    deps = intake.deps
     received_at = deps.clock()
     deps.metrics.batch_size.labels("http").observe(len(items))
     rejected: list[Rejected] = [item for item in items if isinstance(item, Rejected)]
@@ -140,33 +250,68 @@ async def handle_post(deps: IngestDeps, request: Request) -> Response:
     for rejection in rejected:
         deps.metrics.count_rejected("http", rejection.reason)
 
-    published = await _publish(deps, valid)
+    duplicates = [(i, e) for i, e in valid if intake.recent.seen(e.id)]
+    fresh = [(i, e) for i, e in valid if not intake.recent.seen(e.id)]
+    if fresh and not intake.gate.admit(len(fresh)):
+        return _overloaded(intake, f"more than {intake.gate.max_inflight} events in flight")
+    published = await _publish(intake, fresh) if fresh else []
+    intake.recent.add(p.event.id for p in published if p.error is None)
+    deps.metrics.duplicates.inc(len(duplicates))
+    published.extend(results.Published(i, e, None, duplicate=True) for i, e in duplicates)
     decision = results.decide(rejected, published)
     if isinstance(decision, Problem):
-        headers = {"Retry-After": "1"} if decision.status == 503 else None
+        headers = (
+            {"Retry-After": str(intake.gate.retry_after_s)} if decision.status == 503 else None
+        )
         return _reject(deps, decision, headers)
     return Response(orjson.dumps(decision), status_code=202, media_type="application/json")
 
 
-async def _publish(deps: IngestDeps, valid: list[tuple[int, Event]]) -> list[results.Published]:
-    if not valid:
-        return []
+async def _publish(intake: _Intake, valid: list[tuple[int, Event]]) -> list[results.Published]:
+    """Produce with the in-flight slots already reserved; they are released when the
+    send ends, which may be after this request gave up waiting (``publish_timeout_s``)."""
+    deps, gate, n = intake.deps, intake.gate, len(valid)
     started = time.perf_counter()
-    outcomes = await send_with_retries(
-        deps.publisher,
-        [event_record(e, deps.topics) for _, e in valid],
-        attempts=deps.publish_attempts,
-        backoff_s=deps.retry_backoff_s,
+    send = asyncio.create_task(  # noqa: RUF006 - held in intake.sends until done
+        send_with_retries(
+            deps.publisher,
+            [event_record(e, deps.topics) for _, e in valid],
+            attempts=deps.publish_attempts,
+            backoff_s=deps.retry_backoff_s,
+        )
     )
+    intake.sends.add(send)  # kept referenced while it runs past a request's timeout
+    send.add_done_callback(intake.sends.discard)
+    send.add_done_callback(lambda task: _release(gate, n, task))
+    outcomes: list[str | None]
+    try:
+        outcomes = await asyncio.wait_for(asyncio.shield(send), deps.publish_timeout_s)
+    except TimeoutError:
+        outcomes = [f"not acknowledged within {deps.publish_timeout_s:g} s"] * n
     deps.metrics.publish_seconds.labels("http").observe(time.perf_counter() - started)
     published = [
         results.Published(index, event, error)
         for (index, event), error in zip(valid, outcomes, strict=True)
     ]
     failed = sum(1 for p in published if p.error is not None)
-    deps.metrics.count_ingested("http", len(published) - failed)
+    if failed == n:
+        gate.failed()
+    else:
+        gate.succeeded()
+    deps.metrics.count_ingested("http", n - failed)
     deps.metrics.count_rejected("http", "publish_failed", failed)
     return published
+
+
+def _release(gate: Backpressure, n: int, task: asyncio.Future[Any]) -> None:
+    gate.release(n)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("publishing failed unexpectedly", exc_info=task.exception())
+
+
+def _overloaded(intake: _Intake, detail: str) -> Response:
+    headers = {"Retry-After": str(intake.gate.retry_after_s)}
+    return _reject(intake.deps, problems.overloaded(detail), headers)
 
 
 def _reject(deps: IngestDeps, problem: Problem, headers: dict[str, str] | None = None) -> Response:
@@ -181,7 +326,7 @@ def _problem_responses() -> dict[int | str, dict[str, Any]]:
         413: "Body larger than max_body_bytes, or more events than max_batch_items.",
         415: "Content-Type not accepted (or a Content-Encoding other than identity).",
         422: "Every event was invalid; `errors` names index, field and message.",
-        503: "No valid event was acknowledged by the broker; retry with the same ids.",
+        503: "No valid event acknowledged, or overloaded; retry after Retry-After, same ids.",
     }
     return {
         status: {

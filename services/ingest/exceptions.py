@@ -3,6 +3,7 @@
 SlawatchError                 (shared.errors)
 └── IngestError
     ├── BodyTooLargeError     an HTTP body passed the configured limit while being read
+    ├── InvalidEncodingError  a Content-Encoding: gzip body that does not decode
     └── PublishError          the broker did not acknowledge records after retries
 """
 
@@ -21,6 +22,10 @@ class BodyTooLargeError(IngestError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body larger than {limit} bytes")
         self.limit = limit
+
+
+class InvalidEncodingError(IngestError):
+    """The body does not decode with its declared content coding."""
 
 
 class PublishError(IngestError):

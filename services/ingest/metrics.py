@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.ingest.items import ITEM_REASONS, ItemReason
 from services.ingest.problems import REQUEST_REASONS, RequestReason
@@ -27,7 +27,8 @@ BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000
 class IngestMetrics:
     """``slawatch_events_ingested_total``, ``slawatch_events_rejected_total``,
     ``slawatch_ingest_requests_rejected_total``, ``slawatch_ingest_batch_size``,
-    ``slawatch_ingest_publish_seconds``."""
+    ``slawatch_ingest_publish_seconds``, ``slawatch_ingest_duplicates_total``,
+    ``slawatch_ingest_inflight_events``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.ingested = Counter(
@@ -60,6 +61,16 @@ class IngestMetrics:
             "Time from producing a batch to the broker acknowledging all of it.",
             ["path"],
             buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "slawatch_ingest_duplicates",
+            "HTTP events not produced again: their id was acknowledged within the horizon.",
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            "slawatch_ingest_inflight_events",
+            "HTTP events produced and not yet acknowledged (bounded by max_inflight).",
             registry=registry,
         )
         for path in PATHS:

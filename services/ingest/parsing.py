@@ -1,7 +1,6 @@
 """Request body bytes + Content-Type → decoded items, or a whole-request problem.
 
-One parser per media type (:data:`PARSERS`); later formats (CloudEvents, webhook
-payloads) slot in as further entries. Accepted now:
+One parser per media type (:data:`PARSERS`). Accepted:
 
 ``application/json``
     One JSON object, or an array of objects. A body that is not JSON, or whose top
@@ -12,8 +11,12 @@ payloads) slot in as further entries. Accepted now:
     line is a per-item rejection (``invalid_json`` / ``not_an_object``) with its
     0-based line number as ``index``; the other lines go on.
 
-Any other media type is a 415 (so is a Content-Encoding other than ``identity``,
-checked by :func:`check_encoding`). More than ``max_items`` items is a 413; the
+``application/cloudevents+json``, ``application/cloudevents-batch+json``
+    CloudEvents 1.0 structured and batch mode (``services.ingest.cloudevents``;
+    binary mode is chosen by ``ce-*`` headers, not by the media type).
+
+Any other media type is a 415 (so is a Content-Encoding other than ``identity`` or
+``gzip``, checked by :func:`check_encoding`). More than ``max_items`` items is a 413; the
 byte limit is enforced while the body is read (see ``services.ingest.body``).
 """
 
@@ -23,7 +26,8 @@ from collections.abc import Callable, Mapping
 
 import orjson
 
-from services.ingest import problems
+from services.ingest import cloudevents, problems
+from services.ingest.body import GZIP_CODINGS, IDENTITY_CODINGS
 from services.ingest.items import FieldError, Item, Rejected, as_item
 from services.ingest.problems import Problem
 
@@ -86,6 +90,8 @@ def decode_line(index: int, line: bytes) -> Item:
 PARSERS: Mapping[str, Parser] = {
     JSON: parse_json,
     **dict.fromkeys(NDJSON_TYPES, parse_ndjson),
+    cloudevents.STRUCTURED: cloudevents.parse_structured,
+    cloudevents.BATCH: cloudevents.parse_batch,
 }
 
 
@@ -102,10 +108,15 @@ def parser_for(content_type: str | None) -> Parser | Problem:
     )
 
 
+def content_coding(content_encoding: str | None) -> str:
+    """The normalized Content-Encoding header value (``""`` when absent)."""
+    return (content_encoding or "").strip().lower()
+
+
 def check_encoding(content_encoding: str | None) -> Problem | None:
-    """Only identity encoding for now; a coded body would not parse (415, RFC 9110)."""
-    coding = (content_encoding or "").strip().lower()
-    if coding in ("", "identity"):
+    """identity or gzip; any other coding would not parse (415, RFC 9110)."""
+    coding = content_coding(content_encoding)
+    if coding in IDENTITY_CODINGS or coding in GZIP_CODINGS:
         return None
     return problems.unsupported_media_type(f"Content-Encoding {coding!r} is not accepted")
 

@@ -6,13 +6,16 @@ entries name the item ``index`` (``null`` for the body as a whole), the ``field`
 (a dotted path, ``null`` for the whole item) and a ``message``.
 
 =====  =========================  =================================================
-400    ``invalid-body``           body is not JSON, or not an object / array of objects
+400    ``invalid-body``           body is not JSON (or not valid gzip), or not the shape
+                                  the endpoint takes
 400    ``empty-body``             no item at all
 413    ``body-too-large``         more than ``max_body_bytes``
 413    ``too-many-items``         more than ``max_batch_items``
 415    ``unsupported-media-type`` Content-Type or Content-Encoding not accepted
 422    ``invalid-events``         every item was rejected; ``errors`` has them all
 503    ``unavailable``            no valid item was acknowledged by the broker
+503    ``overloaded``             too many events in flight, or the broker failed just
+                                  now (fail fast); ``Retry-After`` says when to retry
 =====  =========================  =================================================
 """
 
@@ -38,6 +41,7 @@ RequestReason = Literal[
     "unsupported_media_type",
     "invalid_events",
     "unavailable",
+    "overloaded",
 ]
 """Why a whole request was rejected; a bounded set, used as a metric label."""
 
@@ -49,6 +53,7 @@ REQUEST_REASONS: tuple[RequestReason, ...] = (
     "unsupported_media_type",
     "invalid_events",
     "unavailable",
+    "overloaded",
 )
 
 
@@ -167,3 +172,7 @@ def unavailable(rejections: Iterable[Rejected]) -> Problem:
         "the broker did not acknowledge any event; retry later with the same ids",
         errors_of(rejections),
     )
+
+
+def overloaded(detail: str) -> Problem:
+    return Problem(503, "overloaded", "Try again shortly", detail)

@@ -5,8 +5,10 @@ Given the rejected items and the publish outcome of every valid event:
 * nothing valid → 422 problem with every item's errors;
 * valid events, none acknowledged by the broker → 503 problem;
 * otherwise → 202 with ``accepted`` / ``rejected`` / ``failed`` counts and one
-  result per item, in item order. ``failed`` items were valid but not
-  acknowledged: the client should send them again (with the same ``id``).
+  result per item, in item order; an item whose id was acknowledged a moment ago
+  (``services.ingest.dedup``) is ``accepted`` with ``"duplicate": true``.
+  ``failed`` items were valid but not acknowledged: the client should send them
+  again (with the same ``id``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Published:
     index: int
     event: Event
     error: str | None
+    duplicate: bool = False
 
 
 def failed_rejection(published: Published) -> Rejected:
@@ -48,9 +51,7 @@ def decide(
     failed = [(p, failed_rejection(p)) for p in published if p.error is not None]
     if not accepted:
         return problems.unavailable([*rejected, *(f for _, f in failed)])
-    results: list[tuple[int, dict[str, Any]]] = [
-        (p.index, {"index": p.index, "status": "accepted", "id": p.event.id}) for p in accepted
-    ]
+    results: list[tuple[int, dict[str, Any]]] = [(p.index, _accepted_body(p)) for p in accepted]
     results.extend((r.index, _item_body("rejected", r)) for r in rejected)
     results.extend((p.index, _item_body("failed", f) | {"id": p.event.id}) for p, f in failed)
     results.sort(key=lambda pair: pair[0])
@@ -60,6 +61,17 @@ def decide(
         "failed": len(failed),
         "results": [body for _, body in results],
     }
+
+
+def _accepted_body(published: Published) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "index": published.index,
+        "status": "accepted",
+        "id": published.event.id,
+    }
+    if published.duplicate:
+        body["duplicate"] = True
+    return body
 
 
 def _item_body(status: str, rejection: Rejected) -> dict[str, Any]:
@@ -83,6 +95,9 @@ class AcceptedItem(BaseModel):
     index: int
     status: Literal["accepted"]
     id: str = Field(description="the event id (generated when the item had none)")
+    duplicate: bool = Field(
+        default=False, description="true: acknowledged moments ago already; not produced again"
+    )
 
 
 class RejectedItem(BaseModel):

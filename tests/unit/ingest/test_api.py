@@ -5,6 +5,7 @@ The 202 path against the real broker is covered in tests/integration/ingest.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
@@ -180,8 +181,31 @@ async def test_whole_request_problems(
     assert api.publisher.sent == []
 
 
-async def test_gzip_is_415_for_now(api: Harness) -> None:
-    response = await post(api, b"{}", "application/json", **{"content-encoding": "gzip"})
+async def test_gzip_body_is_decoded(api: Harness) -> None:
+    body = gzip.compress(orjson.dumps([ev(0), ev(1)]))
+    response = await post(api, body, "application/json", **{"content-encoding": "gzip"})
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 2
+
+
+async def test_gzip_bomb_is_413_without_inflating_it(api: Harness) -> None:
+    bomb = gzip.compress(b"[" + b" " * 50_000_000 + b"]")  # ~50 KB → 50 MB
+    assert len(bomb) > 2048  # past the test limit even compressed: send a smaller bomb too
+    small_bomb = gzip.compress(b" " * 1_000_000)
+    assert len(small_bomb) < 2048
+    response = await post(api, small_bomb, "application/json", **{"content-encoding": "gzip"})
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:slawatch:problem:body-too-large"
+
+
+async def test_broken_gzip_is_400(api: Harness) -> None:
+    response = await post(api, b"not gzip", "application/json", **{"content-encoding": "gzip"})
+    assert response.status_code == 400
+    assert "gzip" in response.json()["detail"]
+
+
+async def test_other_codings_are_415(api: Harness) -> None:
+    response = await post(api, b"{}", "application/json", **{"content-encoding": "br"})
     assert response.status_code == 415
 
 
@@ -230,7 +254,10 @@ async def test_nothing_acknowledged_is_503(api: Harness) -> None:
 
 async def test_ops_endpoints(api: Harness) -> None:
     assert (await api.client.get("/healthz")).status_code == 200
-    assert (await api.client.get("/readyz")).json() == {"ready": True, "checks": {"broker": True}}
+    assert (await api.client.get("/readyz")).json() == {
+        "ready": True,
+        "checks": {"broker": True, "intake": True},
+    }
     api.publisher.is_ready = False
     assert (await api.client.get("/readyz")).status_code == 503
     metrics = (await api.client.get("/metrics")).text

@@ -121,7 +121,8 @@ def test_media_type(header: str | None, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("coding", "ok"), [(None, True), ("identity", True), ("gzip", False), ("br", False)]
+    ("coding", "ok"),
+    [(None, True), ("identity", True), ("gzip", True), (" X-GZIP", True), ("br", False)],
 )
 def test_content_encoding(coding: str | None, ok: bool) -> None:
     problem = check_encoding(coding)

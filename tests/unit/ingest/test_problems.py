@@ -48,6 +48,7 @@ def test_every_request_reason_has_a_distinct_type() -> None:
         problems.unsupported_media_type("x"),
         problems.invalid_events([]),
         problems.unavailable([]),
+        problems.overloaded("x"),
     ]
     assert sorted(p.reason for p in built) == sorted(problems.REQUEST_REASONS)
     assert len({p.type for p in built}) == len(built)
