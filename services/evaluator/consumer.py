@@ -154,6 +154,8 @@ class EvaluatorConsumer:
         if result.late_by_ms is not None:
             self.metrics.late_events.inc()
             return self._letter("late", raw, record, detail=f"late by {result.late_by_ms} ms")
+        if result.duplicate:
+            self.metrics.duplicates.inc()
         breaches.extend(result.breaches)
         return None
 
@@ -202,6 +204,8 @@ class EvaluatorConsumer:
         for partition in self.engine.partitions:
             breaches.extend(self.engine.tick(partition))
         await self._publish(breaches, [])
+        for objective_id, folded in self.engine.take_overflow().items():
+            self.metrics.group_overflow.labels(objective_id).inc(folded)
         self.metrics.refresh(self.engine)
 
     async def _maybe_checkpoint(self) -> None:

@@ -14,8 +14,12 @@ the injected clock that stamps ``detected_at``). The shell owns the I/O:
   results independent of when ticks happen: no event that is still accepted can be
   older than a time already ticked to.
 
-Duplicate event ids are not suppressed yet (a later issue); the place for it is
-:meth:`Engine.process`, before routing, with the seen ids in :class:`PartitionState`.
+Duplicates: an event whose ``id`` was seen in the same partition within the dedup
+horizon (default 10 minutes of event time, behind the partition's newest event time)
+is counted once; the repeat is reported as ``duplicate`` and changes nothing. Ids are
+keyed per partition, which suffices because events are partitioned by service and an
+objective selects one service. The seen ids are part of the snapshot, so dedup holds
+across restarts and rebalances.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.evaluator.objectives.base import CompiledObjective, GroupStatus
+from services.evaluator.objectives.base import CompiledObjective, EventLike, GroupStatus
 from services.evaluator.state import PartitionState, decode, encode
-from shared.schemas import Breach, Event
+from shared.schemas import Breach
+
+DEDUP_HORIZON_MS = 600_000
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class Processed:
     breaches: list[Breach] = field(default_factory=list)
     late_by_ms: int | None = None
     matched: int = 0
+    duplicate: bool = False
 
     @property
     def late(self) -> bool:
@@ -53,8 +60,13 @@ class Engine:
     """Compiled objectives plus the state of the partitions this instance owns."""
 
     def __init__(
-        self, objectives: Iterable[CompiledObjective], *, allowed_lateness_ms: int
+        self,
+        objectives: Iterable[CompiledObjective],
+        *,
+        allowed_lateness_ms: int,
+        dedup_horizon_ms: int = DEDUP_HORIZON_MS,
     ) -> None:
+        self.dedup_horizon_ms = dedup_horizon_ms
         self.objectives: dict[str, CompiledObjective] = {}
         self._by_service: dict[str, list[CompiledObjective]] = {}
         for objective in objectives:
@@ -89,15 +101,19 @@ class Engine:
         max_time = self._partitions[partition].max_time
         return None if max_time is None else max_time - self.allowed_lateness_ms
 
-    def process(self, partition: int, event: Event) -> Processed:
+    def process(self, partition: int, event: EventLike) -> Processed:
         """Evaluate one event of an owned partition."""
         state = self._partitions[partition]
         if state.max_time is not None:
             watermark = state.max_time - self.allowed_lateness_ms
             if event.time < watermark:
                 return Processed(late_by_ms=watermark - event.time)
+        if event.id in state.seen:
+            return Processed(duplicate=True)
         if state.max_time is None or event.time > state.max_time:
             state.max_time = event.time
+            state.seen.forget_before(event.time - self.dedup_horizon_ms)
+        state.seen.add(event.id, event.time)
         breaches: list[Breach] = []
         matched = 0
         for objective in self._by_service.get(event.service, ()):
@@ -130,6 +146,15 @@ class Engine:
             shard = self._partitions[partition].shards.get(objective_id)
             if shard is not None:
                 out.extend(PartitionGroupStatus(partition, s) for s in shard.status())
+        return out
+
+    def take_overflow(self) -> dict[str, int]:
+        """Events folded into overflow groups per objective since the last call."""
+        out: dict[str, int] = {}
+        for oid, objective in self.objectives.items():
+            if objective.overflow_events:
+                out[oid] = objective.overflow_events
+                objective.overflow_events = 0
         return out
 
     def open_breaches(self) -> dict[str, int]:

@@ -7,6 +7,8 @@ metric                                      labels                 cardinality
 ==========================================  =====================  =========================
 slawatch_events_evaluated_total             —                      1
 slawatch_late_events_total                  —                      1
+slawatch_duplicate_events_total             —                      1
+slawatch_group_overflow_events_total        objective              objectives
 slawatch_evaluator_deadletters_total        reason (late|invalid)  2
 slawatch_breaches_opened_total              objective              objectives
 slawatch_active_breaches                    objective              objectives
@@ -41,6 +43,17 @@ class EvaluatorMetrics:
         self.late_events = Counter(
             "slawatch_late_events_total",
             "Events older than their partition's watermark, sent to the dead letter topic.",
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "slawatch_duplicate_events_total",
+            "Events whose id was already seen within the dedup horizon (counted once).",
+            registry=registry,
+        )
+        self.group_overflow = Counter(
+            "slawatch_group_overflow_events_total",
+            "Events of new groups past an objective's group cap, folded into its overflow group.",
+            ["objective"],
             registry=registry,
         )
         self.deadletters = Counter(

@@ -4,6 +4,7 @@ Snapshot layout, version 1::
 
     {"v": 1,
      "max_time": <newest event time seen in the partition, or null>,
+     "seen": [[<event id>, <event time>], ...],     (optional: the dedup set)
      "objectives": {"<agreement>/<objective>": <the shard's own dump>, ...}}
 
 On restore, the state of an objective that no longer exists is dropped, and so is
@@ -15,6 +16,7 @@ state silently would publish wrong SLIs.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -28,16 +30,60 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 
 
+class SeenIds:
+    """Event ids seen within the dedup horizon (event time), in arrival order.
+
+    ``forget_before(cutoff)`` drops ids from the front of the arrival order while
+    their event time is before ``cutoff``; an out-of-order early id behind a newer one
+    is kept a little longer, never shorter, than the horizon. Memory: about 120 bytes
+    per id held (dict entry, deque entry, the id string), i.e. events per second x
+    horizon; 10 minutes at 1,000 events/s per partition is about 70 MB.
+    """
+
+    __slots__ = ("_order", "_times")
+
+    def __init__(self) -> None:
+        self._times: dict[str, int] = {}
+        self._order: deque[tuple[int, str]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._times
+
+    def add(self, event_id: str, time_ms: int) -> None:
+        self._times[event_id] = time_ms
+        self._order.append((time_ms, event_id))
+
+    def forget_before(self, cutoff: int) -> None:
+        order, times = self._order, self._times
+        while order and order[0][0] < cutoff:
+            time_ms, event_id = order.popleft()
+            if times.get(event_id) == time_ms:
+                del times[event_id]
+
+    def dump(self) -> list[list[object]]:
+        return [[event_id, time_ms] for time_ms, event_id in self._order]
+
+    @classmethod
+    def load(cls, data: list[list[object]]) -> SeenIds:
+        seen = cls()
+        for event_id, time_ms in data:
+            if not isinstance(event_id, str) or not isinstance(time_ms, int):
+                raise StateFormatError("malformed dedup entry")
+            seen.add(event_id, time_ms)
+        return seen
+
+
 @dataclass
 class PartitionState:
-    """Everything the evaluator keeps for one partition of the events topic.
-
-    Room for later: a bounded set of recent event ids for duplicate suppression
-    belongs here, so that it moves with the partition too.
-    """
+    """Everything the evaluator keeps for one partition of the events topic: the
+    newest event time, the ids seen within the dedup horizon and every shard."""
 
     max_time: int | None = None
     shards: dict[str, Shard] = field(default_factory=dict)
+    seen: SeenIds = field(default_factory=SeenIds)
 
 
 def encode(state: PartitionState) -> bytes:
@@ -46,6 +92,7 @@ def encode(state: PartitionState) -> bytes:
         {
             "v": STATE_VERSION,
             "max_time": state.max_time,
+            "seen": state.seen.dump(),
             "objectives": {oid: shard.dump() for oid, shard in state.shards.items()},
         }
     )
@@ -64,7 +111,10 @@ def decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> Partitio
     stored = body.get("objectives")
     if not (max_time is None or isinstance(max_time, int)) or not isinstance(stored, dict):
         raise StateFormatError("malformed snapshot envelope")
-    state = PartitionState(max_time=max_time)
+    seen = body.get("seen", [])
+    if not isinstance(seen, list):
+        raise StateFormatError("malformed dedup set")
+    state = PartitionState(max_time=max_time, seen=SeenIds.load(seen))
     for oid, shard_data in stored.items():
         compiled = objectives.get(oid)
         if compiled is None:

@@ -10,7 +10,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.schemas import Breach, WindowSli
+from shared.schemas import Breach, WindowSli, group_key
+
+#: Groups per objective and partition before new groups fold into the overflow group.
+MAX_GROUPS = 10_000
+#: The value every ``groupBy`` attribute takes in the overflow group.
+OVERFLOW = "_overflow"
+
+
+def capped_group(
+    groups: dict[str, Any], group: dict[str, str], key: str, cap: int
+) -> tuple[dict[str, str], str, bool]:
+    """The group an event counts in, honouring the cap on groups.
+
+    An existing group, or a new one while fewer than ``cap`` are held, is itself. Past
+    the cap a *new* group's events count in the overflow group (every attribute
+    :data:`OVERFLOW`): they are not lost, the objective still measures them, but per
+    group detail is. The third value says whether the event was folded (metric
+    ``slawatch_group_overflow_events_total``).
+    """
+    if key in groups or len(groups) < cap:
+        return group, key, False
+    folded = dict.fromkeys(group, OVERFLOW)
+    return folded, group_key(folded), True
 
 
 class EventLike(Protocol):
@@ -78,6 +100,9 @@ class Shard(Protocol):
 
 class CompiledObjective(Protocol):
     """An objective ready to evaluate events."""
+
+    #: Events folded into the overflow group, since the engine last took the count.
+    overflow_events: int
 
     @property
     def objective_id(self) -> str:

@@ -41,7 +41,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from services.evaluator.objectives.base import EventLike, GroupStatus
+from services.evaluator.objectives.base import EventLike, GroupStatus, capped_group
 from services.evaluator.period import PeriodCounter
 from services.evaluator.window import SlidingWindow
 from shared.schemas import Breach, BreachKind, Severity, WindowSli, breach_id, group_key
@@ -121,6 +121,10 @@ class BurnRateShard:
         group = self.compiled.group_of(event)
         key = group_key(group)
         state = self.groups.get(key)
+        if state is None:
+            group, key, folded = capped_group(self.groups, group, key, self.compiled.max_groups)
+            self.compiled.overflow_events += folded
+            state = self.groups.get(key)
         if state is None:
             state = self.groups[key] = self._new_group(group)
         out: list[Breach] = []

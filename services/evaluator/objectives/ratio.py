@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from services.evaluator.objectives.base import EventLike, GroupStatus
+from services.evaluator.objectives.base import MAX_GROUPS, EventLike, GroupStatus, capped_group
 from services.evaluator.objectives.burnrate import BurnRateShard
 from services.evaluator.window import SlidingWindow
 from shared.definitions.model import Agreement, RatioObjective, ValueCondition
@@ -136,8 +136,18 @@ def severity_of(opened: dict[str, Any]) -> Severity:
 class CompiledRatio:
     """A ratio objective ready to evaluate events; immutable and shared by all shards."""
 
-    def __init__(self, agreement: Agreement, objective: RatioObjective, clock: Clock) -> None:
+    def __init__(
+        self,
+        agreement: Agreement,
+        objective: RatioObjective,
+        clock: Clock,
+        *,
+        max_groups: int = MAX_GROUPS,
+    ) -> None:
         self.definition = objective
+        self.max_groups = max_groups
+        #: Events folded into the overflow group since the engine last took the count.
+        self.overflow_events = 0
         self.agreement = AgreementRef(
             name=agreement.metadata.name,
             type=agreement.spec.type,
@@ -274,6 +284,10 @@ class RatioShard:
         group = self.compiled.group_of(event)
         key = group_key(group)
         state = self.groups.get(key)
+        if state is None:
+            group, key, folded = capped_group(self.groups, group, key, self.compiled.max_groups)
+            self.compiled.overflow_events += folded
+            state = self.groups.get(key)
         if state is None:
             state = RatioGroup(group=group, window=SlidingWindow(self.compiled.window_ms))
             self.groups[key] = state

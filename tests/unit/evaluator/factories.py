@@ -52,9 +52,15 @@ def compiled(**objective: Any) -> CompiledRatio:
     return CompiledRatio(doc, doc.spec.objectives[0], fixed_clock)
 
 
-def engine(*agreements: Agreement, allowed_lateness_ms: int = 30_000) -> Engine:
+def engine(
+    *agreements: Agreement, allowed_lateness_ms: int = 30_000, dedup_horizon_ms: int = 600_000
+) -> Engine:
     catalog = Catalog(agreements={a.metadata.name: a for a in agreements}, receivers={})
-    return Engine(compile_catalog(catalog, fixed_clock), allowed_lateness_ms=allowed_lateness_ms)
+    return Engine(
+        compile_catalog(catalog, fixed_clock),
+        allowed_lateness_ms=allowed_lateness_ms,
+        dedup_horizon_ms=dedup_horizon_ms,
+    )
 
 
 _counter = iter(range(10**9))

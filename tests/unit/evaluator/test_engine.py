@@ -142,3 +142,37 @@ def test_ticks_and_restores_do_not_change_results(
     stream: list[Record], ticks: set[int], snaps: set[int]
 ) -> None:
     assert evaluate(stream, ticks, snaps) == evaluate(stream, set(), set())
+
+
+def test_duplicates_counted_once_within_the_horizon() -> None:
+    evaluator = engine(agreement(), dedup_horizon_ms=600_000)
+    evaluator.assign(0, None)
+    assert not evaluator.process(0, event(T0, "bad", id="x")).duplicate
+    repeat = evaluator.process(0, event(T0, "bad", id="x"))
+    assert repeat.duplicate and repeat.matched == 0
+    # Restored from a snapshot, the id is still known.
+    snapshot = evaluator.snapshot(0)
+    evaluator.revoke(0)
+    evaluator.assign(0, snapshot)
+    assert evaluator.process(0, event(T0 + 1, "bad", id="x")).duplicate
+    # Past the horizon (and not late), the id is forgotten.
+    lax = engine(agreement(), allowed_lateness_ms=10**9, dedup_horizon_ms=600_000)
+    lax.assign(0, None)
+    lax.process(0, event(T0, id="y"))
+    lax.process(0, event(T0 + 600_001, id="z"))
+    assert not lax.process(0, event(T0, id="y")).duplicate
+
+
+def test_groups_past_the_cap_fold_into_the_overflow_group() -> None:
+    from services.evaluator.objectives.base import OVERFLOW
+
+    evaluator = engine(agreement(groupBy=["customer"]))
+    objective = next(iter(evaluator.objectives.values()))
+    objective.max_groups = 2  # type: ignore[attr-defined]
+    evaluator.assign(0, None)
+    for customer in ("a", "b", "c", "d", "a"):
+        evaluator.process(0, event(T0, attributes={"customer": customer}))
+    groups = sorted(s.status.group["customer"] for s in evaluator.status(objective.objective_id))
+    assert groups == [OVERFLOW, "a", "b"]
+    assert evaluator.take_overflow() == {objective.objective_id: 2}
+    assert evaluator.take_overflow() == {}

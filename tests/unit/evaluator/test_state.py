@@ -23,7 +23,7 @@ def test_round_trip_gives_identical_results() -> None:
         for i, (time, outcome) in enumerate(stream):
             customer = "acme" if i % 2 else "globex"
             out += evaluator.process(
-                0, event(time, outcome, attributes={"customer": customer})
+                0, event(time, outcome, attributes={"customer": customer}, id=f"e{time}")
             ).breaches
         return out
 
