@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import logging
 import signal
@@ -14,6 +13,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from shared import logs
+from shared.definitions import cli as definitions_cli
 from shared.definitions.load import DefinitionsInvalid, load_paths
 from shared.errors import SlawatchError
 from shared.runtime import run_main
@@ -86,36 +86,9 @@ def _validate(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _apply(settings: Settings, args: argparse.Namespace) -> int:
-    from shared import db
-    from shared.definitions.store import apply
+    from shared.definitions.cli import apply_command
 
-    try:
-        documents = load_paths([Path(p) for p in args.file])
-    except DefinitionsInvalid as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 1
-
-    async def store() -> int:
-        assert settings.database_url is not None
-        await db.migrate(settings.database_url)
-        engine = db.engine(settings, pool_size=1)
-        try:
-            async with db.sessions(engine)() as session:
-                results = await apply(session, documents)
-                if args.dry_run:
-                    await session.rollback()
-                else:
-                    await session.commit()
-        finally:
-            await engine.dispose()
-        for r in results:
-            print(f"{r.kind}/{r.name} {r.change} (version {r.version})")
-        if args.dry_run:
-            print("dry run: nothing stored")
-        return 0
-
-    return asyncio.run(store())
+    return apply_command(settings, args)
 
 
 def _receiver(_settings: Settings, args: argparse.Namespace) -> int:
@@ -144,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     apply_cmd = sub.add_parser("apply", help="store definitions in the database")
     apply_cmd.add_argument("-f", "--file", action="append", required=True)
     apply_cmd.add_argument("--dry-run", action="store_true")
+    definitions_cli.add_apply_options(apply_cmd)
+    definitions_cli.add_commands(sub)
     recv = sub.add_parser("receiver", help="a local webhook receiver that prints alerts")
     recv.add_argument("--port", type=int, default=9000)
     recv.add_argument("--host", default="127.0.0.1")
@@ -151,12 +126,13 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-COMMANDS = {
+COMMANDS: dict[str, definitions_cli.Handler] = {
     "up": _up,
     "validate": _validate,
     "apply": _apply,
     "receiver": _receiver,
     "migrate": _migrate,
+    **definitions_cli.HANDLERS,
 }
 
 

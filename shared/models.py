@@ -136,3 +136,21 @@ class DeliveryAttempt(Base):
     attempted_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+
+
+class DefinitionVersion(Base):
+    """Every version of every definition, deletions included: the history behind
+    :class:`Definition` (who changed what, when and why)."""
+
+    __tablename__ = "definition_versions"
+
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change: Mapped[str] = mapped_column(String(16), nullable=False)
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    author: Mapped[str] = mapped_column(String(256), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

@@ -22,14 +22,20 @@ from shared.definitions.kinds.objectives import (
     Selector,
     ValueCondition,
 )
+from shared.definitions.kinds.party import Party, PartySpec
 from shared.definitions.kinds.policy import Route
 from shared.definitions.kinds.receivers import Receiver, ReceiverSpec, WebhookReceiverSpec
+from shared.definitions.kinds.service import Service, ServiceSpec
 
-Document = Agreement | Receiver | Calendar
-KINDS: dict[str, type[Agreement] | type[Receiver] | type[Calendar]] = {
+Document = Agreement | Receiver | Calendar | Service | Party
+KINDS: dict[
+    str, type[Agreement] | type[Receiver] | type[Calendar] | type[Service] | type[Party]
+] = {
     "Agreement": Agreement,
     "Receiver": Receiver,
     "Calendar": Calendar,
+    "Service": Service,
+    "Party": Party,
 }
 
 __all__ = [
@@ -48,12 +54,16 @@ __all__ = [
     "Metadata",
     "Name",
     "Objective",
+    "Party",
+    "PartySpec",
     "QuantileObjective",
     "RatioObjective",
     "Receiver",
     "ReceiverSpec",
     "Route",
     "Selector",
+    "Service",
+    "ServiceSpec",
     "Spec",
     "ValueCondition",
     "WebhookReceiverSpec",

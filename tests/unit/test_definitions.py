@@ -59,8 +59,8 @@ def test_valid_agreement(tmp_path: Path) -> None:
     [
         (1.5, "30d", "hook", "spec.objectives[0].target", "less than 1"),
         (1, "30d", "hook", "spec.objectives[0].target", "less than 1"),
-        (0.99, "30 days", "hook", "spec.objectives[0].window", "invalid duration"),
-        (0.99, "30d", "nobody", "spec.notify[0].receivers", "no Receiver named 'nobody'"),
+        (0.99, "30 days", "hook", "spec.objectives[0].window", "wrong unit"),
+        (0.99, "30d", "nobody", "spec.notify[0].receivers[0]", "no Receiver named 'nobody'"),
     ],
 )
 def test_errors_point_at_the_field(

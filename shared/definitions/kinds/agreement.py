@@ -1,21 +1,86 @@
-"""Agreements: SLA, OLA or UC between parties, with objectives and a notification policy."""
+"""Agreements: SLA, OLA or UC between parties, with objectives, reporting period,
+service credits, a termination rule, maintenance exclusion and a notification policy.
+
+* ``SLA``: a provider promises a customer; ``OLA``: one internal team promises
+  another; ``UC`` (underpinning contract): a supplier promises the provider. An OLA or
+  UC may name the SLA it ``underpins``.
+* ``period``: compliance is reported per calendar ``week``, ``month`` or ``quarter``
+  in ``timezone``.
+* ``penalties``: attainment below ``below`` earns ``creditPercent`` service credit;
+  the lowest tier reached applies. Tiers are listed from the highest ``below`` down,
+  each crediting more than the one before.
+* ``termination``: ``consecutiveMissedPeriods`` missed periods in a row put the
+  agreement at risk of termination.
+* ``maintenance``: whether time inside matching maintenance windows is excluded from
+  compliance.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from shared.definitions.kinds.common import Metadata, Spec
+from shared.definitions.kinds.common import (
+    AgreementRef,
+    Lookup,
+    Metadata,
+    Name,
+    PartyRef,
+    Spec,
+    iana_timezone,
+)
 from shared.definitions.kinds.objectives import Objective
 from shared.definitions.kinds.policy import Route
 
+AgreementType = Literal["SLA", "OLA", "UC"]
+
+
+class Period(Spec):
+    """The reporting period: calendar weeks (from Monday), months or quarters."""
+
+    every: Literal["week", "month", "quarter"] = "month"
+    timezone: str = "UTC"
+
+    _tz_ok = field_validator("timezone")(iana_timezone)
+
+
+class PenaltyTier(Spec):
+    """Attainment below ``below`` (a fraction, 0.999 = 99.9 %) earns ``creditPercent``.
+
+    ``objective``: the objective whose attainment counts; none: any objective.
+    """
+
+    below: float = Field(gt=0.0, le=1.0)
+    credit_percent: float = Field(gt=0.0, le=100.0)
+    objective: Name | None = None
+
+
+class Termination(Spec):
+    """The agreement is at risk after this many missed periods in a row."""
+
+    consecutive_missed_periods: int = Field(ge=1)
+
+
+class MaintenancePolicy(Spec):
+    """``exclude``: time inside maintenance windows whose labels match ``match`` does
+    not count against compliance (and breaches inside them are not notified)."""
+
+    exclude: bool = True
+    match: dict[str, str] = Field(default_factory=dict)
+
 
 class AgreementSpec(Spec):
-    type: Literal["SLA", "OLA", "UC"]
-    provider: str | None = None
-    consumer: str | None = None
+    type: AgreementType
+    provider: PartyRef | None = None
+    consumer: PartyRef | None = None
+    description: str | None = None
+    underpins: AgreementRef | None = None
+    period: Period = Field(default_factory=Period)
     objectives: list[Objective] = Field(min_length=1)
+    penalties: list[PenaltyTier] = Field(default_factory=list)
+    termination: Termination | None = None
+    maintenance: MaintenancePolicy | None = None
     notify: list[Route] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -26,9 +91,72 @@ class AgreementSpec(Spec):
             raise ValueError(f"objective names must be unique; repeated: {', '.join(duplicates)}")
         return self
 
+    def credit_percent(self, attainment: float, objective: str | None = None) -> float:
+        """The service credit owed for a period's ``attainment`` (0 if no tier applies)."""
+        owed = 0.0
+        for tier in self.penalties:
+            if tier.objective in (None, objective) and attainment < tier.below:
+                owed = max(owed, tier.credit_percent)
+        return owed
+
 
 class Agreement(Spec):
     api_version: Literal["slawatch/v1"] = Field(alias="apiVersion")
     kind: Literal["Agreement"]
     metadata: Metadata
     spec: AgreementSpec
+
+    def checks(self) -> list[tuple[str, str]]:
+        """Checks across fields, as (field path, message)."""
+        spec = self.spec
+        out: list[tuple[str, str]] = []
+        if spec.underpins is not None and spec.type == "SLA":
+            out.append(("spec.underpins", "only an OLA or a UC can name the SLA it underpins"))
+        objectives = {o.name for o in spec.objectives}
+        last: dict[str | None, tuple[int, PenaltyTier]] = {}
+        for i, tier in enumerate(spec.penalties):
+            if tier.objective is not None and tier.objective not in objectives:
+                out.append(
+                    (
+                        f"spec.penalties[{i}].objective",
+                        f"no objective named {tier.objective!r} in this agreement "
+                        f"(it has: {', '.join(sorted(objectives))})",
+                    )
+                )
+            previous = last.get(tier.objective)
+            last[tier.objective] = (i, tier)
+            if previous is None:
+                continue
+            j, prior = previous
+            if tier.below >= prior.below:
+                out.append(
+                    (
+                        f"spec.penalties[{i}].below",
+                        f"list tiers from the highest 'below' down: {tier.below:g} follows "
+                        f"{prior.below:g} (penalties[{j}])",
+                    )
+                )
+            elif tier.credit_percent <= prior.credit_percent:
+                out.append(
+                    (
+                        f"spec.penalties[{i}].creditPercent",
+                        f"a lower attainment must earn more credit: {tier.credit_percent:g} % "
+                        f"is not more than {prior.credit_percent:g} % (penalties[{j}])",
+                    )
+                )
+        return out
+
+    def cross_checks(self, find: Lookup) -> list[tuple[str, str]]:
+        """Checks that need other documents: ``underpins`` names an SLA."""
+        if self.spec.underpins is None:
+            return []
+        target = find("Agreement", self.spec.underpins)
+        if isinstance(target, Agreement) and target.spec.type != "SLA":
+            return [
+                (
+                    "spec.underpins",
+                    f"{self.spec.underpins!r} is an {target.spec.type}; "
+                    "an OLA or UC underpins an SLA",
+                )
+            ]
+        return []

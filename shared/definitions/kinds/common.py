@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -31,3 +34,37 @@ def duration(text: str) -> str:
     """Field validator: the text must be a duration such as ``5m``."""
     parse_duration_ms(text)
     return text
+
+
+def iana_timezone(name: str) -> str:
+    """Field validator: an IANA time zone such as ``Europe/Berlin``."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'"
+        ) from None
+    return name
+
+
+@dataclass(frozen=True)
+class RefTo:
+    """Marks a field whose value names another document of ``kind``.
+
+    ``soft``: the reference is checked only when the checked set holds at least one
+    document of ``kind``. Services and parties are opt-in catalogs: until a user
+    declares any, names such as ``service: checkout`` are free-form slugs.
+    """
+
+    kind: str
+    soft: bool = False
+
+
+ServiceRef = Annotated[str, RefTo("Service", soft=True)]
+PartyRef = Annotated[Name, RefTo("Party", soft=True)]
+ReceiverRef = Annotated[Name, RefTo("Receiver")]
+CalendarRef = Annotated[Name, RefTo("Calendar")]
+AgreementRef = Annotated[Name, RefTo("Agreement")]
+
+#: ``find(kind, name)``: the document of that kind and name in the checked set, or None.
+Lookup = Callable[[str, str], object | None]
