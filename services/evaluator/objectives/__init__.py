@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from services.evaluator.objectives.base import CompiledObjective
+from services.evaluator.objectives.quantile import CompiledQuantile
 from services.evaluator.objectives.ratio import CompiledRatio
-from shared.definitions.model import RatioObjective
+from shared.definitions.model import QuantileObjective, RatioObjective
 from shared.definitions.store import Catalog
 from shared.timeutil import Clock
 
@@ -18,3 +19,5 @@ def compile_catalog(catalog: Catalog, clock: Clock) -> Iterator[CompiledObjectiv
         for objective in agreement.spec.objectives:
             if isinstance(objective, RatioObjective):
                 yield CompiledRatio(agreement, objective, clock)
+            elif isinstance(objective, QuantileObjective):
+                yield CompiledQuantile(agreement, objective, clock)

@@ -41,13 +41,25 @@ instant it resolved, so ``opened_at`` (and the breach id) is unique per group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from services.evaluator.objectives.base import MAX_GROUPS, EventLike, GroupStatus, capped_group
+from services.evaluator.objectives.base import (
+    MAX_GROUPS,
+    CountWindow,
+    EventLike,
+    GroupStatus,
+    capped_group,
+)
 from services.evaluator.objectives.burnrate import BurnRateShard
 from services.evaluator.window import SlidingWindow
-from shared.definitions.model import Agreement, RatioObjective, ValueCondition
+from shared.definitions.model import (
+    Agreement,
+    QuantileObjective,
+    RatioObjective,
+    ValueCondition,
+)
 from shared.schemas import (
     AgreementRef,
     Breach,
@@ -93,7 +105,7 @@ class RatioGroup:
     """One group's window and alerting state."""
 
     group: dict[str, str]
-    window: SlidingWindow
+    window: CountWindow
     clock: int | None = None
     pending_since: int | None = None
     open: OpenBreach | None = None
@@ -112,11 +124,13 @@ class RatioGroup:
         }
 
     @classmethod
-    def load(cls, data: dict[str, Any], window_ms: int) -> RatioGroup:
+    def load(
+        cls, data: dict[str, Any], load_window: Callable[[dict[str, Any]], CountWindow]
+    ) -> RatioGroup:
         opened = data["open"]
         return cls(
             group={str(k): str(v) for k, v in data["g"].items()},
-            window=SlidingWindow.from_dict(data["win"], window_ms),
+            window=load_window(data["win"]),
             clock=data["clock"],
             pending_since=data["pending"],
             open=None
@@ -139,7 +153,7 @@ class CompiledRatio:
     def __init__(
         self,
         agreement: Agreement,
-        objective: RatioObjective,
+        objective: RatioObjective | QuantileObjective,
         clock: Clock,
         *,
         max_groups: int = MAX_GROUPS,
@@ -158,12 +172,20 @@ class CompiledRatio:
         self._objective_id = f"{agreement.metadata.name}/{objective.name}"
         self._types = frozenset(objective.select.types)
         self._matchers = tuple(objective.select.attributes.items())
-        self._outcome = objective.good.outcome
-        self._condition: ValueCondition | None = objective.good.condition()
+        self._outcome: str | None = None
+        self._condition: ValueCondition | None = None
+        if isinstance(objective, RatioObjective):
+            self._outcome = objective.good.outcome
+            self._condition = objective.good.condition()
+            target = objective.target
+        else:
+            # A quantile objective's window counts values within the threshold as
+            # good: the quantile is above the threshold iff good / valid < quantile.
+            target = objective.quantile
         self._group_by = tuple(objective.group_by)
         self.window_ms = objective.window_ms
         self.rule = ThresholdRule(
-            target=objective.target,
+            target=target,
             min_events=objective.alerting.min_events,
             for_ms=parse_duration_ms(objective.alerting.for_),
             hysteresis=objective.alerting.hysteresis,
@@ -202,14 +224,20 @@ class CompiledRatio:
         attributes = event.attributes
         return all(attributes.get(name) == wanted for name, wanted in self._matchers)
 
-    def classify(self, event: EventLike) -> bool | None:
+    def group_of(self, event: EventLike) -> dict[str, str]:
+        return {name: event.attributes.get(name, MISSING) for name in self._group_by}
+
+    def new_window(self) -> CountWindow:
+        return SlidingWindow(self.window_ms)
+
+    def load_window(self, data: dict[str, Any]) -> CountWindow:
+        return SlidingWindow.from_dict(data, self.window_ms)
+
+    def classify(self, event: EventLike) -> Any:
         """Good (``True``), bad (``False``) or not valid (``None``)."""
         if self._condition is not None:
             return None if event.value is None else self._condition.holds(event.value)
         return None if event.outcome is None else event.outcome == self._outcome
-
-    def group_of(self, event: EventLike) -> dict[str, str]:
-        return {name: event.attributes.get(name, MISSING) for name in self._group_by}
 
     def new_shard(self) -> RatioShard | BurnRateShard:
         return BurnRateShard(self, {}) if self.burn_rules else RatioShard(self, {})
@@ -219,7 +247,7 @@ class CompiledRatio:
             return BurnRateShard(self, {}).load(data)
         if "policy" in data:
             raise ValueError("alerting policy changed")
-        groups = [RatioGroup.load(g, self.window_ms) for g in data["groups"]]
+        groups = [RatioGroup.load(g, self.load_window) for g in data["groups"]]
         return RatioShard(self, {group_key(g.group): g for g in groups})
 
     def breach(
@@ -289,7 +317,7 @@ class RatioShard:
             self.compiled.overflow_events += folded
             state = self.groups.get(key)
         if state is None:
-            state = RatioGroup(group=group, window=SlidingWindow(self.compiled.window_ms))
+            state = RatioGroup(group=group, window=self.compiled.new_window())
             self.groups[key] = state
         out: list[Breach] = []
         self._advance(state, event.time, out, event)

@@ -33,6 +33,7 @@ def agreement_doc(name: str = "acme-checkout", **objective: Any) -> dict[str, An
         "alerting": {"minEvents": 1},
     }
     spec.update(objective)
+    spec = {k: v for k, v in spec.items() if v is not None}  # None: leave the field out
     return {
         "apiVersion": "slawatch/v1",
         "kind": "Agreement",

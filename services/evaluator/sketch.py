@@ -1,0 +1,214 @@
+"""A mergeable quantile sketch with 1 % relative accuracy (DDSketch-style log buckets).
+
+A value ``v`` with ``|v| ≥ MIN_VALUE`` falls in the bin ``i = ceil(log_gamma |v|)``
+with ``gamma = (1 + alpha) / (1 - alpha)``, ``alpha = 0.01``; the bin stands for
+``2 gamma^i / (gamma + 1)``, which lies within ``alpha`` of every value in
+``(gamma^(i-1), gamma^i]``. Smaller magnitudes count as 0.
+Bins of positive values, of zero and of negative values share one integer key space
+ordered like the values::
+
+    key(v) = OFFSET + i     for v ≥ MIN_VALUE
+             0              for |v| < MIN_VALUE
+           -(OFFSET + i)    for v ≤ -MIN_VALUE      (i of |v|)
+
+A sketch is a ``dict[key, count]``; merging is adding counts, and removing a merged
+sketch is subtracting them, so a sliding window keeps one running sketch
+(:class:`QuantileWindow`). Values from 1 ms to a week need about 1,200 bins; a typical
+latency distribution occupies a few hundred.
+
+The ``q``-quantile is the value of rank ``max(1, ceil(q·n))`` in ascending order; the
+sketch answers it with relative error ≤ alpha.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from services.evaluator.window import bucket_width_ms
+
+ALPHA = 0.01
+GAMMA = (1 + ALPHA) / (1 - ALPHA)
+_LOG_GAMMA = math.log(GAMMA)
+MIN_VALUE = 1e-9
+OFFSET = 1 << 20
+
+
+def key_of(value: float) -> int:
+    """The bin key of ``value``."""
+    magnitude = abs(value)
+    if magnitude < MIN_VALUE:
+        return 0
+    index = math.ceil(math.log(magnitude) / _LOG_GAMMA)
+    return OFFSET + index if value > 0 else -(OFFSET + index)
+
+
+def value_of(key: int) -> float:
+    """The value a bin stands for."""
+    if key == 0:
+        return 0.0
+    index = abs(key) - OFFSET
+    estimate = 2 * GAMMA**index / (GAMMA + 1)
+    return estimate if key > 0 else -estimate
+
+
+def rank(q: float, n: int) -> int:
+    """The 1-based rank of the ``q``-quantile among ``n`` values."""
+    return max(1, math.ceil(q * n))
+
+
+def quantile(bins: dict[int, int], q: float, n: int) -> float | None:
+    """The ``q``-quantile of a sketch holding ``n`` values (``None`` when empty)."""
+    if n <= 0:
+        return None
+    wanted = rank(q, n)
+    seen = 0
+    for key in sorted(bins):
+        seen += bins[key]
+        if seen >= wanted:
+            return value_of(key)
+    return value_of(max(bins))
+
+
+class QuantileWindow:
+    """Values over a sliding event-time window: a ring of per-bucket sketches and one
+    running sketch (same bucketing as :class:`~services.evaluator.window.SlidingWindow`).
+
+    For a threshold decision it also counts, per bucket, the values whose bin stands
+    for at most ``threshold`` (``good``) next to all values (``valid``), so "the
+    quantile is above the threshold" is ``good < ceil(q·valid)``, i.e.
+    ``good / valid < q``: O(1), no sort. The quantile itself is computed only when a
+    breach is published or a status is read.
+    """
+
+    __slots__ = (
+        "_bins",
+        "_good",
+        "_valid",
+        "bins",
+        "bucket_ms",
+        "good",
+        "head",
+        "limit_key",
+        "size",
+        "threshold",
+        "valid",
+        "window_ms",
+    )
+
+    def __init__(self, window_ms: int, threshold: float, max_buckets: int = 60) -> None:
+        self.window_ms = window_ms
+        self.threshold = threshold
+        self.bucket_ms = bucket_width_ms(window_ms, max_buckets)
+        self.size = -(-window_ms // self.bucket_ms)
+        self.limit_key = key_of(threshold)
+        if value_of(self.limit_key) > threshold:
+            self.limit_key -= 1  # the bin holding the threshold stands for more than it
+        self._bins: list[dict[int, int] | None] = [None] * self.size
+        self._good = [0] * self.size
+        self._valid = [0] * self.size
+        self.bins: dict[int, int] = {}
+        self.head: int | None = None
+        self.good = 0
+        self.valid = 0
+
+    @property
+    def sli(self) -> float | None:
+        """Share of values within the threshold."""
+        return self.good / self.valid if self.valid else None
+
+    def quantile(self, q: float) -> float | None:
+        return quantile(self.bins, q, self.valid)
+
+    def advance(self, time_ms: int) -> None:
+        target = time_ms // self.bucket_ms
+        if self.head is None:
+            self.head = target
+            return
+        if target <= self.head:
+            return
+        if self.valid:
+            first = max(self.head + 1, target - self.size + 1)
+            for index in range(first, target + 1):
+                self._expire(index % self.size)
+        self.head = target
+
+    def _expire(self, slot: int) -> None:
+        bins = self._bins[slot]
+        if bins is None:
+            return
+        running = self.bins
+        for key, count in bins.items():
+            left = running[key] - count
+            if left:
+                running[key] = left
+            else:
+                del running[key]
+        self.good -= self._good[slot]
+        self.valid -= self._valid[slot]
+        self._bins[slot] = None
+        self._good[slot] = 0
+        self._valid[slot] = 0
+
+    def add(self, time_ms: int, value: float) -> bool:
+        self.advance(time_ms)
+        index = time_ms // self.bucket_ms
+        assert self.head is not None
+        if index <= self.head - self.size:
+            return False
+        slot = index % self.size
+        key = key_of(value)
+        bins = self._bins[slot]
+        if bins is None:
+            bins = self._bins[slot] = {}
+        bins[key] = bins.get(key, 0) + 1
+        self.bins[key] = self.bins.get(key, 0) + 1
+        self._valid[slot] += 1
+        self.valid += 1
+        if key <= self.limit_key:
+            self._good[slot] += 1
+            self.good += 1
+        return True
+
+    def next_expiry_ms(self) -> int | None:
+        if self.head is None or self.valid == 0:
+            return None
+        return (self.head + 1) * self.bucket_ms
+
+    def nbytes(self) -> int:
+        total = sys.getsizeof(self) + sys.getsizeof(self._bins) + sys.getsizeof(self.bins)
+        total += sys.getsizeof(self._good) + sys.getsizeof(self._valid)
+        return total + sum(sys.getsizeof(b) for b in self._bins if b is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        buckets: list[list[Any]] = []
+        if self.head is not None and self.valid:
+            for index in range(self.head - self.size + 1, self.head + 1):
+                bins = self._bins[index % self.size]
+                if bins:
+                    buckets.append([index, [[k, c] for k, c in bins.items()]])
+        return {"w": self.bucket_ms, "n": self.size, "head": self.head, "b": buckets}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], window_ms: int, threshold: float) -> QuantileWindow:
+        window = cls(window_ms, threshold)
+        if data["w"] != window.bucket_ms or data["n"] != window.size:
+            raise ValueError("window shape changed")
+        window.head = data["head"]
+        for index, pairs in data["b"]:
+            if window.head is None or not window.head - window.size < index <= window.head:
+                raise ValueError("bucket outside the window")
+            slot = int(index) % window.size
+            bins = window._bins[slot] = {}
+            for key, count in pairs:
+                if count <= 0:
+                    raise ValueError("bin count out of range")
+                bins[int(key)] = int(count)
+                window.bins[int(key)] = window.bins.get(int(key), 0) + int(count)
+                window._valid[slot] += int(count)
+                window.valid += int(count)
+                if key <= window.limit_key:
+                    window._good[slot] += int(count)
+                    window.good += int(count)
+        return window
