@@ -1,6 +1,7 @@
 """Wiring of the ingest service, supervision and graceful shutdown.
 
-Start: topics ensured → producer started → raw consumer task and HTTP server task
+Start: topics ensured → producer started → raw consumer task, source runners
+(``services.ingest.source_service``) and HTTP server task
 under a :class:`shared.runtime.Supervisor`.
 
 Stop (``stop`` set, or a task failed), within ``settings.shutdown_grace_s``:
@@ -17,14 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from services.ingest.api import IngestDeps, create_app
+from services.ingest.config import config_router
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.raw_consumer import RawConsumer, group_id
-from shared import kafka
+from services.ingest.source_service import SourcesService
+from shared import db, kafka
+from shared.definitions.kinds.source import SourceSpec
 from shared.metrics import new_registry
 from shared.runtime import HttpServer, Supervisor
 from shared.settings import Settings
@@ -40,12 +46,23 @@ async def run(
     *,
     registry: CollectorRegistry | None = None,
     clock: Clock = wall_clock_ms,
+    http_options: Mapping[str, Any] | None = None,
+    sources: Mapping[str, SourceSpec] | None = None,
 ) -> None:
-    """Run ingest until ``stop`` is set; raise the first task failure."""
+    """Run ingest until ``stop`` is set; raise the first task failure.
+
+    ``http_options`` override :class:`IngestDeps` defaults (timeouts, bounds);
+    ``sources`` replaces the Source definitions from the database (tests, benchmarks).
+    """
     registry = registry if registry is not None else new_registry()
     metrics = IngestMetrics(registry)
     topics = Topics.from_settings(settings)
     await ensure_topics(settings)
+    # With a database, ingest also serves the configuration API (/v1/agreements, ...).
+    database = None
+    if settings.database_url:
+        await db.migrate(settings.database_url)
+        database = db.engine(settings, pool_size=2)
 
     loop = asyncio.get_running_loop()
     deadline: float | None = None
@@ -61,8 +78,15 @@ async def run(
             clock=clock,
             max_body_bytes=settings.max_body_bytes,
             max_batch_items=settings.max_batch_items,
+            **(http_options or {}),
         )
         app = create_app(deps, registry, {"broker": publisher.ready})
+        if database is not None:
+            app.include_router(config_router(db.sessions(database)))
+        source_service = SourcesService(
+            settings, publisher, topics, registry, clock, static=sources
+        )
+        app.include_router(source_service.router)
         server = HttpServer(app, settings.host, settings.ingest_port)
         raw = RawConsumer(
             kafka.consumer(settings, group_id=group_id(settings.topic_prefix)),
@@ -75,6 +99,7 @@ async def run(
         tasks = [
             supervisor.spawn("ingest-http", server.serve()),
             supervisor.spawn("ingest-raw", raw.run(raw_stop)),
+            supervisor.spawn("ingest-sources", source_service.run(raw_stop)),
         ]
         relay = asyncio.create_task(_relay(stop, supervisor), name="ingest-stop-relay")
         log.info("ingest running", extra={"host": settings.host, "port": settings.ingest_port})
@@ -99,6 +124,8 @@ async def run(
             await asyncio.wait_for(producer.stop(), max(remaining, 0.5))
         except TimeoutError:
             log.error("producer did not flush within the shutdown grace period")
+        if database is not None:
+            await database.dispose()
     if supervisor.failure is not None:
         raise supervisor.failure
     log.info("ingest stopped")

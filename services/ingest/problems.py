@@ -14,6 +14,7 @@ entries name the item ``index`` (``null`` for the body as a whole), the ``field`
 415    ``unsupported-media-type`` Content-Type or Content-Encoding not accepted
 422    ``invalid-events``         every item was rejected; ``errors`` has them all
 503    ``unavailable``            no valid item was acknowledged by the broker
+404    ``not-found``              no such resource (e.g. an unknown source name)
 503    ``overloaded``             too many events in flight, or the broker failed just
                                   now (fail fast); ``Retry-After`` says when to retry
 =====  =========================  =================================================
@@ -42,6 +43,7 @@ RequestReason = Literal[
     "invalid_events",
     "unavailable",
     "overloaded",
+    "not_found",
 ]
 """Why a whole request was rejected; a bounded set, used as a metric label."""
 
@@ -54,6 +56,7 @@ REQUEST_REASONS: tuple[RequestReason, ...] = (
     "invalid_events",
     "unavailable",
     "overloaded",
+    "not_found",
 )
 
 
@@ -176,3 +179,7 @@ def unavailable(rejections: Iterable[Rejected]) -> Problem:
 
 def overloaded(detail: str) -> Problem:
     return Problem(503, "overloaded", "Try again shortly", detail)
+
+
+def not_found(detail: str) -> Problem:
+    return Problem(404, "not_found", "Not found", detail)

@@ -49,7 +49,8 @@ def test_every_request_reason_has_a_distinct_type() -> None:
         problems.invalid_events([]),
         problems.unavailable([]),
         problems.overloaded("x"),
+        problems.not_found("x"),
     ]
     assert sorted(p.reason for p in built) == sorted(problems.REQUEST_REASONS)
     assert len({p.type for p in built}) == len(built)
-    assert {p.status for p in built} == {400, 413, 415, 422, 503}
+    assert {p.status for p in built} == {400, 404, 413, 415, 422, 503}

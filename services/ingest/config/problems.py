@@ -1,0 +1,63 @@
+"""``application/problem+json`` (RFC 9457) answers of the configuration API.
+
+Same shape as ingest's: ``type`` (``urn:slawatch:problem:<slug>``), ``title``,
+``status``, ``detail`` and ``errors`` entries naming the document ``index`` (in a
+multi-document body), the ``field`` (dotted path) and a ``message``.
+
+=====  ===========================  ===============================================
+400    ``invalid-body``             not JSON / YAML, or not a mapping
+404    ``not-found``                no such resource or document
+409    ``conflict``                 create of an existing name; delete of a document
+                                    others refer to
+412    ``precondition-failed``      ``If-Match`` is not the current ETag
+413    ``body-too-large``           more than :data:`MAX_BODY_BYTES`
+415    ``unsupported-media-type``   neither JSON nor YAML
+422    ``invalid-definition``       the document is invalid; ``errors`` names fields
+=====  ===========================  ===============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from starlette.responses import Response
+
+from shared.definitions.load import DefinitionError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+MAX_BODY_BYTES = 1_048_576
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: Iterable[DefinitionError] = (),
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {
+        "type": f"urn:slawatch:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": [
+            {"index": e.index, "field": e.path or None, "message": e.message} for e in errors
+        ],
+    }
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def invalid(errors: list[DefinitionError]) -> Response:
+    first = errors[0]
+    where = f" at {first.path}" if first.path else ""
+    return problem(
+        422,
+        "invalid-definition",
+        "Invalid definition",
+        f"{len(errors)} error(s); first{where}: {first.message}",
+        errors,
+    )

@@ -1,0 +1,431 @@
+"""Per-kind routes of the configuration API.
+
+For a kind ``K`` with resource name ``r`` (``Agreement`` → ``agreements``,
+``MaintenanceWindow`` → ``maintenance-windows``):
+
+======  ==============================  ==========================================
+GET     /v1/r                           list: ``limit`` (≤ 500), ``after`` (cursor:
+                                        the ``next`` of the previous page),
+                                        ``label=key=value`` (repeatable),
+                                        ``prefix`` (name), any other parameter
+                                        filters a top-level spec field
+                                        (``?type=SLA&provider=shopco``)
+POST    /v1/r                           create (201; 409 if the name exists)
+POST    /v1/r/validate                  validate without storing (200 or 422)
+GET     /v1/r/{name}                    the document; ``ETag: "<version>"``
+PUT     /v1/r/{name}                    create or replace; ``If-Match`` → 412 when
+                                        stale, ``If-None-Match: *`` → create only
+DELETE  /v1/r/{name}                    204; ``If-Match`` honoured; 409 while
+                                        another document refers to it
+GET     /v1/r/{name}/versions           the history: version, change, author,
+                                        time, reason
+GET     /v1/r/{name}/versions/{n}       one past version's document
+======  ==============================  ==========================================
+
+Also ``GET /v1/schema`` (any document) and ``GET /v1/schema/{kind}``, and
+``POST /v1/definitions/validate`` for a multi-document YAML body.
+
+Bodies are JSON or YAML (``application/yaml``). Writes take the author from the
+``X-Slawatch-Author`` header (default ``api``) and the reason from
+``X-Slawatch-Reason`` or ``?reason=``; every change notifies running services.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any
+
+import orjson
+import yaml
+from fastapi import APIRouter, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest.config.problems import MAX_BODY_BYTES, invalid, problem
+from shared.definitions import store
+from shared.definitions.exceptions import (
+    AlreadyExists,
+    NotFound,
+    StillReferenced,
+    VersionMismatch,
+)
+from shared.definitions.load import (
+    DefinitionError,
+    DefinitionsInvalid,
+    Located,
+    check_set,
+    parse_document,
+    parse_text,
+)
+from shared.definitions.model import KINDS, Document
+from shared.definitions.schema import all_schema, kind_schema
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+MAX_LIMIT = 500
+_FILTER_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+_RESERVED = {"limit", "after", "label", "prefix", "reason"}
+
+
+def resource_name(kind: str) -> str:
+    """``MaintenanceWindow`` → ``maintenance-windows``; ``Party`` → ``parties``."""
+    words = re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower()
+    if words.endswith("y") and words[-2:-1] not in "aeiou":
+        return words[:-1] + "ies"
+    if words.endswith(("s", "x", "ch", "sh")):
+        return words + "es"
+    return words + "s"
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match(header: str | None) -> tuple[int | None, bool]:
+    """(expected version, must exist): ``"3"`` / ``W/"3"`` → (3, True), ``*`` →
+    (None, True), absent → (None, False); anything else → (-1, True): matches nothing."""
+    if header is None:
+        return None, False
+    value = header.strip()
+    if value == "*":
+        return None, True
+    value = value.removeprefix("W/").strip('"')
+    return (int(value) if value.isdigit() else -1), True
+
+
+async def _body(request: Request) -> Any | Response:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return _too_large()
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > MAX_BODY_BYTES:
+            return _too_large()
+    media = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
+    try:
+        if media in YAML_TYPES:
+            return yaml.safe_load(bytes(raw))
+        if media == "application/json" or media.endswith("+json"):
+            return orjson.loads(bytes(raw))
+    except (yaml.YAMLError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+        return problem(400, "invalid-body", "Body cannot be decoded", str(exc))
+    return problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        f"send application/json or application/yaml, not {media!r}",
+    )
+
+
+def _too_large() -> Response:
+    return problem(
+        413, "body-too-large", "Body too large", f"at most {MAX_BODY_BYTES} bytes per request"
+    )
+
+
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _author(request: Request) -> str:
+    return (request.headers.get("x-slawatch-author") or "api")[:256]
+
+
+def _reason(request: Request) -> str | None:
+    return request.headers.get("x-slawatch-reason") or request.query_params.get("reason")
+
+
+def _parse_for(kind: str, raw: object, name: str | None = None) -> Document | Response:
+    """The body as a document of ``kind`` (named ``name`` when given)."""
+    if isinstance(raw, dict):
+        if raw.get("kind") is None:
+            raw = {**raw, "kind": kind}
+        if raw.get("kind") != kind:
+            return invalid(
+                [DefinitionError("<body>", 0, "kind", f"this resource holds {kind} documents")]
+            )
+        metadata = raw.get("metadata")
+        if name is not None and isinstance(metadata, dict) and metadata.get("name") != name:
+            return invalid(
+                [
+                    DefinitionError(
+                        "<body>", 0, "metadata.name", f"must be {name!r}, the name in the URL"
+                    )
+                ]
+            )
+    try:
+        return parse_document(raw, "<body>", 0)
+    except DefinitionsInvalid as exc:
+        return invalid(exc.errors)
+
+
+def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
+    """Routes for every kind registered now, plus schema and validation."""
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/schema", tags=["schema"], summary="JSON Schema of any definition document")
+    async def schema_all() -> Response:
+        return _json(all_schema())
+
+    @router.get("/schema/{kind}", tags=["schema"], summary="JSON Schema of one kind")
+    async def schema_one(kind: str) -> Response:
+        if kind not in KINDS:
+            return problem(404, "not-found", "Unknown kind", f"known: {', '.join(sorted(KINDS))}")
+        return _json(kind_schema(kind))
+
+    @router.post(
+        "/definitions/validate",
+        tags=["definitions"],
+        summary="Validate a set of documents (multi-document YAML) without storing it",
+    )
+    async def validate_set(request: Request) -> Response:
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            return _too_large()
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            return problem(400, "invalid-body", "Body cannot be decoded", str(exc))
+        located, errors = parse_text(text, "<body>")
+        async with sessions() as session:
+            stored = await store.stored_documents(session)
+        errors = errors + check_set(located, stored)
+        if errors:
+            return invalid(errors)
+        return _json({"valid": True, "documents": len(located)})
+
+    for kind in KINDS:
+        _add_kind(router, sessions, kind)
+    return router
+
+
+def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kind: str) -> None:
+    base = f"/{resource_name(kind)}"
+    tags: list[str | Enum] = [resource_name(kind)]
+
+    async def list_items(request: Request, limit: int = 100, after: str | None = None) -> Response:
+        params = request.query_params
+        labels: dict[str, str] = {}
+        for label in params.getlist("label"):
+            key, sep, value = label.partition("=")
+            if not sep or not key:
+                return problem(
+                    400,
+                    "invalid-query",
+                    "Invalid label filter",
+                    f"write label=key=value, not {label!r}",
+                )
+            labels[key] = value
+        fields: dict[str, str] = {}
+        for key, value in params.items():
+            if key in _RESERVED:
+                continue
+            if not _FILTER_KEY.match(key):
+                return problem(400, "invalid-query", "Invalid filter", f"no spec field {key!r}")
+            fields[key] = value
+        limit = max(1, min(limit, MAX_LIMIT))
+        async with sessions() as session:
+            page = await store.list_documents(
+                session,
+                kind,
+                limit=limit + 1,
+                after=after,
+                labels=labels,
+                fields=fields,
+                name_prefix=params.get("prefix"),
+            )
+        more = len(page) > limit
+        page = page[:limit]
+        return _json(
+            {
+                "items": [s.document for s in page],
+                "next": page[-1].name if more and page else None,
+            }
+        )
+
+    async def create(request: Request) -> Response:
+        raw = await _body(request)
+        if isinstance(raw, Response):
+            return raw
+        document = _parse_for(kind, raw)
+        if isinstance(document, Response):
+            return document
+        return await _write(request, sessions, document, create_only=True)
+
+    async def validate(request: Request) -> Response:
+        raw = await _body(request)
+        if isinstance(raw, Response):
+            return raw
+        document = _parse_for(kind, raw)
+        if isinstance(document, Response):
+            return document
+        async with sessions() as session:
+            stored = await store.stored_documents(session)
+        errors = check_set([Located(document, "<body>", 0)], stored)
+        if errors:
+            return invalid(errors)
+        return _json({"valid": True, "kind": kind, "name": document.metadata.name})
+
+    async def get_item(name: str) -> Response:
+        async with sessions() as session:
+            try:
+                found = await store.get(session, kind, name)
+            except NotFound as exc:
+                return problem(404, "not-found", "Not found", str(exc))
+        return _json(found.document, headers={"ETag": etag(found.version)})
+
+    async def replace(request: Request, name: str) -> Response:
+        raw = await _body(request)
+        if isinstance(raw, Response):
+            return raw
+        document = _parse_for(kind, raw, name)
+        if isinstance(document, Response):
+            return document
+        create_only = (request.headers.get("if-none-match") or "").strip() == "*"
+        return await _write(request, sessions, document, create_only=create_only)
+
+    async def delete_item(request: Request, name: str) -> Response:
+        expected, _ = _if_match(request.headers.get("if-match"))
+        async with sessions() as session, session.begin():
+            try:
+                await store.remove(
+                    session,
+                    kind,
+                    name,
+                    author=_author(request),
+                    reason=_reason(request),
+                    expected_version=expected,
+                )
+            except NotFound as exc:
+                return problem(404, "not-found", "Not found", str(exc))
+            except VersionMismatch as exc:
+                return _stale(exc)
+            except StillReferenced as exc:
+                return problem(409, "conflict", "Still referenced", str(exc))
+        return Response(status_code=204)
+
+    async def versions(name: str) -> Response:
+        async with sessions() as session:
+            found = await store.history(session, kind, name)
+        if not found:
+            return problem(404, "not-found", "Not found", f"{kind} {name!r} never existed")
+        return _json(
+            {
+                "items": [
+                    {
+                        "version": v.version,
+                        "change": v.change,
+                        "author": v.author,
+                        "reason": v.reason,
+                        "time": v.created_at.isoformat(),
+                    }
+                    for v in found
+                ]
+            }
+        )
+
+    async def version(name: str, number: int) -> Response:
+        async with sessions() as session:
+            found = [v for v in await store.history(session, kind, name) if v.version == number]
+        if not found:
+            return problem(
+                404, "not-found", "Not found", f"{kind} {name!r} has no version {number}"
+            )
+        v = found[0]
+        return _json(
+            {
+                "version": v.version,
+                "change": v.change,
+                "author": v.author,
+                "reason": v.reason,
+                "time": v.created_at.isoformat(),
+                "document": v.document,
+            },
+            headers={"ETag": etag(v.version)},
+        )
+
+    router.add_api_route(base, list_items, methods=["GET"], tags=tags, summary=f"List {kind}s")
+    router.add_api_route(base, create, methods=["POST"], tags=tags, summary=f"Create a {kind}")
+    router.add_api_route(
+        f"{base}/validate", validate, methods=["POST"], tags=tags, summary=f"Validate a {kind}"
+    )
+    router.add_api_route(
+        f"{base}/{{name}}", get_item, methods=["GET"], tags=tags, summary=f"Get a {kind}"
+    )
+    router.add_api_route(
+        f"{base}/{{name}}", replace, methods=["PUT"], tags=tags, summary=f"Replace a {kind}"
+    )
+    router.add_api_route(
+        f"{base}/{{name}}",
+        delete_item,
+        methods=["DELETE"],
+        tags=tags,
+        summary=f"Delete a {kind}",
+        status_code=204,
+    )
+    router.add_api_route(
+        f"{base}/{{name}}/versions",
+        versions,
+        methods=["GET"],
+        tags=tags,
+        summary=f"History of a {kind}",
+    )
+    router.add_api_route(
+        f"{base}/{{name}}/versions/{{number}}",
+        version,
+        methods=["GET"],
+        tags=tags,
+        summary=f"One past version of a {kind}",
+    )
+
+
+async def _write(
+    request: Request,
+    sessions: async_sessionmaker[AsyncSession],
+    document: Document,
+    *,
+    create_only: bool,
+) -> Response:
+    expected, must_exist = _if_match(request.headers.get("if-match"))
+    async with sessions() as session, session.begin():
+        try:
+            if must_exist and expected is None:
+                found = await store.get(session, document.kind, document.metadata.name)
+                expected = found.version
+            applied = await store.put(
+                session,
+                document,
+                author=_author(request),
+                reason=_reason(request),
+                expected_version=expected,
+                create_only=create_only,
+            )
+        except DefinitionsInvalid as exc:
+            return invalid(exc.errors)
+        except AlreadyExists as exc:
+            return problem(409, "conflict", "Already exists", str(exc))
+        except NotFound as exc:  # If-Match: * on a missing document
+            return problem(412, "precondition-failed", "Precondition failed", str(exc))
+        except VersionMismatch as exc:
+            return _stale(exc)
+    status = 201 if applied.change == "created" else 200
+    headers = {"ETag": etag(applied.version)}
+    if status == 201:
+        headers["Location"] = f"/v1/{resource_name(document.kind)}/{document.metadata.name}"
+    return _json(
+        {
+            "kind": applied.kind,
+            "name": applied.name,
+            "change": applied.change,
+            "version": applied.version,
+        },
+        status,
+        headers,
+    )
+
+
+def _stale(exc: VersionMismatch) -> Response:
+    headers = {"ETag": etag(exc.current)} if exc.current is not None else None
+    return problem(412, "precondition-failed", "Precondition failed", str(exc), headers=headers)

@@ -1,0 +1,39 @@
+"""``GET /v1/sources``, ``POST /v1/sources/{name}/pause`` and ``.../resume``.
+
+Pause and resume act on this process's runner (per replica, not stored): a paused
+source keeps its consumer group membership and stops taking records within one
+poll; records already fetched are still processed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from services.ingest import problems
+from services.ingest.sources import SourceManager
+
+
+def sources_router(manager: SourceManager) -> APIRouter:
+    router = APIRouter(prefix="/v1/sources", tags=["sources"])
+
+    @router.get("", summary="Sources and their state (paused, lag)")
+    async def list_sources() -> dict[str, Any]:
+        return {"sources": manager.status()}
+
+    @router.post("/{name}/pause", summary="Stop taking records from a source")
+    async def pause(name: str) -> Any:
+        return _toggle(manager, name, paused=True)
+
+    @router.post("/{name}/resume", summary="Take records from a paused source again")
+    async def resume(name: str) -> Any:
+        return _toggle(manager, name, paused=False)
+
+    return router
+
+
+def _toggle(manager: SourceManager, name: str, *, paused: bool) -> Response | dict[str, Any]:
+    if not manager.set_paused(name, paused):
+        return problems.response(problems.not_found(f"no source named {name!r} runs here"))
+    return next(s for s in manager.status() if s["name"] == name)
