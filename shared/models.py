@@ -138,6 +138,41 @@ class DeliveryAttempt(Base):
     )
 
 
+class BreachAck(Base):
+    """The acknowledgement of a breach (the first one wins): stops its escalation."""
+
+    __tablename__ = "breach_acks"
+
+    breach_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    acked_by: Mapped[str] = mapped_column(String(256), nullable=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    via: Mapped[str] = mapped_column(String(16), nullable=False)
+    at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class NotifierSilence(Base):
+    """A silence created through the notifier API (YAML ones are definitions)."""
+
+    __tablename__ = "notifier_silences"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    matchers: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    starts_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    ends_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(256), nullable=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class NotifierSecret(Base):
+    """Secrets the notifier replicas share (the ack-link signing key), made on first start."""
+
+    __tablename__ = "notifier_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), nullable=False)
+
+
 class DefinitionVersion(Base):
     """Every version of every definition, deletions included: the history behind
     :class:`Definition` (who changed what, when and why)."""

@@ -6,6 +6,13 @@
     GET /v1/breaches/{id}
         → {"breach": BreachPublic, "events": [EventPublic…],
            "deliveries": [DeliveryPublic… with "attempts_log": [AttemptPublic…]]}
+    GET /v1/receivers/{name}/attempts?limit=&cursor=
+        → {"items": [attempt with breach_id, kind…], "next_cursor"}   newest first
+    POST /v1/breaches/{id}/ack  {"by", "comment"}  → AckPublic (first ack wins; 404)
+    GET  /v1/ack/{token}   → a confirmation page (GET never acknowledges)
+    POST /v1/ack/{token}   (form or JSON by/comment, optional) → AckPublic; 403 bad/expired
+    POST /v1/silences {match, starts_at?, ends_at | duration, created_by, comment}
+    GET  /v1/silences?active=true          DELETE /v1/silences/{id} (expires it)
     GET /healthz, /readyz, /metrics   (shared.runtime.ops_router)
 
 Errors are ``application/problem+json`` (RFC 9457). Times are epoch milliseconds.
@@ -15,20 +22,38 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
+import logging
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
+from services.notifier import acks
+from services.notifier.acklink import AckLinks, BadToken
+from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import dt_to_ms
-from shared.models import BreachEventRecord, BreachRecord, Delivery, DeliveryAttempt
+from shared.models import (
+    BreachEventRecord,
+    BreachRecord,
+    Delivery,
+    DeliveryAttempt,
+    NotifierSilence,
+)
 from shared.runtime import ReadinessCheck, ops_router
+from shared.timeutil import Clock, parse_duration_ms, wall_clock_ms
+
+log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 MAX_LIMIT = 500
@@ -238,15 +263,258 @@ def breaches_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
     return router
 
 
+class AckIn(BaseModel):
+    by: Annotated[str, Field(min_length=1, max_length=256)]
+    comment: Annotated[str | None, Field(max_length=2048)] = None
+
+
+class AckPublic(BaseModel):
+    breach_id: str
+    acked_by: str
+    comment: str | None
+    at: int
+    already: bool
+
+
+class ReceiverAttempt(BaseModel):
+    id: int
+    delivery_id: int
+    breach_id: str
+    kind: str
+    attempt: int
+    outcome: str
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    attempted_at: int
+
+
+class ReceiverAttemptPage(BaseModel):
+    items: list[ReceiverAttempt]
+    next_cursor: str | None
+
+
+class SilenceIn(BaseModel):
+    match: dict[str, str] = Field(default_factory=dict)
+    starts_at: int | None = None
+    ends_at: int | None = None
+    duration: str | None = None
+    created_by: Annotated[str, Field(min_length=1, max_length=256)]
+    comment: Annotated[str | None, Field(max_length=2048)] = None
+
+
+class SilencePublic(BaseModel):
+    id: str
+    match: dict[str, str]
+    starts_at: int
+    ends_at: int
+    created_by: str
+    comment: str | None
+    created_at: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What the ack and silence endpoints need beyond the database."""
+
+    clock: Clock
+    links: AckLinks
+    on_enqueued: Callable[[], None] = lambda: None
+    metrics: NotifierMetrics | None = None
+
+
+def receivers_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
+    """``GET /v1/receivers/{name}/attempts``: a receiver's delivery attempts, newest first."""
+    router = APIRouter(prefix="/v1/receivers", tags=["receivers"])
+
+    @router.get("/{name}/attempts", response_model=ReceiverAttemptPage)
+    async def receiver_attempts(
+        name: str,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        cursor: Annotated[str | None, Query(max_length=32, pattern=r"^[0-9]+$")] = None,
+    ) -> ReceiverAttemptPage:
+        stmt = (
+            select(DeliveryAttempt, Delivery.breach_id, Delivery.kind)
+            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+            .where(Delivery.receiver == name)
+        )
+        if cursor is not None:
+            stmt = stmt.where(DeliveryAttempt.id < int(cursor))
+        stmt = stmt.order_by(DeliveryAttempt.id.desc()).limit(limit + 1)
+        async with sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        more = len(rows) > limit
+        items = [
+            ReceiverAttempt(
+                id=a.id,
+                delivery_id=a.delivery_id,
+                breach_id=breach_id,
+                kind=kind,
+                attempt=a.attempt,
+                outcome=a.outcome,
+                status_code=a.status_code,
+                latency_ms=a.latency_ms,
+                error=a.error,
+                attempted_at=dt_to_ms(a.attempted_at),
+            )
+            for a, breach_id, kind in rows[:limit]
+        ]
+        return ReceiverAttemptPage(items=items, next_cursor=str(items[-1].id) if more else None)
+
+    return router
+
+
+def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle) -> APIRouter:
+    """Acknowledgements (API and signed link) and silences."""
+    router = APIRouter(tags=["lifecycle"])
+
+    async def ack(breach_id: str, by: str, comment: str | None, via: str) -> AckPublic:
+        async with sessions() as session, session.begin():
+            outcome = await acks.acknowledge(session, breach_id, by, comment, via, life.clock())
+        if not outcome.found:
+            raise Problem(404, "Not Found", f"no breach with id {breach_id!r}")
+        if outcome.created:
+            if life.metrics is not None:
+                life.metrics.acks.labels(via).inc()
+            if outcome.deliveries:
+                life.on_enqueued()
+            log.info("breach acknowledged", extra={"breach_id": breach_id, "via": via})
+        assert outcome.acked_by is not None and outcome.at is not None
+        return AckPublic(
+            breach_id=breach_id,
+            acked_by=outcome.acked_by,
+            comment=outcome.comment,
+            at=outcome.at,
+            already=not outcome.created,
+        )
+
+    @router.post("/v1/breaches/{breach_id}/ack", response_model=AckPublic)
+    async def ack_by_api(breach_id: str, body: AckIn) -> AckPublic:
+        return await ack(breach_id, body.by, body.comment, "api")
+
+    def verified(token: str) -> str:
+        try:
+            return life.links.verify(token, life.clock())
+        except BadToken as exc:
+            raise Problem(403, "Forbidden", f"ack link: {exc}") from None
+
+    @router.get("/v1/ack/{token}", response_class=HTMLResponse)
+    async def ack_page(token: str) -> HTMLResponse:
+        # GET never acknowledges: chat unfurlers and mail scanners fetch links.
+        breach_id = verified(token)
+        page = (
+            "<!doctype html><title>Acknowledge breach</title>"
+            f"<p>Acknowledge breach <code>{html.escape(breach_id)}</code>?</p>"
+            f'<form method="post"><label>Your name <input name="by" maxlength="256"></label> '
+            '<label>Comment <input name="comment" maxlength="2048"></label> '
+            '<button type="submit">Acknowledge</button></form>'
+        )
+        return HTMLResponse(page)
+
+    @router.post("/v1/ack/{token}", response_model=AckPublic)
+    async def ack_by_link(token: str, request: Request) -> AckPublic:
+        breach_id = verified(token)
+        by, comment = "ack link", None
+        content_type = request.headers.get("content-type", "")
+        raw = await request.body()
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            form = urllib.parse.parse_qs(raw.decode(errors="replace"))
+            by = (form.get("by", [""])[0].strip() or by)[:256]
+            comment = (form.get("comment", [""])[0].strip() or None) if "comment" in form else None
+        elif content_type.startswith("application/json") and raw:
+            try:
+                body = AckIn.model_validate_json(raw)
+            except ValidationError as exc:
+                raise Problem(422, "Unprocessable Content", str(exc.errors()[0]["msg"])) from None
+            by, comment = body.by, body.comment
+        return await ack(breach_id, by, comment, "link")
+
+    def silence_public(row: NotifierSilence, now: int) -> SilencePublic:
+        return SilencePublic(
+            id=row.id,
+            match=dict(row.matchers),
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            created_by=row.created_by,
+            comment=row.comment,
+            created_at=row.created_at,
+            active=row.starts_at <= now < row.ends_at,
+        )
+
+    @router.post("/v1/silences", response_model=SilencePublic, status_code=201)
+    async def create_silence(body: SilenceIn) -> SilencePublic:
+        now = life.clock()
+        starts = body.starts_at if body.starts_at is not None else now
+        if (body.ends_at is None) == (body.duration is None):
+            raise Problem(422, "Unprocessable Content", "give exactly one of ends_at, duration")
+        try:
+            ends = (
+                body.ends_at
+                if body.ends_at is not None
+                else starts + parse_duration_ms(body.duration or "")
+            )
+        except ValueError as exc:
+            raise Problem(422, "Unprocessable Content", f"duration: {exc}") from None
+        if ends <= starts:
+            raise Problem(422, "Unprocessable Content", "ends_at must be after starts_at")
+        row = NotifierSilence(
+            id=str(uuid.uuid4()),
+            matchers=body.match,
+            starts_at=starts,
+            ends_at=ends,
+            created_by=body.created_by,
+            comment=body.comment,
+            created_at=now,
+        )
+        async with sessions() as session, session.begin():
+            session.add(row)
+        return silence_public(row, now)
+
+    @router.get("/v1/silences", response_model=list[SilencePublic])
+    async def list_silences(
+        active: Annotated[bool | None, Query()] = None,
+    ) -> list[SilencePublic]:
+        now = life.clock()
+        stmt = select(NotifierSilence).order_by(NotifierSilence.created_at.desc()).limit(MAX_LIMIT)
+        if active is True:
+            stmt = stmt.where(NotifierSilence.starts_at <= now, NotifierSilence.ends_at > now)
+        async with sessions() as session:
+            rows = (await session.execute(stmt)).scalars().all()
+        return [silence_public(r, now) for r in rows]
+
+    @router.delete("/v1/silences/{silence_id}", response_model=SilencePublic)
+    async def expire_silence(silence_id: str) -> SilencePublic:
+        now = life.clock()
+        async with sessions() as session, session.begin():
+            row = await session.get(NotifierSilence, silence_id, with_for_update=True)
+            if row is None:
+                raise Problem(404, "Not Found", f"no silence with id {silence_id!r}")
+            if row.ends_at > now:
+                row.ends_at = (
+                    max(now, row.starts_at + 1) if row.starts_at <= now else row.starts_at + 1
+                )
+        return silence_public(row, now)
+
+    return router
+
+
 def create_app(
     sessions: async_sessionmaker[AsyncSession],
     registry: CollectorRegistry,
     checks: dict[str, ReadinessCheck],
+    lifecycle: Lifecycle | None = None,
 ) -> FastAPI:
     """The notifier's FastAPI app; nothing global, everything passed in."""
     app = FastAPI(title="slawatch notifier", version="1")
     app.include_router(ops_router(registry, checks))
     app.include_router(breaches_router(sessions))
+    app.include_router(receivers_router(sessions))
+    app.include_router(
+        lifecycle_router(
+            sessions, lifecycle or Lifecycle(wall_clock_ms, AckLinks(b"", "http://127.0.0.1"))
+        )
+    )
 
     @app.exception_handler(Problem)
     async def on_problem(_request: Request, exc: Problem) -> JSONResponse:

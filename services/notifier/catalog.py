@@ -1,5 +1,6 @@
 """The definitions the notifier routes and delivers by, reloaded from PostgreSQL.
 
+Also holds the ``Silence`` and ``MaintenanceWindow`` definitions as mute windows.
 Reloaded every ``interval_ms`` so newly applied definitions are seen, and on demand
 when a name is missing (at most once per ``min_refresh_ms``) so a breach for an
 agreement applied a moment ago is routed without waiting. A failed reload keeps the
@@ -12,15 +13,47 @@ import asyncio
 import contextlib
 import logging
 
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.notifier.silencing import MuteWindow
+from shared.definitions.kinds.silence import MaintenanceWindow, Silence
 from shared.definitions.load import DefinitionsInvalid
 from shared.definitions.model import Agreement, Receiver
 from shared.definitions.store import Catalog, load_catalog
+from shared.models import Definition
 from shared.timeutil import Clock
 
 log = logging.getLogger(__name__)
+
+WINDOW_KINDS: dict[str, type[Silence] | type[MaintenanceWindow]] = {
+    "Silence": Silence,
+    "MaintenanceWindow": MaintenanceWindow,
+}
+
+
+async def load_windows(session: AsyncSession) -> list[MuteWindow]:
+    """``Silence`` and ``MaintenanceWindow`` definitions as mute windows (a document that
+    no longer validates is skipped and logged)."""
+    rows = await session.execute(
+        select(Definition.kind, Definition.name, Definition.document).where(
+            Definition.kind.in_(WINDOW_KINDS)
+        )
+    )
+    windows: list[MuteWindow] = []
+    for kind, name, document in rows:
+        try:
+            doc = WINDOW_KINDS[kind].model_validate(document)
+        except ValidationError as exc:
+            log.warning("skipping invalid %s/%s: %s", kind, name, exc.error_count())
+            continue
+        windows.append(
+            MuteWindow(f"{kind}/{name}", dict(doc.spec.match), doc.spec.start, doc.spec.end)
+        )
+    return windows
+
 
 RELOAD_INTERVAL_MS = 5_000
 MIN_REFRESH_MS = 1_000
@@ -42,13 +75,16 @@ class CatalogCache:
         self._loaded_at: int | None = None
         self._lock = asyncio.Lock()
         self.current = Catalog(agreements={}, receivers={})
+        self.windows: list[MuteWindow] = []
 
     async def reload(self) -> None:
         """Load every definition; raises on database errors."""
         async with self._lock:
             async with self._sessions() as session:
                 catalog = await load_catalog(session)
+                windows = await load_windows(session)
             self.current = catalog
+            self.windows = windows
             self._loaded_at = self._clock()
 
     async def _refresh_on_miss(self) -> None:

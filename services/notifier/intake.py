@@ -6,7 +6,11 @@ Per record, in ONE transaction:
    see :mod:`services.notifier.lifecycle`);
 2. insert the ``breach_events`` row, ``ON CONFLICT DO NOTHING``;
 3. only if that row is new: insert one ``deliveries`` row per routed receiver,
-   ``ON CONFLICT DO NOTHING`` on (breach_id, kind, at, receiver).
+   ``ON CONFLICT DO NOTHING`` on (breach_id, kind, at, receiver). An opening also
+   plans its escalation steps (a ``breach_events`` row ``escalation.<n>`` carrying the
+   opening's payload, and rows due later, see :mod:`services.notifier.escalation`); a
+   resolution goes to the routed receivers plus every receiver notified of the
+   opening or an escalation, and cancels pending escalation steps.
 
 Commit order per batch: every record's transaction commits (and every dead letter is
 acknowledged by the broker), then the Kafka offsets are committed. A crash in between
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +41,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notifier import lifecycle, outbox
+from services.notifier import escalation, lifecycle, outbox
 from services.notifier.catalog import CatalogCache
 from services.notifier.metrics import NotifierMetrics
-from services.notifier.routing import route
+from services.notifier.routing import matching_routes, receivers_of
 from shared.deadletter import DeadLetter
 from shared.models import BreachEventRecord, BreachRecord
 from shared.schemas import Breach
@@ -115,7 +119,11 @@ async def upsert_breach(session: AsyncSession, breach: Breach) -> None:
 
 
 async def record_breach(
-    session: AsyncSession, breach: Breach, receivers: list[str], now_ms: int
+    session: AsyncSession,
+    breach: Breach,
+    receivers: list[str],
+    now_ms: int,
+    steps: Sequence[escalation.PlannedStep] = (),
 ) -> Recorded:
     """Steps 1 to 3 above inside the caller's transaction."""
     await upsert_breach(session, breach)
@@ -132,7 +140,21 @@ async def record_breach(
     )
     if logged.first() is None:
         return Recorded(new_event=False, deliveries=0)
+    if breach.kind == "breach.resolved":
+        notified = await outbox.notified_receivers(session, breach.id)
+        receivers = list(dict.fromkeys([*receivers, *notified]))
+        await outbox.cancel_escalations(session, breach.id, "resolved")
     count = await outbox.enqueue(session, breach, receivers, now_ms)
+    payload = breach.model_dump(mode="json")
+    for step in steps:
+        await session.execute(
+            insert(BreachEventRecord)
+            .values(breach_id=breach.id, kind=step.kind, at=breach.at, payload=payload)
+            .on_conflict_do_nothing()
+        )
+        count += await outbox.enqueue(
+            session, breach, step.receivers, now_ms, kind=step.kind, due_ms=step.due_ms
+        )
     return Recorded(new_event=True, deliveries=count)
 
 
@@ -198,7 +220,10 @@ class Intake:
             return 0
         self._metrics.breach_events_received.labels(breach.kind).inc()
         agreement = await self._catalog.agreement(breach.agreement.name)
-        receivers = route(breach, agreement.spec.notify) if agreement is not None else []
+        routes = matching_routes(breach, agreement.spec.notify) if agreement is not None else []
+        receivers = receivers_of(routes)
+        now = self._clock()
+        steps = escalation.plan(routes, now) if breach.kind == "breach.opened" else []
         if agreement is None:
             log.warning(
                 "breach for unknown agreement %s: recorded, not delivered",
@@ -207,7 +232,7 @@ class Intake:
             )
         try:
             async with self._sessions() as session, session.begin():
-                recorded = await record_breach(session, breach, receivers, self._clock())
+                recorded = await record_breach(session, breach, receivers, now, steps)
         except DBAPIError as exc:
             if not _is_data_exception(exc):
                 raise
@@ -216,7 +241,11 @@ class Intake:
         if recorded.new_event:
             log.info(
                 "breach event recorded",
-                extra={"breach_id": breach.id, "kind": breach.kind, "deliveries": len(receivers)},
+                extra={
+                    "breach_id": breach.id,
+                    "kind": breach.kind,
+                    "deliveries": recorded.deliveries,
+                },
             )
         return recorded.deliveries
 

@@ -16,19 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import secrets
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.notifier.api import create_app
+from services.notifier.acklink import AckLinks
+from services.notifier.api import Lifecycle, create_app
+from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
+from services.notifier.config import NotifierSettings
 from services.notifier.intake import Intake
 from services.notifier.metrics import NotifierMetrics
+from services.notifier.outbox import Claimed
+from services.notifier.secrets import Secrets
 from services.notifier.worker import (
     BATCH_SIZE,
     DeliveryWorker,
@@ -37,7 +46,9 @@ from services.notifier.worker import (
     refresh_pending_gauge,
 )
 from shared import db, kafka
+from shared.deadletter import DeadLetter
 from shared.metrics import new_registry
+from shared.models import NotifierSecret
 from shared.runtime import HttpServer, Supervisor
 from shared.settings import Settings
 from shared.timeutil import Clock, wall_clock_ms
@@ -62,6 +73,7 @@ async def run(
     http_client: httpx.AsyncClient | None = None,
 ) -> None:
     """Run the notifier until ``stop`` is set or one of its tasks fails (re-raised)."""
+    own = NotifierSettings.extend(settings)
     await db.migrate(db.database_url(settings))
     await ensure_topics(settings)
     registry = registry if registry is not None else new_registry()
@@ -86,7 +98,21 @@ async def run(
         http = http_client
         if http is None:
             http = await cleanups.enter_async_context(_owned_client(settings))
-        channels = build_channels(http, settings.delivery_timeout_ms)
+        channels = build_channels(
+            http, settings.delivery_timeout_ms, Secrets(os.environ), clock=clock
+        )
+        links = AckLinks(await ack_link_key(sessions), own.public_url, own.ack_link_ttl_ms)
+        breakers = CircuitBreakers(threshold=own.circuit_threshold, open_ms=own.circuit_open_ms)
+
+        async def dead_letter(row: Claimed, channel: str, error: str) -> None:
+            letter = DeadLetter.of(
+                "notifier",
+                "delivery_dead",
+                orjson.dumps(row.payload),
+                at=clock(),
+                detail=f"receiver {row.receiver} ({channel}), {row.kind}: {error}"[:1000],
+            )
+            await producer.send_and_wait(topics.deadletter, letter.to_json(), key=letter.key)
 
         supervisor = Supervisor()
         halt = supervisor.stop_requested
@@ -107,6 +133,9 @@ async def run(
                 clock,
                 rng.random,
                 doorbell,
+                breakers=breakers,
+                links=links,
+                on_dead=dead_letter,
             )
             for i in range(WORKERS)
         ]
@@ -117,6 +146,7 @@ async def run(
                 "database": lambda: _database_ready(engine),
                 "broker": lambda: _broker_ready(producer),
             },
+            Lifecycle(clock, links, doorbell.ring, metrics),
         )
         server = HttpServer(app, settings.host, settings.notifier_port)
 
@@ -163,6 +193,22 @@ async def _serve_until(server: HttpServer, halt: asyncio.Event) -> None:
     server.stop()
     halted.cancel()
     await serving
+
+
+ACK_KEY_NAME = "ack-link-key"
+
+
+async def ack_link_key(sessions: async_sessionmaker[AsyncSession]) -> bytes:
+    """The ack-link signing key every replica shares: made by the first one to start."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            insert(NotifierSecret)
+            .values(name=ACK_KEY_NAME, value=secrets.token_urlsafe(32))
+            .on_conflict_do_nothing()
+        )
+        row = await session.get(NotifierSecret, ACK_KEY_NAME)
+        assert row is not None
+        return row.value.encode()
 
 
 async def _database_ready(engine: AsyncEngine) -> bool:

@@ -1,6 +1,7 @@
 """Notifier metrics. Label values are bounded: ``kind`` (5 breach kinds), ``channel``
 (one per receiver ``spec.type``, or ``none`` when the receiver or its channel could
-not be resolved), ``outcome`` (delivered/retry/dead), ``reason``
+not be resolved), ``outcome`` (delivered/retry/dead/suppressed/cancelled),
+``change`` (opened/closed), ``via`` (api/link), ``reason``
 (:class:`~services.notifier.channels.base.Reason`, or the intake's dead-letter reasons
 ``invalid_breach`` / ``unstorable_breach``).
 
@@ -50,6 +51,29 @@ class NotifierMetrics:
             "From the breach's detected_at to the receiver accepting it.",
             ["channel"],
             buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.deliveries_dead = Counter(
+            "slawatch_deliveries_dead_total",
+            "Deliveries that went dead (sent to the dead letter topic) by channel and reason.",
+            ["channel", "reason"],
+            registry=registry,
+        )
+        self.circuit_deferrals = Counter(
+            "slawatch_circuit_deferrals_total",
+            "Due deliveries put back because their receiver's circuit was open.",
+            registry=registry,
+        )
+        self.circuit_changes = Counter(
+            "slawatch_circuit_changes_total",
+            "Circuit breaker state changes (opened, closed).",
+            ["change"],
+            registry=registry,
+        )
+        self.acks = Counter(
+            "slawatch_breach_acks_total",
+            "Breaches acknowledged, by how (api, link).",
+            ["via"],
             registry=registry,
         )
         self.outbox_pending = Gauge(

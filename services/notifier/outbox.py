@@ -3,10 +3,12 @@
 State machine (``status``; ``attempts`` counts claims, i.e. attempts started)::
 
     pending ──claim──▶ delivering ──2xx─────────────────────────▶ delivered
-       ▲  ▲                │  │
-       │  │                │  ├─retriable, attempts < max──▶ pending, due at now + backoff
-       │  └────────────────┘  └─not retriable, or attempts = max──▶ dead
-       └ lease expired: a crashed worker's row is claimed again
+       ▲  ▲  ▲             │  │  │
+       │  │  │             │  │  ├─retriable, attempts < max──▶ pending, due at now + backoff
+       │  │  │             │  │  └─not retriable, or attempts = max──▶ dead
+       │  │  └─circuit open: deferred, attempt given back─┘  ├─a silence matches──▶ suppressed
+       │  └ lease expired: a crashed worker's row is claimed again  └─escalation, but acked
+       └ (escalation rows are created pending, due later)              or resolved──▶ cancelled
 
 Claiming is one statement: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED
 LIMIT n)`` sets ``status='delivering'``, ``attempts+1`` and ``next_attempt_at`` to the
@@ -27,16 +29,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.backoff import Backoff, Random
 from services.notifier.channels.base import DeliveryError
-from shared.models import BreachEventRecord, Delivery, DeliveryAttempt
+from services.notifier.message import ESCALATION_PREFIX
+from shared.models import BreachAck, BreachEventRecord, BreachRecord, Delivery, DeliveryAttempt
 from shared.schemas import Breach
 
-Outcome = Literal["delivered", "retry", "dead"]
+Outcome = Literal["delivered", "retry", "dead", "suppressed", "cancelled"]
+OPEN_STATUSES = ("pending", "delivering")
 
 
 def ms_to_dt(ms: int) -> datetime:
@@ -85,26 +89,38 @@ class Claimed:
     receiver: str
     attempt: int
     payload: dict[str, Any] | None
+    breach_status: str | None = None
+    acked_by: str | None = None
+    ack_comment: str | None = None
+    acked_at: int | None = None
 
     def breach(self) -> Breach | None:
         return None if self.payload is None else Breach.model_validate(self.payload)
 
 
 async def enqueue(
-    session: AsyncSession, breach: Breach, receivers: Sequence[str], now_ms: int
+    session: AsyncSession,
+    breach: Breach,
+    receivers: Sequence[str],
+    now_ms: int,
+    *,
+    kind: str | None = None,
+    at: int | None = None,
+    due_ms: int | None = None,
 ) -> int:
-    """Insert one pending row per receiver; existing ones are kept. Returns rows inserted."""
+    """Insert one pending row per receiver (for ``kind``/``at``, by default the event's
+    own, due at ``due_ms``, by default now); existing ones are kept. Returns rows inserted."""
     if not receivers:
         return 0
     rows = [
         {
             "breach_id": breach.id,
-            "kind": breach.kind,
-            "at": breach.at,
+            "kind": kind or breach.kind,
+            "at": breach.at if at is None else at,
             "receiver": name,
             "status": "pending",
             "attempts": 0,
-            "next_attempt_at": ms_to_dt(now_ms),
+            "next_attempt_at": ms_to_dt(now_ms if due_ms is None else due_ms),
         }
         for name in receivers
     ]
@@ -163,6 +179,17 @@ async def claim(session: AsyncSession, now_ms: int, lease_ms: int, limit: int) -
         )
     )
     payloads = {(e.breach_id, e.kind, e.at): e.payload for e in events}
+    ids = list({r.breach_id for r in rows})
+    status_rows = await session.execute(
+        select(BreachRecord.id, BreachRecord.status).where(BreachRecord.id.in_(ids))
+    )
+    statuses: dict[str, str] = {breach_id: status for breach_id, status in status_rows}
+    acks = {
+        a.breach_id: a
+        for a in (await session.execute(select(BreachAck).where(BreachAck.breach_id.in_(ids))))
+        .scalars()
+        .all()
+    }
     return sorted(
         (
             Claimed(
@@ -173,6 +200,10 @@ async def claim(session: AsyncSession, now_ms: int, lease_ms: int, limit: int) -
                 receiver=r.receiver,
                 attempt=r.attempts,
                 payload=payloads.get((r.breach_id, r.kind, r.at)),
+                breach_status=statuses.get(r.breach_id),
+                acked_by=None if r.breach_id not in acks else acks[r.breach_id].acked_by,
+                ack_comment=None if r.breach_id not in acks else acks[r.breach_id].comment,
+                acked_at=None if r.breach_id not in acks else acks[r.breach_id].at,
             )
             for r in rows
         ),
@@ -222,6 +253,56 @@ async def finish(
     updated = result.first() is not None
     await session.flush()
     return updated
+
+
+async def defer(session: AsyncSession, claimed: Claimed, until_ms: int) -> bool:
+    """Put a claimed row back, due at ``until_ms``, giving its attempt back (the circuit
+    of its receiver is open: nothing was tried). Fenced like :func:`finish`."""
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == claimed.id,
+            Delivery.status == "delivering",
+            Delivery.attempts == claimed.attempt,
+        )
+        .values(
+            status="pending",
+            attempts=Delivery.attempts - 1,
+            next_attempt_at=ms_to_dt(until_ms),
+        )
+        .returning(Delivery.id)
+    )
+    return result.first() is not None
+
+
+async def cancel_escalations(session: AsyncSession, breach_id: str, why: str) -> int:
+    """End every pending escalation row of a breach as ``cancelled``."""
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.breach_id == breach_id,
+            Delivery.kind.startswith(ESCALATION_PREFIX),
+            Delivery.status == "pending",
+        )
+        .values(status="cancelled", last_error=why)
+        .returning(Delivery.id)
+    )
+    return len(result.all())
+
+
+async def notified_receivers(session: AsyncSession, breach_id: str) -> list[str]:
+    """Receivers notified (or being notified) of a breach's opening or its escalations."""
+    stmt = (
+        select(Delivery.receiver)
+        .where(
+            Delivery.breach_id == breach_id,
+            or_(Delivery.kind == "breach.opened", Delivery.kind.startswith(ESCALATION_PREFIX)),
+            Delivery.status.in_(("delivered", "pending", "delivering")),
+        )
+        .distinct()
+        .order_by(Delivery.receiver)
+    )
+    return list((await session.execute(stmt)).scalars())
 
 
 async def count_open(session: AsyncSession) -> int:

@@ -6,9 +6,10 @@ state in one transaction (:func:`services.notifier.outbox.finish`). When nothing
 due the worker waits for the poll interval or the :class:`Doorbell`, rung by intake
 when it inserts rows in this process and by ``main`` on stop.
 
-Stages for one row, in order (later issues add silence, grouping, circuit breaker
-as further stages here): resolve receiver → resolve channel → deliver with a total
-deadline → decide → record.
+Stages for one row, in order: cancelled escalation (acked or resolved) → silences
+and maintenance windows (``suppressed``) → circuit breaker of the receiver (deferred,
+attempt given back) → resolve receiver → resolve channel → deliver with a total
+deadline → decide → record → dead letter when the row went dead.
 
 Delivery is at least once: a worker that dies (or loses its database) between the
 receiver's answer and the recorded outcome leaves the row ``delivering``; after the
@@ -21,18 +22,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier import outbox
+from services.notifier.acklink import AckLinks
 from services.notifier.backoff import Backoff, Random
+from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels.base import Channel, DeliveryError, DeliveryResult, Reason
+from services.notifier.escalation import is_escalation
+from services.notifier.message import Ack, Notification
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
+from services.notifier.silencing import MuteWindow, muted_by
+from shared.models import NotifierSilence
+from shared.schemas import Breach
 from shared.settings import Settings
 from shared.timeutil import Clock
 
@@ -83,6 +92,10 @@ class WorkerConfig:
         )
 
 
+DeadLetterSink = Callable[[Claimed, str, str], Awaitable[None]]
+"""Called with a row that went dead, its channel label and the last error."""
+
+
 class DeliveryWorker:
     """One delivery loop; run several per process and several processes safely."""
 
@@ -97,6 +110,10 @@ class DeliveryWorker:
         clock: Clock,
         random: Random,
         doorbell: Doorbell,
+        *,
+        breakers: CircuitBreakers | None = None,
+        links: AckLinks | None = None,
+        on_dead: DeadLetterSink | None = None,
     ) -> None:
         self.name = name
         self._sessions = sessions
@@ -107,6 +124,9 @@ class DeliveryWorker:
         self._clock = clock
         self._random = random
         self._doorbell = doorbell
+        self._breakers = breakers if breakers is not None else CircuitBreakers()
+        self._links = links if links is not None else AckLinks(b"", "http://127.0.0.1:8082")
+        self._on_dead = on_dead
         self._soonest_retry_ms: int | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -125,23 +145,76 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it. Returns the number of rows handled."""
+        now = self._clock()
         async with self._sessions() as session, session.begin():
             claimed = await outbox.claim(
-                session, self._clock(), self._config.lease_ms, self._config.batch_size
+                session, now, self._config.lease_ms, self._config.batch_size
             )
+            windows = [*self._catalog.windows, *await active_api_silences(session, now)]
         if claimed:
             # Everything from here to the end of an attempt fits in the lease.
             deadline = asyncio.get_running_loop().time() + self._config.deadline_ms / 1000
-            await asyncio.gather(*(self._deliver(row, deadline) for row in claimed))
+            await asyncio.gather(*(self._deliver(row, deadline, windows) for row in claimed))
         return len(claimed)
 
-    async def _deliver(self, row: Claimed, deadline: float) -> None:
+    def _skip(self, row: Claimed, now: int, windows: list[MuteWindow]) -> tuple[str, str] | None:
+        """Stages before the channel: cancelled escalation, then silences. Returns the
+        outcome and why, or ``None`` to go on."""
+        breach = row.breach()
+        if breach is None:
+            return None
+        if is_escalation(row.kind):
+            if row.acked_by is not None:
+                return "cancelled", f"acknowledged by {row.acked_by}"
+            if row.breach_status == "resolved":
+                return "cancelled", "resolved"
+        window = muted_by(breach, windows, now)
+        if window is not None:
+            return "suppressed", f"muted by {window.source}"
+        return None
+
+    async def _deliver(self, row: Claimed, deadline: float, windows: list[MuteWindow]) -> None:
+        now = self._clock()
+        skipped = self._skip(row, now, windows)
+        if skipped is not None:
+            outcome, why = skipped
+            async with self._sessions() as session, session.begin():
+                await outbox.finish(
+                    session,
+                    row,
+                    outbox.Decision(outcome),  # type: ignore[arg-type]
+                    now_ms=now,
+                    status_code=None,
+                    latency_ms=0,
+                    error=why,
+                )
+            self._metrics.notifications.labels("none", outcome).inc()
+            log.info(
+                "delivery %s",
+                outcome,
+                extra={"delivery_id": row.id, "receiver": row.receiver, "why": why},
+            )
+            return
+        retry_at = self._breakers.allow(row.receiver, now)
+        if retry_at is not None:
+            async with self._sessions() as session, session.begin():
+                await outbox.defer(session, row, retry_at)
+            self._metrics.circuit_deferrals.inc()
+            self._soonest_retry_ms = min(retry_at, self._soonest_retry_ms or retry_at)
+            return
         channel_name, result = await self._attempt(row, deadline)
         error = result if isinstance(result, DeliveryError) else None
         decision = outbox.decide(
             row.attempt, self._config.max_attempts, error, self._config.backoff, self._random
         )
         now = self._clock()
+        change = self._breakers.record(
+            row.receiver, error is None, error is not None and error.retriable, now
+        )
+        if change is not None:
+            log.warning("circuit %s", change, extra={"receiver": row.receiver})
+            self._metrics.circuit_changes.labels(change).inc()
+        error_text = None if error is None else f"{error.reason.value}: {error}"
         async with self._sessions() as session, session.begin():
             kept = await outbox.finish(
                 session,
@@ -150,7 +223,7 @@ class DeliveryWorker:
                 now_ms=now,
                 status_code=result.status_code,
                 latency_ms=result.latency_ms,
-                error=None if error is None else f"{error.reason.value}: {error}",
+                error=error_text,
             )
         if decision.retry_in_ms is not None:
             due = now + decision.retry_in_ms
@@ -165,6 +238,11 @@ class DeliveryWorker:
             if breach is not None:
                 latency_s = max(0, now - breach.detected_at) / 1000
                 self._metrics.delivery_latency.labels(channel_name).observe(latency_s)
+        if decision.outcome == "dead" and kept:
+            reason = "unknown" if error is None else error.reason.value
+            self._metrics.deliveries_dead.labels(channel_name, reason).inc()
+            if self._on_dead is not None:
+                await self._on_dead(row, channel_name, error_text or "")
         log.log(
             logging.WARNING if decision.outcome == "dead" else logging.INFO,
             "delivery %s",
@@ -178,6 +256,21 @@ class DeliveryWorker:
                 "reason": None if error is None else error.reason.value,
                 "retry_in_ms": decision.retry_in_ms,
             },
+        )
+
+    def _notification(self, row: Claimed, breach: Breach) -> Notification:
+        ack = (
+            None
+            if row.acked_by is None
+            else Ack(row.acked_by, row.ack_comment, row.acked_at or row.at)
+        )
+        return Notification(
+            breach=breach,
+            kind=row.kind,
+            at=row.at,
+            status_url=self._links.status_url(breach.id),
+            ack_url=None if ack is not None else self._links.url(breach.id, self._clock()),
+            ack=ack,
         )
 
     async def _attempt(
@@ -214,7 +307,7 @@ class DeliveryWorker:
                         f"no channel for receiver type {label!r}",
                         retriable=False,
                     )
-                return label, await channel.deliver(breach, receiver)
+                return label, await channel.deliver(self._notification(row, breach), receiver)
         except DeliveryError as exc:
             return label, exc
         except TimeoutError:
@@ -226,6 +319,18 @@ class DeliveryWorker:
             return label, DeliveryError(
                 Reason.INTERNAL, f"{type(exc).__name__} in channel", retriable=True
             )
+
+
+async def active_api_silences(session: AsyncSession, now_ms: int) -> list[MuteWindow]:
+    """Silences created through the API that are active at ``now_ms``."""
+    rows = await session.execute(
+        select(NotifierSilence).where(
+            NotifierSilence.starts_at <= now_ms, NotifierSilence.ends_at > now_ms
+        )
+    )
+    return [
+        MuteWindow(f"api/{s.id}", dict(s.matchers), s.starts_at, s.ends_at) for s in rows.scalars()
+    ]
 
 
 async def refresh_pending_gauge(

@@ -1,4 +1,5 @@
-"""The channel contract: one breach event to one receiver.
+"""The channel contract: one notification (:class:`~services.notifier.message.Notification`)
+to one receiver.
 
 A channel either returns a :class:`DeliveryResult` (the receiver accepted it) or
 raises :class:`DeliveryError`, which says whether trying again may help
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.notifier.exceptions import NotifierError
+from services.notifier.message import Notification
 from shared.definitions.model import Receiver
-from shared.schemas import Breach
 
 
 class Reason(enum.StrEnum):
@@ -34,6 +35,11 @@ class Reason(enum.StrEnum):
     UNSUPPORTED_CHANNEL = "unsupported_channel"
     ABANDONED = "abandoned"
     INTERNAL = "internal"
+    CONFIG = "config"
+    TEMPLATE = "template"
+    SMTP_TRANSIENT = "smtp_4xx"
+    SMTP_PERMANENT = "smtp_5xx"
+    AUTH = "auth"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,6 @@ class Channel(Protocol):
         """The channel's name, equal to the receiver ``spec.type`` it serves (metric label)."""
         ...
 
-    async def deliver(self, breach: Breach, receiver: Receiver) -> DeliveryResult:
+    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
         """Deliver once; raise :class:`DeliveryError` on failure."""
         ...

@@ -1,15 +1,47 @@
-"""Notification policy of an agreement: routes from breach events to receivers."""
+"""Notification policy of an agreement: routes from breach events to receivers.
+
+Routes are tried in order, like Alertmanager's: the first route whose ``match``
+holds takes the event; with ``continue: true`` the search goes on to later routes
+too. A route with ``default: true`` takes the event only when no other route did.
+
+Matcher keys: ``severity``, ``service``, ``objective``, ``kind``, ``agreement``,
+``agreement_type``, ``provider``, ``consumer``, ``party`` (provider or consumer);
+any other key is a group attribute of the breach, else one of its labels. Values
+are compared for equality; a key the breach lacks never matches.
+
+Grouping (``groupBy``, ``groupWait``, ``groupInterval``, ``repeatInterval``) and
+``escalate`` steps: see ``services/notifier/grouping.py`` and
+``services/notifier/escalation.py``.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from shared.definitions.kinds.common import Name, Spec
+from shared.definitions.kinds.common import Name, Spec, duration
+
+
+class EscalationStep(Spec):
+    """``after`` the opening, if the breach is neither acknowledged nor resolved,
+    notify ``receivers``."""
+
+    after: str
+    receivers: list[Name] = Field(min_length=1)
+
+    _after_ok = field_validator("after")(duration)
 
 
 class Route(Spec):
-    """Send matching breach events to receivers; keys are equality matchers on severity,
-    service, objective, kind and group attributes."""
+    """Send matching breach events to receivers."""
 
     match: dict[str, str] = Field(default_factory=dict)
     receivers: list[Name] = Field(min_length=1)
+    continue_: bool = Field(default=False, alias="continue")
+    default: bool = False
+    group_by: list[str] = Field(default_factory=list)
+    group_wait: str = "0s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+    escalate: list[EscalationStep] = Field(default_factory=list)
+
+    _durations_ok = field_validator("group_wait", "group_interval", "repeat_interval")(duration)

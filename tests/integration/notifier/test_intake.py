@@ -85,7 +85,12 @@ async def test_routed_breach_enqueues_for_each_receiver(
         engine,
         receiver_doc("a", "http://127.0.0.1:9/"),
         receiver_doc("b", "http://127.0.0.1:9/"),
-        agreement_doc([{"receivers": ["a"]}, {"match": {"severity": "page"}, "receivers": ["b"]}]),
+        agreement_doc(
+            [
+                {"receivers": ["a"], "continue": True},
+                {"match": {"severity": "page"}, "receivers": ["b"]},
+            ]
+        ),
     )
     assert await stage.handle(Record(make_breach().to_json())) == 2
     assert await stage.handle(Record(make_breach().to_json())) == 0

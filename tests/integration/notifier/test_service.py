@@ -77,7 +77,7 @@ async def test_duplicate_breach_is_delivered_once_and_retries_are_recorded(
             receiver_doc("flaky", flaky.url),
             agreement_doc(
                 [
-                    {"match": {"severity": "page"}, "receivers": ["steady"]},
+                    {"match": {"severity": "page"}, "receivers": ["steady"], "continue": True},
                     {"match": {"customer": "acme"}, "receivers": ["flaky", "steady"]},
                     {"match": {"severity": "info"}, "receivers": ["flaky"]},
                 ]

@@ -16,11 +16,11 @@ from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
 from services.notifier.channels.base import Channel, DeliveryResult
 from services.notifier.intake import record_breach
+from services.notifier.message import Notification
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.worker import DeliveryWorker, Doorbell, WorkerConfig
 from shared import db
 from shared.definitions.model import Receiver
-from shared.schemas import Breach
 from shared.settings import Settings
 from shared.timeutil import wall_clock_ms
 from tests.integration.notifier.support import (
@@ -216,7 +216,7 @@ class HangingChannel:
 
     name = "webhook"
 
-    async def deliver(self, breach: Breach, receiver: Receiver) -> DeliveryResult:
+    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -226,7 +226,7 @@ class BrokenChannel:
 
     name = "webhook"
 
-    async def deliver(self, breach: Breach, receiver: Receiver) -> DeliveryResult:
+    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
         raise RuntimeError("bug")
 
 

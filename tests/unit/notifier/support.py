@@ -133,3 +133,101 @@ class RecordingServer:
         self._server.should_exit = True
         await self._task
         self._socket.close()
+
+
+@dataclass
+class SmtpServer:
+    """A real SMTP server (aiosmtpd, in its own thread) answering DATA with the next
+    scripted reply (then ``default``), after ``delay_s``; accepts any AUTH. With
+    ``tls`` (an ``ssl.SSLContext``) it offers STARTTLS, or with ``implicit`` speaks TLS
+    from the first byte."""
+
+    replies: list[str] = field(default_factory=list)
+    default: str = "250 OK"
+    delay_s: float = 0.0
+    tls: Any = None
+    implicit: bool = False
+    messages: list[Any] = field(default_factory=list)
+    logins: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.port = unused_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrived: asyncio.Condition | None = None
+        self._controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)  # a slow server, on purpose
+        reply = self.replies.pop(0) if self.replies else self.default
+        if reply.startswith("250"):
+            import email
+
+            message = email.message_from_bytes(envelope.original_content)
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._add, message)
+        return reply
+
+    def _add(self, message: Any) -> None:
+        async def notify() -> None:
+            assert self._arrived is not None
+            async with self._arrived:
+                self.messages.append(message)
+                self._arrived.notify_all()
+
+        assert self._loop is not None
+        self._loop.create_task(notify())
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if isinstance(auth_data, LoginPassword):
+            self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True)
+
+    async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Any]:
+        assert self._arrived is not None
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.messages) >= count)
+        return list(self.messages)
+
+    async def __aenter__(self) -> SmtpServer:
+        from aiosmtpd.controller import Controller
+
+        self._loop = asyncio.get_running_loop()
+        self._arrived = asyncio.Condition()
+        kwargs: dict[str, Any] = {
+            "authenticator": self._authenticate,
+            "auth_require_tls": False,
+        }
+        if self.tls is not None and self.implicit:
+            kwargs["ssl_context"] = self.tls
+        elif self.tls is not None:
+            kwargs["tls_context"] = self.tls
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **kwargs)
+        await asyncio.to_thread(self._controller.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self._controller.stop)
+
+
+def self_signed_context(directory: Any) -> Any:
+    """A server TLS context with a fresh self-signed certificate (openssl CLI)."""
+    import ssl
+    import subprocess
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context

@@ -9,8 +9,8 @@ from shared.definitions.model import Route
 from tests.unit.notifier.support import make_breach
 
 
-def r(receivers: list[str], **match: str) -> Route:
-    return Route(match=match, receivers=receivers)
+def r(receivers: list[str], *, cont: bool = False, default: bool = False, **match: str) -> Route:
+    return Route(match=match, receivers=receivers, continue_=cont, default=default)
 
 
 CASES = [
@@ -32,10 +32,31 @@ CASES = [
     pytest.param([r(["a"], provider="shopco", consumer="acme")], ["a"], id="parties"),
     pytest.param([r(["a"], agreement_type="OLA")], [], id="agreement type"),
     pytest.param(
-        [r(["a", "b"]), r(["b", "c"], severity="page"), r(["d"], severity="info"), r(["a", "e"])],
-        ["a", "b", "c", "e"],
-        id="every match, deduplicated, first-seen order",
+        [r(["a"], severity="page"), r(["b"], severity="page")], ["a"], id="first match wins"
     ),
+    pytest.param(
+        [r(["a"], severity="info"), r(["b"], severity="page")], ["b"], id="first that matches"
+    ),
+    pytest.param(
+        [
+            r(["a", "b"], cont=True),
+            r(["b", "c"], cont=True, severity="page"),
+            r(["d"], severity="info"),
+            r(["a", "e"]),
+            r(["f"]),
+        ],
+        ["a", "b", "c", "e"],
+        id="continue: every match up to the first without it, deduplicated, in order",
+    ),
+    pytest.param(
+        [r(["d"], default=True), r(["a"], severity="info")], ["d"], id="default when none match"
+    ),
+    pytest.param(
+        [r(["d"], default=True), r(["a"], severity="page")], ["a"], id="default only as fallback"
+    ),
+    pytest.param([r(["a"], party="acme")], ["a"], id="party is the consumer"),
+    pytest.param([r(["a"], party="shopco")], ["a"], id="party is the provider"),
+    pytest.param([r(["a"], party="globex")], [], id="party of neither"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Generic webhook channel: POST the breach event as JSON."""
+"""Generic webhook channel: POST the breach event as JSON, signed when configured."""
 
 from services.notifier.channels.webhook.channel import WebhookChannel
 

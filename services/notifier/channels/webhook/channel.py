@@ -1,109 +1,75 @@
 """Generic webhook: POST the full breach event (``Breach.to_json()``) to the receiver's URL.
 
-Headers: ``Content-Type: application/json``, ``Idempotency-Key: <breach.event_key>``
-(the same for every retry of one lifecycle event, so a receiver can drop duplicates),
-``User-Agent``, then the receiver's configured headers (which may override the
-defaults). Any 2xx is success.
-
-Classification:
-
-    connection refused/reset, DNS   retriable      connection
-    timeout (connect/read/total)    retriable      timeout
-    429                             retriable      http_429 (Retry-After honoured)
-    5xx                             retriable      http_5xx (Retry-After honoured)
-    other 4xx, 1xx/3xx              not retriable  http_4xx / protocol
-
-The HTTP client is injected (its transport too), so tests run against real servers.
+Headers: ``Content-Type: application/json``, ``Idempotency-Key`` (the same for every
+retry of one notification, so a receiver can drop duplicates), ``X-Slawatch-Kind``
+(the notification kind: a lifecycle kind, ``escalation.<n>`` or
+``breach.acknowledged``), ``User-Agent``, ``X-Slawatch-Signature`` when the receiver
+has a ``secret`` (see :mod:`.signature`), then the receiver's configured headers and
+resolved secret headers (which may override the defaults). Any 2xx is success;
+failures are classified by :mod:`services.notifier.channels.http`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import httpx
 
-from services.notifier.backoff import parse_retry_after_ms
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.http import USER_AGENT, post, prepare
+from services.notifier.channels.webhook.signature import HEADER, sign
+from services.notifier.message import Notification
+from services.notifier.secrets import Secrets
 from shared.definitions.model import Receiver, WebhookReceiverSpec
-from shared.schemas import Breach
-
-USER_AGENT = "slawatch-notifier/1"
-
-
-def _elapsed_ms(started_ns: int) -> int:
-    return (time.perf_counter_ns() - started_ns) // 1_000_000
-
-
-def classify_status(status_code: int) -> tuple[Reason, bool] | None:
-    """``None`` for success, else the failure reason and whether it is retriable."""
-    if 200 <= status_code < 300:
-        return None
-    if status_code == 429:
-        return Reason.HTTP_429, True
-    if status_code >= 500:
-        return Reason.HTTP_5XX, True
-    if 400 <= status_code < 500:
-        return Reason.HTTP_4XX, False
-    return Reason.PROTOCOL, False
+from shared.timeutil import Clock, wall_clock_ms
 
 
 class WebhookChannel:
     """Delivers to ``spec.type: webhook`` receivers."""
 
-    def __init__(self, http: httpx.AsyncClient, *, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        timeout_ms: int,
+        secrets: Secrets | None = None,
+        clock: Clock = wall_clock_ms,
+    ) -> None:
         self._http = http
         self._timeout_s = timeout_ms / 1000
+        self._secrets = secrets or Secrets({})
+        self._clock = clock
 
     @property
     def name(self) -> str:
         return "webhook"
 
-    async def deliver(self, breach: Breach, receiver: Receiver) -> DeliveryResult:
+    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
         spec = receiver.spec
-        if not isinstance(spec, WebhookReceiverSpec):  # pragma: no cover - one spec type today
+        if not isinstance(spec, WebhookReceiverSpec):
             raise DeliveryError(
                 Reason.UNSUPPORTED_CHANNEL, "not a webhook receiver", retriable=False
             )
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": breach.event_key,
-            "User-Agent": USER_AGENT,
-            **spec.headers,
-        }
-        started = time.perf_counter_ns()
-        try:
-            # The total deadline bounds the whole exchange; httpx's timeout is per phase.
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._http.post(
-                    spec.url, content=breach.to_json(), headers=headers, timeout=self._timeout_s
+        body = note.breach.to_json()
+
+        def headers() -> dict[str, str]:
+            built = {
+                "Content-Type": "application/json",
+                "Idempotency-Key": note.idempotency_key,
+                "X-Slawatch-Kind": note.kind,
+                "User-Agent": USER_AGENT,
+            }
+            if spec.secret is not None:
+                built[HEADER] = sign(
+                    self._secrets.resolve(spec.secret), body, self._clock() // 1000
                 )
-        except (TimeoutError, httpx.TimeoutException):
-            raise DeliveryError(
-                Reason.TIMEOUT,
-                f"no response within {self._timeout_s:g} s",
-                retriable=True,
-                latency_ms=_elapsed_ms(started),
-            ) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(
-                Reason.CONNECTION,
-                f"{type(exc).__name__}: cannot reach {receiver.metadata.name}",
-                retriable=True,
-                latency_ms=_elapsed_ms(started),
-            ) from None
-        latency = _elapsed_ms(started)
-        failure = classify_status(response.status_code)
-        if failure is None:
-            return DeliveryResult(status_code=response.status_code, latency_ms=latency)
-        reason, retriable = failure
-        raise DeliveryError(
-            reason,
-            f"HTTP {response.status_code} from {receiver.metadata.name}",
-            retriable=retriable,
-            status_code=response.status_code,
-            latency_ms=latency,
-            retry_after_ms=parse_retry_after_ms(response.headers.get("retry-after"))
-            if retriable
-            else None,
+            built.update(spec.headers)
+            built.update({k: self._secrets.resolve(v) for k, v in spec.secret_headers.items()})
+            return built
+
+        return await post(
+            self._http,
+            spec.url,
+            content=body,
+            headers=prepare(headers),
+            timeout_s=self._timeout_s,
+            receiver_name=receiver.metadata.name,
         )

@@ -1,0 +1,153 @@
+"""Email over SMTP (standard library ``smtplib`` in a worker thread).
+
+``security``: ``starttls`` (plain connect, then STARTTLS, required), ``tls``
+(implicit TLS from the first byte), ``none``. Optional AUTH with ``username`` and a
+``password`` reference. The message is ``multipart/alternative``: a plain-text part
+(template ``text``) and an HTML part (template ``html``), subject from ``title``.
+``Message-ID`` is derived from the idempotency key, and ``X-Slawatch-Idempotency-Key``
+carries it, so a mailbox rule or the tests can drop a retried duplicate.
+
+Classification:
+
+    connection refused/reset, TLS failure   retriable      connection
+    timeout                                 retriable      timeout
+    4yz reply (e.g. 451, 421)               retriable      smtp_4xx
+    5yz reply (e.g. 550, 554)               not retriable  smtp_5xx
+    authentication refused (535)            not retriable  auth
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.http import elapsed_ms, prepare
+from services.notifier.message import Notification
+from services.notifier.secrets import Secrets
+from services.notifier.templates import HTML, TEXT, TITLE, Renderer, template_context
+from shared.definitions.kinds.receivers import EmailReceiverSpec
+from shared.definitions.model import Receiver
+
+DEFAULTS = {"title": TITLE, "text": TEXT, "html": HTML}
+IDEMPOTENCY_HEADER = "X-Slawatch-Idempotency-Key"
+
+
+def message(note: Notification, spec: EmailReceiverSpec, renderer: Renderer) -> EmailMessage:
+    context = template_context(note)
+    msg = EmailMessage()
+    msg["Subject"] = renderer.render("title", DEFAULTS, spec.templates, context).splitlines()[0]
+    msg["From"] = spec.from_
+    msg["To"] = ", ".join(spec.to)
+    msg["Date"] = formatdate(localtime=False)
+    digest = hashlib.sha256(note.idempotency_key.encode()).hexdigest()[:32]
+    msg["Message-ID"] = f"<{digest}@slawatch>"
+    msg[IDEMPOTENCY_HEADER] = note.idempotency_key
+    msg.set_content(renderer.render("text", DEFAULTS, spec.templates, context) + "\n")
+    msg.add_alternative(
+        renderer.render("html", DEFAULTS, spec.templates, context) + "\n", subtype="html"
+    )
+    return msg
+
+
+def _send(
+    spec: EmailReceiverSpec, password: str | None, msg: EmailMessage, timeout_s: float
+) -> None:
+    context = ssl.create_default_context()
+    if not spec.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    smtp: smtplib.SMTP
+    if spec.security == "tls":
+        smtp = smtplib.SMTP_SSL(spec.host, spec.port, timeout=timeout_s, context=context)
+    else:
+        smtp = smtplib.SMTP(spec.host, spec.port, timeout=timeout_s)
+    with smtp:
+        smtp.ehlo()
+        if spec.security == "starttls":
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if spec.username is not None and password is not None:
+            smtp.login(spec.username, password)
+        smtp.send_message(msg)
+
+
+class EmailChannel:
+    """Delivers to ``spec.type: email`` receivers."""
+
+    def __init__(self, *, timeout_ms: int, secrets: Secrets, renderer: Renderer) -> None:
+        self._timeout_s = timeout_ms / 1000
+        self._secrets = secrets
+        self._renderer = renderer
+
+    @property
+    def name(self) -> str:
+        return "email"
+
+    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
+        spec = receiver.spec
+        if not isinstance(spec, EmailReceiverSpec):
+            raise DeliveryError(
+                Reason.UNSUPPORTED_CHANNEL, "not an email receiver", retriable=False
+            )
+
+        def build() -> tuple[EmailMessage, str | None]:
+            password = None if spec.password is None else self._secrets.resolve(spec.password)
+            return message(note, spec, self._renderer), password
+
+        msg, password = prepare(build)
+        name = receiver.metadata.name
+        started = time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await asyncio.to_thread(_send, spec, password, msg, self._timeout_s)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                Reason.AUTH,
+                f"SMTP authentication refused by {name} ({exc.smtp_code})",
+                retriable=False,
+                status_code=exc.smtp_code,
+                latency_ms=elapsed_ms(started),
+            ) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({code for code, _ in exc.recipients.values()})
+            transient = all(400 <= code < 500 for code in codes)
+            raise DeliveryError(
+                Reason.SMTP_TRANSIENT if transient else Reason.SMTP_PERMANENT,
+                f"SMTP recipients refused by {name} ({', '.join(map(str, codes))})",
+                retriable=transient,
+                status_code=codes[0] if codes else None,
+                latency_ms=elapsed_ms(started),
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            transient = 400 <= exc.smtp_code < 500
+            raise DeliveryError(
+                Reason.SMTP_TRANSIENT if transient else Reason.SMTP_PERMANENT,
+                f"SMTP {exc.smtp_code} from {name}",
+                retriable=transient,
+                status_code=exc.smtp_code,
+                latency_ms=elapsed_ms(started),
+            ) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:
+            timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
+            raise DeliveryError(
+                Reason.TIMEOUT if timed_out else Reason.CONNECTION,
+                f"no SMTP answer within {self._timeout_s:g} s"
+                if timed_out
+                else f"{name} closed the SMTP connection",
+                retriable=True,
+                latency_ms=elapsed_ms(started),
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(
+                Reason.CONNECTION,
+                f"{type(exc).__name__}: cannot reach {name}",
+                retriable=True,
+                latency_ms=elapsed_ms(started),
+            ) from None
+        return DeliveryResult(status_code=250, latency_ms=elapsed_ms(started))

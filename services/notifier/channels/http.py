@@ -1,0 +1,114 @@
+"""One HTTP POST with the classification every HTTP channel shares.
+
+    connection refused/reset, DNS   retriable      connection
+    timeout (connect/read/total)    retriable      timeout
+    429                             retriable      http_429 (Retry-After honoured)
+    5xx                             retriable      http_5xx (Retry-After honoured)
+    other 4xx, 1xx/3xx              not retriable  http_4xx / protocol
+
+Error messages name the receiver, never its URL (Slack/Teams URLs are secrets) nor
+its headers. httpx itself logs every request's full URL at INFO: its logger is held
+at WARNING from the first delivery on, so those URLs never reach the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import httpx
+
+from services.notifier.backoff import parse_retry_after_ms
+from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.secrets import SecretUnavailable
+from services.notifier.templates import TemplateFailed
+
+USER_AGENT = "slawatch-notifier/1"
+T = TypeVar("T")
+
+
+def elapsed_ms(started_ns: int) -> int:
+    return (time.perf_counter_ns() - started_ns) // 1_000_000
+
+
+def classify_status(status_code: int) -> tuple[Reason, bool] | None:
+    """``None`` for success, else the failure reason and whether it is retriable."""
+    if 200 <= status_code < 300:
+        return None
+    if status_code == 429:
+        return Reason.HTTP_429, True
+    if status_code >= 500:
+        return Reason.HTTP_5XX, True
+    if 400 <= status_code < 500:
+        return Reason.HTTP_4XX, False
+    return Reason.PROTOCOL, False
+
+
+def prepare(build: Callable[[], T]) -> T:
+    """Run the part of a delivery that resolves secrets and renders templates, turning
+    their failures into delivery errors (a missing secret may appear: retriable)."""
+    try:
+        return build()
+    except SecretUnavailable as exc:
+        raise DeliveryError(Reason.CONFIG, str(exc), retriable=True) from None
+    except TemplateFailed as exc:
+        raise DeliveryError(Reason.TEMPLATE, str(exc), retriable=False) from None
+
+
+_quieted: list[bool] = []
+
+
+def _quiet_httpx() -> None:
+    if not _quieted:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        _quieted.append(True)
+
+
+async def post(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+    receiver_name: str,
+) -> DeliveryResult:
+    """POST once; any 2xx is success, anything else a :class:`DeliveryError`."""
+    _quiet_httpx()
+    started = time.perf_counter_ns()
+    try:
+        # The total deadline bounds the whole exchange; httpx's timeout is per phase.
+        async with asyncio.timeout(timeout_s):
+            response = await http.post(url, content=content, headers=headers, timeout=timeout_s)
+    except (TimeoutError, httpx.TimeoutException):
+        raise DeliveryError(
+            Reason.TIMEOUT,
+            f"no response within {timeout_s:g} s",
+            retriable=True,
+            latency_ms=elapsed_ms(started),
+        ) from None
+    except httpx.TransportError as exc:
+        raise DeliveryError(
+            Reason.CONNECTION,
+            f"{type(exc).__name__}: cannot reach {receiver_name}",
+            retriable=True,
+            latency_ms=elapsed_ms(started),
+        ) from None
+    latency = elapsed_ms(started)
+    failure = classify_status(response.status_code)
+    if failure is None:
+        return DeliveryResult(status_code=response.status_code, latency_ms=latency)
+    reason, retriable = failure
+    raise DeliveryError(
+        reason,
+        f"HTTP {response.status_code} from {receiver_name}",
+        retriable=retriable,
+        status_code=response.status_code,
+        latency_ms=latency,
+        retry_after_ms=parse_retry_after_ms(response.headers.get("retry-after"))
+        if retriable
+        else None,
+    )

@@ -1,0 +1,104 @@
+"""PagerDuty Events API v2: ``trigger`` / ``acknowledge`` / ``resolve`` one alert per
+breach, ``dedup_key`` = the breach id (stable over the breach's whole lifecycle, so an
+update re-triggers the same alert and the resolution closes it).
+
+Severity: page → critical, ticket → error, warning → warning, info → info.
+``custom_details`` carries the SLI per window, burn rates, error budget remaining and
+the group. Template: ``summary`` (at most 1024 characters). PagerDuty answers 202;
+400 (invalid event) is permanent, 429 and 5xx retriable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.http import USER_AGENT, post, prepare
+from services.notifier.message import Notification
+from services.notifier.secrets import Secrets
+from services.notifier.templates import TITLE, Renderer, template_context
+from shared.definitions.kinds.receivers import PagerDutyReceiverSpec
+from shared.definitions.model import Receiver
+from shared.timeutil import to_rfc3339
+
+DEFAULTS = {"summary": TITLE}
+SEVERITY = {"page": "critical", "ticket": "error", "warning": "warning", "info": "info"}
+SUMMARY_LIMIT = 1024
+
+
+def event(note: Notification, routing_key: str, summary: str, source: str) -> dict[str, Any]:
+    breach = note.breach
+    body: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": note.action,
+        "dedup_key": breach.id,
+    }
+    if note.action != "trigger":
+        return body
+    body["payload"] = {
+        "summary": summary[:SUMMARY_LIMIT],
+        "source": source,
+        "severity": SEVERITY[breach.severity],
+        "timestamp": to_rfc3339(breach.at),
+        "component": breach.service,
+        "group": breach.agreement.name,
+        "class": breach.objective,
+        "custom_details": {
+            "breach_id": breach.id,
+            "kind": note.kind,
+            "agreement": breach.agreement.model_dump(),
+            "objective": breach.objective,
+            "group": breach.group,
+            "sli": [w.model_dump() for w in breach.windows],
+            "burn_rates": breach.burn_rates,
+            "error_budget_remaining": breach.error_budget_remaining,
+            "opened_at": to_rfc3339(breach.opened_at),
+        },
+    }
+    links = [{"href": note.status_url, "text": "Breach status"}]
+    if note.ack_url:
+        links.append({"href": note.ack_url, "text": "Acknowledge in slawatch"})
+    body["links"] = links
+    return body
+
+
+class PagerDutyChannel:
+    """Delivers to ``spec.type: pagerduty`` receivers."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, timeout_ms: int, secrets: Secrets, renderer: Renderer
+    ) -> None:
+        self._http = http
+        self._timeout_s = timeout_ms / 1000
+        self._secrets = secrets
+        self._renderer = renderer
+
+    @property
+    def name(self) -> str:
+        return "pagerduty"
+
+    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
+        spec = receiver.spec
+        if not isinstance(spec, PagerDutyReceiverSpec):
+            raise DeliveryError(
+                Reason.UNSUPPORTED_CHANNEL, "not a pagerduty receiver", retriable=False
+            )
+
+        def build() -> bytes:
+            summary = self._renderer.render(
+                "summary", DEFAULTS, spec.templates, template_context(note)
+            )
+            key = self._secrets.resolve(spec.routing_key)
+            return orjson.dumps(event(note, key, summary, spec.source))
+
+        return await post(
+            self._http,
+            spec.url,
+            content=prepare(build),
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+            timeout_s=self._timeout_s,
+            receiver_name=receiver.metadata.name,
+        )

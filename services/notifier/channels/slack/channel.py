@@ -1,0 +1,95 @@
+"""Slack incoming webhook: a Block Kit message (header, text, context, link buttons).
+
+Templates: ``title`` (header block and notification fallback ``text``), ``text``
+(the section, Slack mrkdwn). The webhook URL is a secret and may be a reference.
+Slack answers 200 ``ok``; its 4xx (``invalid_payload``, ``no_service``, 410
+``channel_is_archived``) are permanent, 429 and 5xx retriable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.http import USER_AGENT, post, prepare
+from services.notifier.message import Notification
+from services.notifier.secrets import Secrets
+from services.notifier.templates import TEXT, TITLE, Renderer, template_context
+from shared.definitions.kinds.receivers import SlackReceiverSpec
+from shared.definitions.model import Receiver
+
+DEFAULTS = {"title": TITLE, "text": TEXT}
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+
+
+def blocks(title: str, text: str, note: Notification) -> dict[str, Any]:
+    buttons: list[dict[str, Any]] = []
+    if note.action == "trigger" and note.ack_url:
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "url": note.ack_url,
+                "style": "danger",
+            }
+        )
+    buttons.append(
+        {"type": "button", "text": {"type": "plain_text", "text": "Status"}, "url": note.status_url}
+    )
+    return {
+        "text": title[:HEADER_LIMIT],
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title[:HEADER_LIMIT]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}},
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"breach `{note.breach.id}`"}],
+            },
+            {"type": "actions", "elements": buttons},
+        ],
+    }
+
+
+class SlackChannel:
+    """Delivers to ``spec.type: slack`` receivers."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, timeout_ms: int, secrets: Secrets, renderer: Renderer
+    ) -> None:
+        self._http = http
+        self._timeout_s = timeout_ms / 1000
+        self._secrets = secrets
+        self._renderer = renderer
+
+    @property
+    def name(self) -> str:
+        return "slack"
+
+    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
+        spec = receiver.spec
+        if not isinstance(spec, SlackReceiverSpec):
+            raise DeliveryError(Reason.UNSUPPORTED_CHANNEL, "not a slack receiver", retriable=False)
+
+        def build() -> tuple[str, bytes]:
+            context = template_context(note)
+            title = self._renderer.render("title", DEFAULTS, spec.templates, context)
+            text = self._renderer.render("text", DEFAULTS, spec.templates, context)
+            return self._secrets.url(spec.url), orjson.dumps(blocks(title, text, note))
+
+        url, body = prepare(build)
+        return await post(
+            self._http,
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "Idempotency-Key": note.idempotency_key,
+            },
+            timeout_s=self._timeout_s,
+            receiver_name=receiver.metadata.name,
+        )

@@ -1,0 +1,48 @@
+"""Escalation: extra notifications while a breach stays unacknowledged (pure planning).
+
+A route's ``escalate`` steps are planned when the breach opens: step ``n`` becomes
+outbox rows of kind ``escalation.<n>`` for its receivers, due ``after`` the moment
+the opening was recorded. When such a row comes due, the worker sends it only if the
+breach is still open and not acknowledged; otherwise the row ends ``cancelled``. An
+acknowledgement and a resolution also cancel every pending step at once.
+
+    t0 opened ──after₁──▶ step 1 ──▶ … ──afterₙ──▶ step n      (each unless acked/resolved)
+
+To repeat, list a step again with a later ``after`` (e.g. 15m, 30m, 45m).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.notifier.message import ESCALATION_PREFIX
+from shared.definitions.model import Route
+from shared.timeutil import parse_duration_ms
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    kind: str
+    receivers: tuple[str, ...]
+    due_ms: int
+
+
+def plan(routes: Sequence[Route], opened_recorded_ms: int) -> list[PlannedStep]:
+    """Escalation steps of the routes that took an opening; numbered across routes in
+    order, so kinds stay unique per breach."""
+    steps: list[PlannedStep] = []
+    for taken in routes:
+        for step in taken.escalate:
+            steps.append(
+                PlannedStep(
+                    kind=f"{ESCALATION_PREFIX}{len(steps) + 1}",
+                    receivers=tuple(step.receivers),
+                    due_ms=opened_recorded_ms + parse_duration_ms(step.after),
+                )
+            )
+    return steps
+
+
+def is_escalation(kind: str) -> bool:
+    return kind.startswith(ESCALATION_PREFIX)
