@@ -1,0 +1,250 @@
+"""The ``deadline`` objective: per entity, a clock that must stop within its target.
+
+Per entity (``event.entity``, within its group), the clock is driven by event types::
+
+    start ──run──▶ pause ──(stopped)──▶ resume ──run──▶ stop
+    │◀── used = business time while running (pauses excluded) ──▶│
+
+The target comes from the ``targetBy`` attribute of the start event (``targets``) or
+``target``; entities without one are not measured. Time runs in the business time of
+the objective's Calendar (:class:`~services.evaluator.business.BusinessClock`).
+
+Timers, due at instants computed from the clock (so a replay fires them at the same
+instants and with the same ids, whenever the tick runs): a ``deadline.warning`` when
+``used`` reaches each warning fraction, ``breach.opened`` when it reaches the target.
+A timer fires when event time passes its instant strictly (an event of the entity,
+or the watermark on a tick). ``stop`` closes the entity: after the deadline it
+resolves the breach; the published window then reports the overrun.
+
+Reported window: ``window`` = the target (e.g. ``15m``), ``sli`` = fraction of the
+target used (> 1: overrun; overrun ms = (sli - 1) x target), ``target`` = 1.0,
+``good`` = business ms used, ``valid`` = the target in ms.
+
+The breach id is derived from the group, the entity and the start time, so the
+warnings, the breach and its resolution of one entity share it. Events of an entity
+older than its clock are applied at the clock's time (a clock never runs backwards).
+A stop, pause or resume for an unknown entity is ignored; a repeated start too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.evaluator.business import BusinessClock
+from services.evaluator.objectives.base import EventLike, GroupStatus
+from services.evaluator.objectives.common import Selected
+from shared.definitions.model import Agreement, CalendarSpec, DeadlineObjective
+from shared.schemas import Breach, BreachKind, WindowSli, breach_id, group_key
+from shared.timeutil import Clock, format_duration
+
+RULE = "deadline"
+ENTITY = "entity"
+
+
+@dataclass
+class EntityClock:
+    """One entity's clock."""
+
+    group: dict[str, str]
+    started_at: int
+    target_ms: int
+    used_ms: int = 0
+    running_since: int | None = None
+    clock: int = 0
+    warned: int = 0
+    opened: bool = False
+    opened_at: int | None = None
+
+
+class CompiledDeadline(Selected):
+    """A deadline objective ready to evaluate events."""
+
+    def __init__(
+        self,
+        agreement: Agreement,
+        objective: DeadlineObjective,
+        clock: Clock,
+        calendar: CalendarSpec | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(agreement, objective, clock, **kw)
+        self.definition = objective
+        self.business = BusinessClock(calendar)
+        self.start_types = frozenset(objective.start)
+        self.stop_types = frozenset(objective.stop)
+        self.pause_types = frozenset(objective.pause)
+        self.resume_types = frozenset(objective.resume)
+        self.warnings = tuple(sorted(objective.warnings))
+        self.window_label = objective.target or "per-entity"
+
+    def new_shard(self) -> DeadlineShard:
+        return DeadlineShard(self, {})
+
+    def load_shard(self, data: dict[str, Any]) -> DeadlineShard:
+        entities: dict[str, EntityClock] = {}
+        for raw in data["entities"]:
+            e = EntityClock(
+                group={str(k): str(v) for k, v in raw["g"].items()},
+                started_at=int(raw["start"]),
+                target_ms=int(raw["target"]),
+                used_ms=int(raw["used"]),
+                running_since=raw["since"],
+                clock=int(raw["clock"]),
+                warned=int(raw["warned"]),
+                opened=bool(raw["opened"]),
+                opened_at=raw["opened_at"],
+            )
+            entities[group_key(e.group)] = e
+        return DeadlineShard(self, entities)
+
+
+class DeadlineShard:
+    """A deadline objective's open entity clocks within one partition."""
+
+    def __init__(self, compiled: CompiledDeadline, entities: dict[str, EntityClock]) -> None:
+        self.compiled = compiled
+        self.entities = entities
+
+    # -- clock arithmetic ---------------------------------------------------------
+
+    def used(self, e: EntityClock, at: int) -> int:
+        if e.running_since is None:
+            return e.used_ms
+        return e.used_ms + self.compiled.business.elapsed(e.running_since, at)
+
+    def _due(self, e: EntityClock) -> tuple[int, BreachKind] | None:
+        """The next timer of a running clock: its instant and what it publishes."""
+        if e.running_since is None or e.opened:
+            return None
+        c = self.compiled
+        if e.warned < len(c.warnings):
+            mark = int(e.target_ms * c.warnings[e.warned])
+            kind: BreachKind = "deadline.warning"
+        else:
+            mark, kind = e.target_ms, "breach.opened"
+        return c.business.add(e.running_since, mark - e.used_ms), kind
+
+    def _run_timers(
+        self, e: EntityClock, to_ms: int, out: list[Breach], trigger: EventLike | None
+    ) -> None:
+        while (due := self._due(e)) is not None and due[0] < to_ms:
+            at, kind = due
+            if kind == "deadline.warning":
+                e.warned += 1
+            else:
+                e.opened, e.opened_at = True, at
+            out.append(self._breach(kind, e, at, trigger))
+
+    # -- events and time ----------------------------------------------------------
+
+    def on_event(self, event: EventLike) -> list[Breach]:
+        c = self.compiled
+        entity = event.entity
+        if entity is None:
+            return []
+        group = {**c.group_of(event), ENTITY: entity}
+        key = group_key(group)
+        e = self.entities.get(key)
+        out: list[Breach] = []
+        kind = event.type
+        if e is None:
+            if kind not in c.start_types:
+                return out
+            target = c.definition.target_ms(event.attributes)
+            if target is None:
+                return out
+            self.entities[key] = EntityClock(
+                group, event.time, target, running_since=event.time, clock=event.time
+            )
+            return out
+        at = max(e.clock, event.time)
+        self._run_timers(e, at, out, event)
+        e.clock = at
+        if kind in c.stop_types:
+            e.used_ms = self.used(e, at)
+            e.running_since = None
+            if e.opened:  # the timers above have opened it if the stop came late
+                out.append(self._breach("breach.resolved", e, at, event))
+            del self.entities[key]
+        elif kind in c.pause_types and e.running_since is not None:
+            e.used_ms = self.used(e, at)
+            e.running_since = None
+        elif kind in c.resume_types and e.running_since is None:
+            e.running_since = at
+        return out
+
+    def advance(self, to_ms: int) -> list[Breach]:
+        out: list[Breach] = []
+        for e in self.entities.values():
+            self._run_timers(e, to_ms, out, None)
+            e.clock = max(e.clock, to_ms)
+        return out
+
+    # -- output -------------------------------------------------------------------
+
+    def _breach(
+        self, kind: BreachKind, e: EntityClock, at: int, trigger: EventLike | None
+    ) -> Breach:
+        c = self.compiled
+        used = self.used(e, at)
+        opened_at = e.started_at if e.opened_at is None else e.opened_at
+        return c.make_breach(
+            kind,
+            id=breach_id(c.objective_id, e.group, RULE, e.started_at),
+            group=e.group,
+            rule=RULE,
+            severity="warning" if kind == "deadline.warning" else c.severity,
+            at=at,
+            opened_at=opened_at,
+            windows=[
+                WindowSli(
+                    window=format_duration(e.target_ms),
+                    sli=used / e.target_ms,
+                    target=1.0,
+                    good=used,
+                    valid=e.target_ms,
+                )
+            ],
+            trigger=trigger,
+            resolved=kind == "breach.resolved",
+        )
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "entities": [
+                {
+                    "g": e.group,
+                    "start": e.started_at,
+                    "target": e.target_ms,
+                    "used": e.used_ms,
+                    "since": e.running_since,
+                    "clock": e.clock,
+                    "warned": e.warned,
+                    "opened": e.opened,
+                    "opened_at": e.opened_at,
+                }
+                for e in self.entities.values()
+            ]
+        }
+
+    def status(self) -> list[GroupStatus]:
+        return [
+            GroupStatus(
+                group=dict(e.group),
+                window=format_duration(e.target_ms),
+                target=1.0,
+                sli=self.used(e, e.clock) / e.target_ms,
+                good=self.used(e, e.clock),
+                valid=e.target_ms,
+                active_breach_id=breach_id(self.compiled.objective_id, e.group, RULE, e.started_at)
+                if e.opened
+                else None,
+                opened_at=e.opened_at,
+                clock=e.clock,
+            )
+            for e in self.entities.values()
+        ]
+
+    def open_breaches(self) -> int:
+        return sum(1 for e in self.entities.values() if e.opened)
