@@ -3,7 +3,10 @@
 ``slawatch receiver --port 9000`` runs it; point a ``webhook`` Receiver at
 ``http://127.0.0.1:9000/``. Any POST path is accepted and answered 200. A request
 whose ``Idempotency-Key`` was seen before is printed as a duplicate and not again in
-full (the notifier retries with the same key). Example output::
+full (the notifier retries with the same key). Given a ``secret`` (the value the
+Receiver's ``spec.secret`` references), it verifies ``X-Slawatch-Signature`` and
+answers 401 to a request that is unsigned, forged or outside the replay window
+(docs/webhooks.md). Example output::
 
     2026-11-28T13:40:00.000Z breach.opened page acme-checkout/availability {customer=acme}
         SLI 0.9812 < target 0.999 over 1h, 0.9950 over 5m; breach 3f2a…
@@ -19,9 +22,14 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 
+from services.notifier.channels.webhook.signature import (
+    DEFAULT_TOLERANCE_S,
+    SignatureInvalid,
+    verify,
+)
 from shared.runtime import HttpServer, run_main
 from shared.schemas import Breach, WindowSli, group_key
-from shared.timeutil import to_rfc3339
+from shared.timeutil import Clock, to_rfc3339, wall_clock_ms
 
 MAX_REMEMBERED_KEYS = 10_000
 
@@ -45,11 +53,22 @@ def format_breach(breach: Breach) -> str:
 
 
 class ReceiverState:
-    """Seen idempotency keys (bounded, oldest forgotten first)."""
+    """Seen idempotency keys (bounded, oldest forgotten first), and the signing secret."""
 
-    def __init__(self, out: TextIO, max_keys: int = MAX_REMEMBERED_KEYS) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        max_keys: int = MAX_REMEMBERED_KEYS,
+        *,
+        secret: str | None = None,
+        clock: Clock = wall_clock_ms,
+        tolerance_s: int = DEFAULT_TOLERANCE_S,
+    ) -> None:
         self.out = out
         self.max_keys = max_keys
+        self.secret = secret
+        self.clock = clock
+        self.tolerance_s = tolerance_s
         self.seen: OrderedDict[str, None] = OrderedDict()
 
     def first_time(self, key: str | None) -> bool:
@@ -72,11 +91,23 @@ def receiver_app(state: ReceiverState) -> FastAPI:
 
     @app.post("/{path:path}")
     async def receive(path: str, request: Request) -> Response:
+        body = await request.body()
+        if state.secret is not None:
+            try:
+                verify(
+                    state.secret,
+                    body,
+                    request.headers.get("x-slawatch-signature"),
+                    state.clock() // 1000,
+                    state.tolerance_s,
+                )
+            except SignatureInvalid as exc:
+                state.print(f"rejected /{path}: {exc}")
+                return Response(status_code=401)
         key = request.headers.get("idempotency-key")
         if not state.first_time(key):
             state.print(f"duplicate {key} (ignored)")
             return Response(status_code=200)
-        body = await request.body()
         try:
             state.print(format_breach(Breach.from_json(body)))
         except ValidationError:
@@ -96,9 +127,11 @@ def _describe_other(path: str, body: bytes) -> str:
     return f"/{path}: JSON {type(parsed).__name__}, not a breach"
 
 
-async def serve_receiver(host: str, port: int, stop: asyncio.Event, out: TextIO) -> None:
+async def serve_receiver(
+    host: str, port: int, stop: asyncio.Event, out: TextIO, secret: str | None = None
+) -> None:
     """Serve until ``stop`` is set."""
-    server = HttpServer(receiver_app(ReceiverState(out)), host, port)
+    server = HttpServer(receiver_app(ReceiverState(out, secret=secret)), host, port)
     serving = asyncio.create_task(server.serve())
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -107,9 +140,9 @@ async def serve_receiver(host: str, port: int, stop: asyncio.Event, out: TextIO)
     await serving
 
 
-def main(port: int, host: str = "127.0.0.1") -> int:
-    """``slawatch receiver``: serve until SIGINT/SIGTERM."""
+def main(port: int, host: str = "127.0.0.1", secret: str | None = None) -> int:
+    """``slawatch receiver``: serve until SIGINT/SIGTERM (signatures checked if ``secret``)."""
     import sys
 
     print(f"slawatch receiver listening on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    return run_main(lambda stop: serve_receiver(host, port, stop, sys.stdout))
+    return run_main(lambda stop: serve_receiver(host, port, stop, sys.stdout, secret))

@@ -50,3 +50,39 @@ async def test_serves_prints_and_ignores_duplicates() -> None:
     assert lines[2] == f"duplicate {breach.event_key} (ignored)"
     assert lines[3] == "/: JSON object, not a breach; keys hello"
     assert len(lines) == 4
+
+
+async def test_verifies_signatures_when_given_a_secret() -> None:
+    from services.notifier.channels.webhook.signature import sign
+    from services.receiver import ReceiverState, receiver_app
+
+    out = io.StringIO()
+    now_ms = 1_700_000_000_000
+    state = ReceiverState(out, secret="k", clock=lambda: now_ms)
+    transport = httpx.ASGITransport(app=receiver_app(state))
+    breach = make_breach()
+    body = breach.to_json()
+    now_s = now_ms // 1000
+    async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+
+        async def post(signature: str | None, key: str) -> int:
+            headers = {"Idempotency-Key": key}
+            if signature is not None:
+                headers["X-Slawatch-Signature"] = signature
+            return (await client.post("/", content=body, headers=headers)).status_code
+
+        codes = [
+            await post(sign("k", body, now_s), "a"),
+            await post(sign("k", body, now_s - 301), "b"),  # replayed from long ago
+            await post(sign("other", body, now_s), "c"),
+            await post(None, "d"),
+            await post(sign("k", body, now_s - 10), "a"),  # a retry: accepted, not re-printed
+        ]
+    assert codes == [200, 401, 401, 401, 200]
+    lines = out.getvalue().splitlines()
+    assert lines[2:] == [
+        "rejected /: timestamp outside the replay window",
+        "rejected /: signature does not match",
+        "rejected /: no signature header",
+        "duplicate a (ignored)",
+    ]
