@@ -105,6 +105,11 @@ async def _lock(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": WRITE_LOCK_ID})
 
 
+async def stored_documents(session: AsyncSession) -> list[Document]:
+    """Every stored definition that still validates (for reference checks)."""
+    return _present(await _stored_documents(session))
+
+
 async def _stored_documents(session: AsyncSession) -> dict[tuple[str, str], Document | None]:
     """Every stored definition; None for one that no longer validates (kept by name)."""
     rows = (await session.execute(select(Definition))).scalars().all()

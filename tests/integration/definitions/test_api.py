@@ -1,0 +1,224 @@
+"""The configuration REST API on real PostgreSQL, through a real ASGI transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.config import config_router, resource_name
+from shared import db
+from shared.definitions.model import KINDS
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+def receiver(name: str = "hook", url: str = "http://127.0.0.1:1/a") -> dict[str, Any]:
+    return {
+        "apiVersion": "slawatch/v1",
+        "kind": "Receiver",
+        "metadata": {"name": name, "labels": {"team": "payments"}},
+        "spec": {"type": "webhook", "url": url},
+    }
+
+
+def agreement(target: float = 0.99, receiver: str = "hook") -> dict[str, Any]:
+    return {
+        "apiVersion": "slawatch/v1",
+        "kind": "Agreement",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "type": "SLA",
+            "objectives": [
+                {
+                    "name": "availability",
+                    "kind": "ratio",
+                    "service": "checkout",
+                    "good": {"outcome": "good"},
+                    "target": target,
+                    "window": "1h",
+                }
+            ],
+            "notify": [{"receivers": [receiver]}],
+        },
+    }
+
+
+@pytest.fixture
+async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.include_router(config_router(db.sessions(engine)))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://config") as http:
+        yield http
+
+
+def test_every_registered_kind_has_a_resource() -> None:
+    names = {resource_name(k) for k in KINDS}
+    assert {"agreements", "receivers", "services", "parties"} <= names
+    assert resource_name("MaintenanceWindow") == "maintenance-windows"
+    assert len(names) == len(KINDS)
+
+
+async def test_create_get_replace_delete(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        "/v1/receivers", json=receiver(), headers={"x-slawatch-author": "ana"}
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["etag"] == '"1"'
+    assert created.headers["location"] == "/v1/receivers/hook"
+    again = await client.post("/v1/receivers", json=receiver())
+    assert again.status_code == 409
+    assert again.headers["content-type"] == PROBLEM
+
+    got = await client.get("/v1/receivers/hook")
+    assert got.json()["spec"]["url"] == "http://127.0.0.1:1/a"
+    etag = got.headers["etag"]
+    replaced = await client.put(
+        "/v1/receivers/hook",
+        json=receiver(url="http://127.0.0.1:1/b"),
+        headers={"if-match": etag, "x-slawatch-reason": "new endpoint"},
+    )
+    assert (replaced.status_code, replaced.json()["change"]) == (200, "changed")
+    assert replaced.headers["etag"] == '"2"'
+
+    deleted = await client.delete("/v1/receivers/hook", headers={"if-match": '"2"'})
+    assert deleted.status_code == 204
+    assert (await client.get("/v1/receivers/hook")).status_code == 404
+
+
+async def test_yaml_body(client: httpx.AsyncClient) -> None:
+    response = await client.put(
+        "/v1/receivers/hook",
+        content=yaml.safe_dump(receiver()),
+        headers={"content-type": "application/yaml"},
+    )
+    assert response.status_code == 201
+
+
+async def test_concurrent_edit_is_rejected_with_412(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/receivers", json=receiver())
+    seen = (await client.get("/v1/receivers/hook")).headers["etag"]  # both editors read
+    first = await client.put(
+        "/v1/receivers/hook",
+        json=receiver(url="http://127.0.0.1:1/ana"),
+        headers={"if-match": seen},
+    )
+    assert first.status_code == 200
+    second = await client.put(
+        "/v1/receivers/hook", json=receiver(url="http://127.0.0.1:1/bo"), headers={"if-match": seen}
+    )
+    assert second.status_code == 412
+    assert second.headers["content-type"] == PROBLEM
+    assert second.headers["etag"] == '"2"'
+    assert "someone else changed it" in second.json()["detail"]
+    stale_delete = await client.delete("/v1/receivers/hook", headers={"if-match": seen})
+    assert stale_delete.status_code == 412
+    assert (await client.get("/v1/receivers/hook")).json()["spec"]["url"].endswith("/ana")
+    create_only = await client.put(
+        "/v1/receivers/hook", json=receiver(), headers={"if-none-match": "*"}
+    )
+    assert create_only.status_code == 409
+
+
+async def test_invalid_document_is_a_problem_naming_the_field(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/receivers", json=receiver())
+    bad = agreement(target=1.5)
+    bad["spec"]["objectives"][0]["windw"] = "1h"
+    response = await client.post("/v1/agreements", json=bad)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["type"] == "urn:slawatch:problem:invalid-definition"
+    fields = {e["field"]: e["message"] for e in body["errors"]}
+    assert "target 1.5 is impossible" in fields["spec.objectives[0].target"]
+    assert "did you mean 'window'?" in fields["spec.objectives[0].windw"]
+
+    dangling = await client.post("/v1/agreements", json=agreement(receiver="hooky"))
+    assert dangling.status_code == 422
+    assert dangling.json()["errors"] == [
+        {
+            "index": 0,
+            "field": "spec.notify[0].receivers[0]",
+            "message": "no Receiver named 'hooky'; did you mean 'hook'?",
+        }
+    ]
+    wrong_name = await client.put("/v1/receivers/other", json=receiver())
+    assert wrong_name.status_code == 422
+    assert wrong_name.json()["errors"][0]["field"] == "metadata.name"
+    not_json = await client.post(
+        "/v1/receivers", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    wrong_type = await client.post(
+        "/v1/receivers", content=b"x", headers={"content-type": "text/plain"}
+    )
+    assert wrong_type.status_code == 415
+
+
+async def test_validate_endpoints_store_nothing(client: httpx.AsyncClient) -> None:
+    ok = await client.post("/v1/receivers/validate", json=receiver())
+    assert ok.json() == {"valid": True, "kind": "Receiver", "name": "hook"}
+    assert (await client.get("/v1/receivers/hook")).status_code == 404
+    text = yaml.safe_dump_all([agreement(), receiver()])
+    whole = await client.post("/v1/definitions/validate", content=text)
+    assert whole.json() == {"valid": True, "documents": 2}
+    broken = await client.post("/v1/definitions/validate", content=yaml.safe_dump(agreement()))
+    assert broken.status_code == 422
+    assert broken.json()["errors"][0]["field"] == "spec.notify[0].receivers[0]"
+
+
+async def test_delete_refused_while_referenced(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/receivers", json=receiver())
+    await client.post("/v1/agreements", json=agreement())
+    refused = await client.delete("/v1/receivers/hook")
+    assert refused.status_code == 409
+    assert "Agreement/shop" in refused.json()["detail"]
+
+
+async def test_list_pages_and_filters(client: httpx.AsyncClient) -> None:
+    for i in range(5):
+        await client.post("/v1/receivers", json=receiver(f"r{i}"))
+    first = (await client.get("/v1/receivers", params={"limit": 2})).json()
+    assert [d["metadata"]["name"] for d in first["items"]] == ["r0", "r1"]
+    second = (await client.get("/v1/receivers", params={"limit": 2, "after": first["next"]})).json()
+    third = (await client.get("/v1/receivers", params={"limit": 2, "after": second["next"]})).json()
+    assert [d["metadata"]["name"] for d in second["items"] + third["items"]] == ["r2", "r3", "r4"]
+    assert third["next"] is None
+    labelled = await client.get("/v1/receivers", params={"label": "team=payments", "prefix": "r4"})
+    assert [d["metadata"]["name"] for d in labelled.json()["items"]] == ["r4"]
+    by_field = await client.get("/v1/receivers", params={"type": "slack"})
+    assert by_field.json()["items"] == []
+
+
+async def test_versions(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/receivers", json=receiver(), headers={"x-slawatch-author": "ana"})
+    await client.put(
+        "/v1/receivers/hook",
+        json=receiver(url="http://127.0.0.1:1/b"),
+        params={"reason": "moved"},
+        headers={"x-slawatch-author": "bo"},
+    )
+    listed = (await client.get("/v1/receivers/hook/versions")).json()["items"]
+    assert [(v["version"], v["change"], v["author"], v["reason"]) for v in listed] == [
+        (1, "created", "ana", None),
+        (2, "changed", "bo", "moved"),
+    ]
+    old = (await client.get("/v1/receivers/hook/versions/1")).json()
+    assert old["document"]["spec"]["url"] == "http://127.0.0.1:1/a"
+    assert (await client.get("/v1/receivers/hook/versions/9")).status_code == 404
+
+
+async def test_schema(client: httpx.AsyncClient) -> None:
+    every = (await client.get("/v1/schema")).json()
+    assert set(every["properties"]["kind"]["enum"]) == set(KINDS)
+    party = (await client.get("/v1/schema/Party")).json()
+    assert "spec" in party["properties"]
+    assert (await client.get("/v1/schema/Nope")).status_code == 404
