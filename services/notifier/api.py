@@ -491,9 +491,8 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             if row is None:
                 raise Problem(404, "Not Found", f"no silence with id {silence_id!r}")
             if row.ends_at > now:
-                row.ends_at = (
-                    max(now, row.starts_at + 1) if row.starts_at <= now else row.starts_at + 1
-                )
+                # Expired now; one not started yet never becomes active.
+                row.ends_at = max(now, row.starts_at)
         return silence_public(row, now)
 
     return router

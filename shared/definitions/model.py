@@ -26,14 +26,24 @@ from shared.definitions.kinds.party import Party, PartySpec
 from shared.definitions.kinds.policy import Route
 from shared.definitions.kinds.receivers import Receiver, ReceiverSpec, WebhookReceiverSpec
 from shared.definitions.kinds.service import Service, ServiceSpec
+from shared.definitions.kinds.silence import MaintenanceWindow, Silence
 
-Document = Agreement | Receiver | Calendar | Service | Party
+Document = Agreement | Receiver | Calendar | Silence | MaintenanceWindow | Service | Party
 KINDS: dict[
-    str, type[Agreement] | type[Receiver] | type[Calendar] | type[Service] | type[Party]
+    str,
+    type[Agreement]
+    | type[Receiver]
+    | type[Calendar]
+    | type[Silence]
+    | type[MaintenanceWindow]
+    | type[Service]
+    | type[Party],
 ] = {
     "Agreement": Agreement,
     "Receiver": Receiver,
     "Calendar": Calendar,
+    "Silence": Silence,
+    "MaintenanceWindow": MaintenanceWindow,
     "Service": Service,
     "Party": Party,
 }
@@ -51,6 +61,7 @@ __all__ = [
     "Document",
     "FreshnessObjective",
     "GoodSpec",
+    "MaintenanceWindow",
     "Metadata",
     "Name",
     "Objective",
@@ -64,6 +75,7 @@ __all__ = [
     "Selector",
     "Service",
     "ServiceSpec",
+    "Silence",
     "Spec",
     "ValueCondition",
     "WebhookReceiverSpec",

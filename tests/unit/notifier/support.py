@@ -71,6 +71,8 @@ class RecordingServer:
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    port: int = 0
+    body: bytes = b"ok"
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()
@@ -102,7 +104,7 @@ class RecordingServer:
             await asyncio.sleep(self.delay_s)  # a slow receiver, on purpose
         response_headers = [(k.encode(), v.encode()) for k, v in self.headers.items()]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": b"ok"})
+        await send({"type": "http.response.body", "body": self.body})
 
     async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Request]:
         """Until ``count`` requests arrived (bounded)."""
@@ -112,7 +114,8 @@ class RecordingServer:
 
     async def __aenter__(self) -> RecordingServer:
         self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", self.port))
         config = uvicorn.Config(
             self.app,
             interface="asgi3",
