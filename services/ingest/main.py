@@ -81,12 +81,12 @@ async def run(
             **(http_options or {}),
         )
         app = create_app(deps, registry, {"broker": publisher.ready})
-        if database is not None:
-            app.include_router(config_router(db.sessions(database)))
         source_service = SourcesService(
             settings, publisher, topics, registry, clock, static=sources
         )
         app.include_router(source_service.router)
+        if database is not None:  # after the other /v1/ routes: theirs win a tie
+            app.include_router(config_router(db.sessions(database)))
         server = HttpServer(app, settings.host, settings.ingest_port)
         raw = RawConsumer(
             kafka.consumer(settings, group_id=group_id(settings.topic_prefix)),
