@@ -106,6 +106,12 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest(_settings: Settings, args: argparse.Namespace) -> int:
+    from services.evaluator import backtest
+
+    return backtest.main(args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slawatch", description="SLA breach detection")
     sub = root.add_subparsers(dest="command", required=True)
@@ -123,6 +129,9 @@ def parser() -> argparse.ArgumentParser:
     recv.add_argument("--port", type=int, default=9000)
     recv.add_argument("--host", default="127.0.0.1")
     sub.add_parser("migrate", help="apply database migrations")
+    from services.evaluator.backtest import add_command as add_backtest
+
+    add_backtest(sub)
     return root
 
 
@@ -132,6 +141,7 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
     "apply": _apply,
     "receiver": _receiver,
     "migrate": _migrate,
+    "backtest": _backtest,
     **definitions_cli.HANDLERS,
 }
 

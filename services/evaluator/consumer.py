@@ -91,6 +91,7 @@ class EvaluatorConsumer:
         self._last_checkpoint_at = clock()
         self._last_tick_at = clock()
         self._fatal: BaseException | None = None
+        self._active: set[int] = set()  # partitions that received records since the tick
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint, commit and leave the group."""
@@ -127,6 +128,8 @@ class EvaluatorConsumer:
             if not self.engine.owns(partition):
                 continue
             expected = self._next_offsets.get(partition)
+            if records:
+                self._active.add(partition)
             for record in records:
                 if expected is not None and record.offset < expected:
                     continue
@@ -202,7 +205,12 @@ class EvaluatorConsumer:
         self._last_tick_at = now
         breaches: list[Breach] = []
         for partition in self.engine.partitions:
-            breaches.extend(self.engine.tick(partition))
+            idle = partition not in self._active
+            before = self.engine.watermark(partition)
+            breaches.extend(self.engine.tick(partition, now if idle else None))
+            if self.engine.watermark(partition) != before:
+                self._dirty.add(partition)  # moved by the wall clock: state changed
+        self._active.clear()
         await self._publish(breaches, [])
         for objective_id, folded in self.engine.take_overflow().items():
             self.metrics.group_overflow.labels(objective_id).inc(folded)

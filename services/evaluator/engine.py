@@ -12,7 +12,15 @@ the injected clock that stamps ``detected_at``). The shell owns the I/O:
   partition, so quiet groups expire old buckets and ``for`` timers fire even when
   only other groups receive events. Ticking to the watermark (never beyond) keeps
   results independent of when ticks happen: no event that is still accepted can be
-  older than a time already ticked to.
+  older than a time already ticked to. For a partition that received nothing since
+  the last tick, the shell passes the wall clock: a *live* partition (watermark
+  within :data:`LIVE_GAP_MS` of ``now - allowed lateness``) then moves its watermark
+  to ``now - allowed lateness``, so deadlines and freshness fire and windows drain
+  on a quiet stream. Timers are stamped with their own due instants, so the breach
+  ids stay those of a replay. A partition far behind the wall clock (a backfill,
+  historical test data) is never moved by the wall clock. The price: an event that
+  reaches a quiet partition more than the allowed lateness after its event time is
+  late, as it would be behind newer events.
 
 Duplicates: an event whose ``id`` was seen in the same partition within the dedup
 horizon (default 10 minutes of event time, behind the partition's newest event time)
@@ -32,6 +40,7 @@ from services.evaluator.state import PartitionState, decode, encode
 from shared.schemas import Breach
 
 DEDUP_HORIZON_MS = 600_000
+LIVE_GAP_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -126,15 +135,35 @@ class Engine:
             breaches.extend(shard.on_event(event))
         return Processed(breaches=breaches, matched=matched)
 
-    def tick(self, partition: int) -> list[Breach]:
-        """Let event time pass to the partition's watermark for every group."""
+    def tick(self, partition: int, idle_now_ms: int | None = None) -> list[Breach]:
+        """Let event time pass to the partition's watermark for every group.
+
+        ``idle_now_ms``: the wall clock, passed when the partition received nothing
+        since the last tick (see the module docstring).
+        """
         watermark = self.watermark(partition)
         if watermark is None:
             return []
+        if idle_now_ms is not None:
+            live = idle_now_ms - self.allowed_lateness_ms
+            if watermark < live <= watermark + LIVE_GAP_MS:
+                self._partitions[partition].max_time = idle_now_ms
+                watermark = live
         breaches: list[Breach] = []
         for shard in self._partitions[partition].shards.values():
             breaches.extend(shard.advance(watermark))
         return breaches
+
+    def advance_to(self, partition: int, time_ms: int) -> list[Breach]:
+        """Declare event time ``time_ms`` reached (the watermark moves there) and tick.
+
+        For offline runs (``slawatch backtest --until``); a live evaluator never calls it.
+        """
+        state = self._partitions[partition]
+        wanted = time_ms + self.allowed_lateness_ms
+        if state.max_time is None or state.max_time < wanted:
+            state.max_time = wanted
+        return self.tick(partition)
 
     def snapshot(self, partition: int) -> bytes:
         return encode(self._partitions[partition])

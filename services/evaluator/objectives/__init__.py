@@ -10,6 +10,7 @@ from services.evaluator.objectives.freshness import CompiledFreshness
 from services.evaluator.objectives.quantile import CompiledQuantile
 from services.evaluator.objectives.ratio import CompiledRatio
 from shared.definitions.model import (
+    Calendar,
     CalendarSpec,
     FreshnessObjective,
     QuantileObjective,
@@ -24,10 +25,14 @@ def compile_catalog(
 ) -> Iterator[CompiledObjective]:
     """Every objective of every agreement, compiled; ``clock`` stamps ``detected_at``.
 
-    ``calendars`` are the Calendar specs by name that deadline objectives refer to; an
-    objective naming an unknown calendar raises ``ValueError`` (a definitions error).
+    ``calendars`` are the Calendar specs by name that deadline objectives refer to (by
+    default the catalog's Calendars); an objective naming an unknown calendar raises
+    ``ValueError`` (a definitions error).
     """
-    calendars = calendars or {}
+    if calendars is None:
+        calendars = {
+            n: d.spec for n, d in catalog.of("Calendar").items() if isinstance(d, Calendar)
+        }
     for name in sorted(catalog.agreements):
         agreement = catalog.agreements[name]
         for objective in agreement.spec.objectives:

@@ -167,7 +167,7 @@ class BurnRateShard:
                     window.advance(instant)
                 state.budget.advance(instant)
                 state.clock = instant
-                self._evaluate(state, instant, out, trigger)
+                self._evaluate(state, instant, out, None)  # time passing, not the event
         for window in state.windows.values():
             window.advance(to_ms)
         state.budget.advance(to_ms)

@@ -159,7 +159,7 @@ class DeadlineShard:
             )
             return out
         at = max(e.clock, event.time)
-        self._run_timers(e, at, out, event)
+        self._run_timers(e, at, out, None)  # due before the event: time passing
         e.clock = at
         if kind in c.stop_types:
             e.used_ms = self.used(e, at)

@@ -105,7 +105,7 @@ class FreshnessShard:
         if g is None:
             self.groups[key] = FreshGroup(group, event.time)
             return out
-        self._fire(g, event.time, out, event)
+        self._fire(g, event.time, out, None)  # due before the event: time passing
         if event.time <= g.last:
             return out
         if g.open_id is not None and g.opened_at is not None:

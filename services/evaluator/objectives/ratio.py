@@ -356,7 +356,7 @@ class RatioShard:
                 instant = min(candidates)
                 state.window.advance(instant)
                 state.clock = instant
-                self._evaluate(state, instant, out, trigger)
+                self._evaluate(state, instant, out, None)  # time passing, not the event
         state.window.advance(to_ms)
         state.clock = to_ms
 

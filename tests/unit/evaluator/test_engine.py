@@ -176,3 +176,25 @@ def test_groups_past_the_cap_fold_into_the_overflow_group() -> None:
     assert groups == [OVERFLOW, "a", "b"]
     assert evaluator.take_overflow() == {objective.objective_id: 2}
     assert evaluator.take_overflow() == {}
+
+
+def test_idle_tick_moves_a_live_partition_by_the_wall_clock_only() -> None:
+    doc = agreement(
+        name="hb",
+        kind="freshness",
+        maxSilence="1m",
+        good=None,
+        target=None,
+        window=None,
+        alerting=None,
+    )
+    evaluator = engine(doc, allowed_lateness_ms=30_000)
+    evaluator.assign(0, None)
+    evaluator.process(0, event(T0, None))
+    # Far behind the wall clock (historical data): the wall clock does not move it.
+    assert evaluator.tick(0, idle_now_ms=T0 + 10 * 86_400_000) == []
+    assert evaluator.watermark(0) == T0 - 30_000
+    # Live: the silence is noticed without a further event, stamped at its due time.
+    out = evaluator.tick(0, idle_now_ms=T0 + 120_000)
+    assert [(b.kind, b.at) for b in out] == [("breach.opened", T0 + 60_000)]
+    assert evaluator.watermark(0) == T0 + 90_000
