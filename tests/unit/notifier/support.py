@@ -165,8 +165,11 @@ class SmtpServer:
         reply = self.replies.pop(0) if self.replies else self.default
         if reply.startswith("250"):
             import email
+            import email.policy
 
-            message = email.message_from_bytes(envelope.original_content)
+            message = email.message_from_bytes(
+                envelope.original_content, policy=email.policy.default
+            )
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._add, message)
         return reply

@@ -19,6 +19,7 @@ Classification:
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import hashlib
 import smtplib
 import ssl
@@ -36,11 +37,13 @@ from shared.definitions.model import Receiver
 
 DEFAULTS = {"title": TITLE, "text": TEXT, "html": HTML}
 IDEMPOTENCY_HEADER = "X-Slawatch-Idempotency-Key"
+# Fold only past RFC 5322's hard limit: a folded key would reach readers with a leading space.
+POLICY = email.policy.default.clone(max_line_length=998)
 
 
 def message(note: Notification, spec: EmailReceiverSpec, renderer: Renderer) -> EmailMessage:
     context = template_context(note)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["Subject"] = renderer.render("title", DEFAULTS, spec.templates, context).splitlines()[0]
     msg["From"] = spec.from_
     msg["To"] = ", ".join(spec.to)
