@@ -149,6 +149,35 @@ def history_command(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(show())
 
 
+def import_command(_settings: Settings, args: argparse.Namespace) -> int:
+    """``slawatch import openslo PATH… [-o FILE]``: slawatch YAML out, report on stderr."""
+    from shared.definitions.openslo import import_paths
+
+    result = import_paths(
+        [Path(p) for p in args.paths],
+        event_type=args.event_type,
+        agreement_type=args.agreement_type,
+    )
+    text = result.yaml()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text, end="")
+    kinds: dict[str, int] = {}
+    for document in result.documents:
+        kinds[document["kind"]] = kinds.get(document["kind"], 0) + 1
+    made = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
+    print(f"converted: {made}", file=sys.stderr)
+    if result.notes:
+        print(f"{len(result.notes)} field(s) not carried over or changed:", file=sys.stderr)
+        for note in result.notes:
+            print(f"  {note}", file=sys.stderr)
+    if result.errors:
+        print_errors(result.errors)
+        return 1
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``schema``, ``history`` and ``import`` (handlers: :data:`HANDLERS`)."""
     schema = sub.add_parser("schema", help="print the JSON Schema of definitions")
@@ -156,6 +185,20 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     hist = sub.add_parser("history", help="versions of a stored definition")
     hist.add_argument("ref", metavar="KIND/NAME")
     hist.add_argument("--version", type=int, help="print this version's document")
+    imp = sub.add_parser("import", help="convert definitions from another format")
+    imp.add_argument("format", choices=["openslo"])
+    imp.add_argument("paths", nargs="+", metavar="PATH")
+    imp.add_argument("-o", "--output", help="write the slawatch YAML here (default: stdout)")
+    imp.add_argument(
+        "--event-type", default="request", help="event type objectives select (default: request)"
+    )
+    imp.add_argument(
+        "--agreement-type", default="SLA", choices=["SLA", "OLA", "UC"], help="default: SLA"
+    )
 
 
-HANDLERS: dict[str, Handler] = {"schema": schema_command, "history": history_command}
+HANDLERS: dict[str, Handler] = {
+    "schema": schema_command,
+    "history": history_command,
+    "import": import_command,
+}
