@@ -60,6 +60,8 @@ class CircuitBreakers:
             return "closed" if was_open else None
         if not retriable_failure:
             return None
+        if circuit.open_until is not None and now_ms < circuit.open_until:
+            return None  # an attempt that was in flight when the circuit opened
         circuit.failures += 1
         half_open = circuit.open_until is not None
         if half_open or circuit.failures >= self.threshold:

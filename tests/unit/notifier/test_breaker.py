@@ -34,6 +34,13 @@ CASES: list[tuple[str, list[Step]]] = [
         ],
     ),
     (
+        "failures of attempts in flight while open change nothing",
+        [
+            (0, "fail", None), (0, "fail", None), (0, "fail", "opened"), (5, "fail", None),
+            (6, "fail", None), (7, "allow?", 1_000),
+        ],
+    ),
+    (
         "a failed trial reopens for twice as long",
         [
             (0, "fail", None), (0, "fail", None), (0, "fail", "opened"),
