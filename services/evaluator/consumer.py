@@ -35,15 +35,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from services.evaluator.checkpoint import CheckpointStore, StoredCheckpoint
 from services.evaluator.engine import Engine
 from services.evaluator.exceptions import EvaluatorError
+from services.evaluator.fastevent import InvalidEvent, decode
 from services.evaluator.metrics import EvaluatorMetrics
 from shared import kafka
 from shared.deadletter import DeadLetter
-from shared.schemas import Breach, Event, group_key
+from shared.schemas import Breach, group_key
 from shared.settings import Settings
 from shared.timeutil import Clock
 from shared.topics import Topics
@@ -150,9 +150,9 @@ class EvaluatorConsumer:
         """One record: its breach events go to ``breaches``; a dead letter is returned."""
         raw: bytes = record.value or b""
         try:
-            event = Event.from_json(raw)
-        except ValidationError as exc:
-            return self._letter("invalid", raw, record, detail=str(exc.errors()[:3])[:1000])
+            event = decode(raw)
+        except InvalidEvent as exc:
+            return self._letter("invalid", raw, record, detail=str(exc.errors[:3])[:1000])
         result = self.engine.process(partition, event)
         if result.late_by_ms is not None:
             self.metrics.late_events.inc()

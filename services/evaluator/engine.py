@@ -33,7 +33,7 @@ across restarts and rebalances.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.evaluator.objectives.base import CompiledObjective, EventLike, GroupStatus
 from services.evaluator.state import PartitionState, decode, encode
@@ -43,14 +43,22 @@ DEDUP_HORIZON_MS = 600_000
 LIVE_GAP_MS = 86_400_000
 
 
-@dataclass(frozen=True)
 class Processed:
-    """What one event caused."""
+    """What one event caused (a plain slotted class: one is built per event)."""
 
-    breaches: list[Breach] = field(default_factory=list)
-    late_by_ms: int | None = None
-    matched: int = 0
-    duplicate: bool = False
+    __slots__ = ("breaches", "duplicate", "late_by_ms", "matched")
+
+    def __init__(
+        self,
+        breaches: list[Breach] | None = None,
+        late_by_ms: int | None = None,
+        matched: int = 0,
+        duplicate: bool = False,
+    ) -> None:
+        self.breaches: list[Breach] = breaches if breaches is not None else []
+        self.late_by_ms = late_by_ms
+        self.matched = matched
+        self.duplicate = duplicate
 
     @property
     def late(self) -> bool:
@@ -117,22 +125,28 @@ class Engine:
             watermark = state.max_time - self.allowed_lateness_ms
             if event.time < watermark:
                 return Processed(late_by_ms=watermark - event.time)
-        if event.id in state.seen:
+        seen = state.seen
+        if event.id in seen.times:
             return Processed(duplicate=True)
         if state.max_time is None or event.time > state.max_time:
             state.max_time = event.time
-            state.seen.forget_before(event.time - self.dedup_horizon_ms)
-        state.seen.add(event.id, event.time)
+            order = seen.order
+            if order and order[0][0] < event.time - self.dedup_horizon_ms:
+                seen.forget_before(event.time - self.dedup_horizon_ms)
+        seen.add(event.id, event.time)
         breaches: list[Breach] = []
         matched = 0
+        shards = state.shards
         for objective in self._by_service.get(event.service, ()):
             if not objective.matches(event):
                 continue
             matched += 1
-            shard = state.shards.get(objective.objective_id)
+            shard = shards.get(objective.objective_id)
             if shard is None:
-                shard = state.shards[objective.objective_id] = objective.new_shard()
-            breaches.extend(shard.on_event(event))
+                shard = shards[objective.objective_id] = objective.new_shard()
+            caused = shard.on_event(event)
+            if caused:
+                breaches.extend(caused)
         return Processed(breaches=breaches, matched=matched)
 
     def tick(self, partition: int, idle_now_ms: int | None = None) -> list[Breach]:

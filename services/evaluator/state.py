@@ -40,31 +40,31 @@ class SeenIds:
     horizon; 10 minutes at 1,000 events/s per partition is about 70 MB.
     """
 
-    __slots__ = ("_order", "_times")
+    __slots__ = ("order", "times")
 
     def __init__(self) -> None:
-        self._times: dict[str, int] = {}
-        self._order: deque[tuple[int, str]] = deque()
+        self.times: dict[str, int] = {}
+        self.order: deque[tuple[int, str]] = deque()
 
     def __len__(self) -> int:
-        return len(self._times)
+        return len(self.times)
 
     def __contains__(self, event_id: str) -> bool:
-        return event_id in self._times
+        return event_id in self.times
 
     def add(self, event_id: str, time_ms: int) -> None:
-        self._times[event_id] = time_ms
-        self._order.append((time_ms, event_id))
+        self.times[event_id] = time_ms
+        self.order.append((time_ms, event_id))
 
     def forget_before(self, cutoff: int) -> None:
-        order, times = self._order, self._times
+        order, times = self.order, self.times
         while order and order[0][0] < cutoff:
             time_ms, event_id = order.popleft()
             if times.get(event_id) == time_ms:
                 del times[event_id]
 
     def dump(self) -> list[list[object]]:
-        return [[event_id, time_ms] for time_ms, event_id in self._order]
+        return [[event_id, time_ms] for time_ms, event_id in self.order]
 
     @classmethod
     def load(cls, data: list[list[object]]) -> SeenIds:

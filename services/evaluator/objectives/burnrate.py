@@ -118,8 +118,7 @@ class BurnRateShard:
         good = self.compiled.classify(event)
         if good is None:
             return []
-        group = self.compiled.group_of(event)
-        key = group_key(group)
+        group, key = self.compiled.group_and_key(event)
         state = self.groups.get(key)
         if state is None:
             group, key, folded = capped_group(self.groups, group, key, self.compiled.max_groups)

@@ -170,6 +170,7 @@ class CompiledRatio:
         )
         self.labels = dict(agreement.metadata.labels)
         self._objective_id = f"{agreement.metadata.name}/{objective.name}"
+        self._service = objective.service
         self._types = frozenset(objective.select.types)
         self._matchers = tuple(objective.select.attributes.items())
         self._outcome: str | None = None
@@ -217,15 +218,24 @@ class CompiledRatio:
         return bool(self._group_by)
 
     def matches(self, event: EventLike) -> bool:
-        if event.service != self.definition.service:
+        if event.service != self._service:
             return False
         if self._types and event.type not in self._types:
             return False
+        if not self._matchers:
+            return True
         attributes = event.attributes
         return all(attributes.get(name) == wanted for name, wanted in self._matchers)
 
     def group_of(self, event: EventLike) -> dict[str, str]:
         return {name: event.attributes.get(name, MISSING) for name in self._group_by}
+
+    def group_and_key(self, event: EventLike) -> tuple[dict[str, str], str]:
+        """The event's group and its :func:`group_key` (fast for ungrouped objectives)."""
+        if not self._group_by:
+            return {}, ""
+        group = self.group_of(event)
+        return group, group_key(group)
 
     def new_window(self) -> CountWindow:
         return SlidingWindow(self.window_ms)
@@ -309,8 +319,7 @@ class RatioShard:
         good = self.compiled.classify(event)
         if good is None:
             return []
-        group = self.compiled.group_of(event)
-        key = group_key(group)
+        group, key = self.compiled.group_and_key(event)
         state = self.groups.get(key)
         if state is None:
             group, key, folded = capped_group(self.groups, group, key, self.compiled.max_groups)
@@ -320,7 +329,9 @@ class RatioShard:
             state = RatioGroup(group=group, window=self.compiled.new_window())
             self.groups[key] = state
         out: list[Breach] = []
-        self._advance(state, event.time, out, event)
+        clock = state.clock
+        if clock is None or event.time > clock:
+            self._advance(state, event.time, out, event)
         if state.window.add(event.time, good):
             assert state.clock is not None
             self._evaluate(state, state.clock, out, event)
@@ -343,17 +354,16 @@ class RatioShard:
             for_ms = self.compiled.rule.for_ms
             while True:
                 clock = state.clock
-                candidates: list[int] = []
+                instant: int | None = None
                 expiry = state.window.next_expiry_ms()
                 if expiry is not None and expiry <= to_ms:
-                    candidates.append(expiry)
+                    instant = expiry
                 if state.open is None and state.pending_since is not None:
                     deadline = state.pending_since + for_ms
-                    if clock < deadline <= to_ms:
-                        candidates.append(deadline)
-                if not candidates:
+                    if clock < deadline <= to_ms and (instant is None or deadline < instant):
+                        instant = deadline
+                if instant is None:
                     break
-                instant = min(candidates)
                 state.window.advance(instant)
                 state.clock = instant
                 self._evaluate(state, instant, out, None)  # time passing, not the event

@@ -198,3 +198,18 @@ def test_idle_tick_moves_a_live_partition_by_the_wall_clock_only() -> None:
     out = evaluator.tick(0, idle_now_ms=T0 + 120_000)
     assert [(b.kind, b.at) for b in out] == [("breach.opened", T0 + 60_000)]
     assert evaluator.watermark(0) == T0 + 90_000
+
+
+def test_fast_decode_agrees_with_the_schema() -> None:
+    import pytest
+
+    from services.evaluator.fastevent import InvalidEvent, decode
+
+    e = event(T0, "bad", value=12, attributes={"customer": "acme"})
+    fast = decode(e.to_json())
+    for name in ("id", "service", "type", "time", "outcome", "value", "attributes", "received_at"):
+        assert getattr(fast, name) == getattr(e, name)
+    assert decode(b'{"id":"x","service":"s","type":"t","time":"2023-11-14T22:13:20Z"}').time == T0
+    for bad in (b"nope", b"[]", b'{"id":"x","service":"s","type":"t"}', b'{"id":1}'):
+        with pytest.raises(InvalidEvent):
+            decode(bad)
