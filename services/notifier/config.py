@@ -20,6 +20,7 @@ class NotifierSettings(Settings):
     ack_link_ttl_ms: int = Field(default=DEFAULT_TTL_MS, ge=60_000)
     circuit_threshold: int = Field(default=5, ge=1)
     circuit_open_ms: int = Field(default=10_000, ge=10)
+    lease_margin_ms: int = Field(default=10_000, ge=100)
 
     @classmethod
     def extend(cls, settings: Settings) -> NotifierSettings:

@@ -120,7 +120,7 @@ async def run(
         intake = Intake(
             consumer, producer, sessions, catalog, metrics, topics, clock, doorbell.ring
         )
-        config = WorkerConfig.from_settings(settings)
+        config = WorkerConfig.from_settings(settings, own.lease_margin_ms)
         rng = random.Random()  # noqa: S311 - jitter, not security
         workers = [
             DeliveryWorker(

@@ -80,14 +80,16 @@ class WorkerConfig:
     batch_size: int = BATCH_SIZE
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerConfig:
+    def from_settings(
+        cls, settings: Settings, lease_margin_ms: int = LEASE_MARGIN_MS
+    ) -> WorkerConfig:
         deadline = settings.delivery_timeout_ms + DEADLINE_MARGIN_MS
         return cls(
             max_attempts=settings.delivery_max_attempts,
             backoff=Backoff.from_settings(settings),
             deadline_ms=deadline,
             # Longer than any delivery may take, so no second replica claims a row in flight.
-            lease_ms=deadline + LEASE_MARGIN_MS,
+            lease_ms=deadline + lease_margin_ms,
             poll_interval_ms=settings.delivery_poll_interval_ms,
         )
 
