@@ -98,6 +98,11 @@ EXAMPLE_EVENTS = [
 ]
 
 
+def monotonic_ms() -> int:
+    """Milliseconds of a clock that never jumps (cooldowns, dedup horizon)."""
+    return time.monotonic_ns() // 1_000_000
+
+
 @dataclass(frozen=True)
 class IngestDeps:
     """What the HTTP API needs; built once in ``main`` and passed in."""
@@ -118,6 +123,8 @@ class IngestDeps:
     dedup_horizon_ms: int = 300_000
     backpressure: Backpressure | None = None
     recent: RecentIds | None = None
+    #: time for cooldowns and the dedup horizon (not event time: ``clock`` may be fixed)
+    timer: Clock = monotonic_ms
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,8 @@ def create_app(
     """The ingest app; nothing global, everything injected."""
     intake = _Intake(
         deps,
-        deps.backpressure or Backpressure(deps.max_inflight, deps.overload_cooldown_ms, deps.clock),
-        deps.recent or RecentIds(deps.dedup_capacity, deps.dedup_horizon_ms, deps.clock),
+        deps.backpressure or Backpressure(deps.max_inflight, deps.overload_cooldown_ms, deps.timer),
+        deps.recent or RecentIds(deps.dedup_capacity, deps.dedup_horizon_ms, deps.timer),
     )
     deps.metrics.inflight.set_function(lambda: intake.gate.inflight)
     app = FastAPI(title="slawatch ingest", version="1", description=DESCRIPTION)

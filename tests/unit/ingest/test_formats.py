@@ -48,6 +48,7 @@ async def _harness(publisher: object, clock: Clock, **overrides: object) -> Asyn
         "topics": TOPICS,
         "metrics": IngestMetrics(registry),
         "clock": clock,
+        "timer": clock,
         "max_body_bytes": 64 * 1024,
         "max_batch_items": 5,
         "new_id": lambda: "generated",
