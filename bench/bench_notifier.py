@@ -1,0 +1,186 @@
+"""Notifier delivery latency: a breach event published on the breaches topic → the
+webhook receiver has it (the whole path: broker, intake transaction, outbox claim,
+HTTP POST). Embedded broker and PostgreSQL, the notifier in this process, a local
+receiver; breaches are sent one at a time (each waits for its delivery), so the
+figure is latency without queueing.
+
+Figures: ``notifier.delivery_latency_p50_ms``, ``notifier.delivery_latency_p99_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from bench.results import Results
+from services.notifier.main import run as run_service
+from shared import db, kafka
+from shared.definitions.load import parse_document
+from shared.definitions.store import apply
+from shared.embedded import embedded_infra
+from shared.schemas import AgreementRef, Breach, WindowSli
+from shared.settings import Settings
+from shared.topics import Topics, ensure_topics
+
+WARMUP = 20
+SAMPLES = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Receiver:
+    """An ASGI webhook receiver noting when each idempotency key first arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.waiters: dict[str, asyncio.Event] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        now = time.perf_counter()
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        key = headers.get("idempotency-key", "")
+        self.arrived.setdefault(key, now)
+        if key in self.waiters:
+            self.waiters[key].set()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def expect(self, key: str) -> asyncio.Event:
+        return self.waiters.setdefault(key, asyncio.Event())
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+def breach(i: int) -> Breach:
+    now = time.time_ns() // 1_000_000
+    return Breach(
+        id=f"{uuid.uuid4().hex}",
+        kind="breach.opened",
+        at=now,
+        agreement=AgreementRef(name="bench", type="SLA", provider="p", consumer="c"),
+        objective="availability",
+        objective_id="bench/availability",
+        service="checkout",
+        group={"customer": f"c{i % 10}"},
+        rule="threshold",
+        severity="page",
+        windows=[WindowSli(window="1h", sli=0.98, target=0.999)],
+        opened_at=now,
+        detected_at=now,
+    )
+
+
+async def run(results: Results) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        with embedded_infra(
+            need_kafka=True, need_postgres=True, data_dir=data, kafka_port=0, postgres_port=0
+        ) as infra:
+            await _measure(infra.kafka_bootstrap or "", infra.database_url or "", data, results)
+
+
+async def _measure(bootstrap: str, database_url: str, data: Path, results: Results) -> None:
+    settings = Settings(
+        kafka_bootstrap=bootstrap,
+        database_url=database_url,
+        topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
+        data_dir=data,
+        notifier_port=_free_port(),
+        kafka_session_timeout_ms=6_000,
+        kafka_heartbeat_interval_ms=500,
+    )
+    await db.migrate(db.database_url(settings))
+    await ensure_topics(settings)
+    receiver = Receiver()
+    port = _free_port()
+    server = _Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_config=None,
+                                    access_log=False, lifespan="off"))  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    engine = db.engine(settings)
+    async with db.sessions(engine)() as session:
+        await apply(
+            session,
+            [
+                parse_document(
+                    {
+                        "apiVersion": "slawatch/v1",
+                        "kind": "Receiver",
+                        "metadata": {"name": "hook"},
+                        "spec": {"type": "webhook", "url": f"http://127.0.0.1:{port}/"},
+                    }
+                ),
+                parse_document(
+                    {
+                        "apiVersion": "slawatch/v1",
+                        "kind": "Agreement",
+                        "metadata": {"name": "bench"},
+                        "spec": {
+                            "type": "SLA",
+                            "objectives": [
+                                {
+                                    "name": "availability",
+                                    "kind": "ratio",
+                                    "service": "checkout",
+                                    "good": {"outcome": "good"},
+                                    "target": 0.999,
+                                    "window": "1h",
+                                }
+                            ],
+                            "notify": [{"receivers": ["hook"]}],
+                        },
+                    }
+                ),
+            ],
+        )
+        await session.commit()
+    await engine.dispose()
+    stop = asyncio.Event()
+    notifier = asyncio.create_task(run_notifier(settings, stop))
+    producer = kafka.producer(settings, linger_ms=0)
+    await producer.start()
+    topic = Topics.from_settings(settings).breaches
+    latencies: list[float] = []
+    try:
+        for i in range(WARMUP + SAMPLES):
+            event = breach(i)
+            arrived = receiver.expect(event.event_key)
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, event.to_json(), key=event.objective_id.encode())
+            async with asyncio.timeout(30):
+                await arrived.wait()
+            if i >= WARMUP:
+                latencies.append((receiver.arrived[event.event_key] - started) * 1000)
+    finally:
+        await producer.stop()
+        stop.set()
+        await asyncio.wait_for(notifier, 15)
+        server.should_exit = True
+        await serving
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    results.add("notifier.delivery_latency_p50_ms", statistics.median(latencies), "ms")
+    results.add("notifier.delivery_latency_p99_ms", cuts[98], "ms")
+
+
+async def run_notifier(settings: Settings, stop: asyncio.Event) -> None:
+    await run_service(settings, stop)
