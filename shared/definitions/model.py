@@ -27,8 +27,9 @@ from shared.definitions.kinds.policy import Route
 from shared.definitions.kinds.receivers import Receiver, ReceiverSpec, WebhookReceiverSpec
 from shared.definitions.kinds.service import Service, ServiceSpec
 from shared.definitions.kinds.silence import MaintenanceWindow, Silence
+from shared.definitions.kinds.source import Source, SourceSpec
 
-Document = Agreement | Receiver | Calendar | Silence | MaintenanceWindow | Service | Party
+Document = Agreement | Receiver | Calendar | Silence | MaintenanceWindow | Service | Party | Source
 KINDS: dict[
     str,
     type[Agreement]
@@ -37,7 +38,8 @@ KINDS: dict[
     | type[Silence]
     | type[MaintenanceWindow]
     | type[Service]
-    | type[Party],
+    | type[Party]
+    | type[Source],
 ] = {
     "Agreement": Agreement,
     "Receiver": Receiver,
@@ -46,6 +48,7 @@ KINDS: dict[
     "MaintenanceWindow": MaintenanceWindow,
     "Service": Service,
     "Party": Party,
+    "Source": Source,
 }
 
 __all__ = [
@@ -76,6 +79,8 @@ __all__ = [
     "Service",
     "ServiceSpec",
     "Silence",
+    "Source",
+    "SourceSpec",
     "Spec",
     "ValueCondition",
     "WebhookReceiverSpec",
