@@ -63,8 +63,9 @@ class Termination(Spec):
 
 
 class MaintenancePolicy(Spec):
-    """``exclude``: time inside maintenance windows whose labels match ``match`` does
-    not count against compliance (and breaches inside them are not notified)."""
+    """``exclude``: time inside MaintenanceWindows marked ``excludeFromCompliance``
+    whose ``match`` covers this agreement's breaches (restricted further to windows
+    matching ``match`` here, when given) does not count against compliance."""
 
     exclude: bool = True
     match: dict[str, str] = Field(default_factory=dict)

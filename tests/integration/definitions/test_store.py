@@ -203,3 +203,22 @@ async def test_list_pages_and_filters(engine: AsyncEngine) -> None:
     assert [s.name for s in page1 + page2] == ["r0", "r1", "r2", "r3"]
     assert [s.name for s in by_label] == ["shop"]
     assert by_field == []
+
+
+async def test_the_examples_apply_idempotently(engine: AsyncEngine) -> None:
+    from pathlib import Path
+
+    from shared.definitions.load import load_located
+
+    located = load_located([Path(__file__).parents[3] / "examples"])
+    sessions = db.sessions(engine)
+    async with sessions() as session, session.begin():
+        first = await apply(session, located, author="ci")
+    async with sessions() as session, session.begin():
+        second = await apply(session, located, author="ci", prune=True)
+    assert {r.change for r in first} == {"created"}
+    assert {r.change for r in second} == {"unchanged"}
+    async with sessions() as session:
+        catalog = await load_catalog(session)
+    assert "acme-storefront" in catalog.agreements
+    assert set(catalog.of("Party")) >= {"shopco", "acme", "payflow", "platform-team"}
