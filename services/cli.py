@@ -112,6 +112,12 @@ def _backtest(_settings: Settings, args: argparse.Namespace) -> int:
     return backtest.main(args)
 
 
+def _source(settings: Settings, args: argparse.Namespace) -> int:
+    from services.ingest import source_cli
+
+    return source_cli.main(settings, args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slawatch", description="SLA breach detection")
     sub = root.add_subparsers(dest="command", required=True)
@@ -132,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
     from services.evaluator.backtest import add_command as add_backtest
 
     add_backtest(sub)
+    from services.ingest.source_cli import add_command as add_source
+
+    add_source(sub)
     return root
 
 
@@ -142,6 +151,7 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
     "receiver": _receiver,
     "migrate": _migrate,
     "backtest": _backtest,
+    "source": _source,
     **definitions_cli.HANDLERS,
 }
 
