@@ -189,3 +189,35 @@ class DefinitionVersion(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+
+
+class NotificationGroup(Base):
+    """An Alertmanager-style group of breaches for one receiver, flushed on its own ticks."""
+
+    __tablename__ = "notification_groups"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    receiver: Mapped[str] = mapped_column(String(253), nullable=False)
+    group_key: Mapped[str] = mapped_column(String(1024), nullable=False)
+    created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    next_flush_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_sent_at: Mapped[int | None] = mapped_column(BigInteger)
+    interval_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    repeat_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    repeats: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("receiver", "group_key", name="uq_notification_group"),
+        Index("ix_notification_groups_due", "next_flush_at"),
+    )
+
+
+class NotificationGroupMember(Base):
+    """A breach that belongs to a notification group."""
+
+    __tablename__ = "notification_group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notification_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    breach_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -41,11 +41,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notifier import escalation, lifecycle, outbox
+from services.notifier import escalation, groups, lifecycle, outbox
 from services.notifier.catalog import CatalogCache
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.routing import matching_routes, receivers_of
 from shared.deadletter import DeadLetter
+from shared.definitions.model import Agreement
 from shared.models import BreachEventRecord, BreachRecord
 from shared.schemas import Breach
 from shared.timeutil import Clock
@@ -124,8 +125,10 @@ async def record_breach(
     receivers: list[str],
     now_ms: int,
     steps: Sequence[escalation.PlannedStep] = (),
+    group_plans: Sequence[groups.GroupPlan] = (),
 ) -> Recorded:
-    """Steps 1 to 3 above inside the caller's transaction."""
+    """Steps 1 to 3 above inside the caller's transaction. Receivers that a group holds
+    get ``grouped`` rows (see :mod:`services.notifier.groups`)."""
     await upsert_breach(session, breach)
     logged = await session.execute(
         insert(BreachEventRecord)
@@ -140,11 +143,16 @@ async def record_breach(
     )
     if logged.first() is None:
         return Recorded(new_event=False, deliveries=0)
+    held = await groups.join(session, breach.id, group_plans, now_ms) if group_plans else set()
     if breach.kind == "breach.resolved":
         notified = await outbox.notified_receivers(session, breach.id)
         receivers = list(dict.fromkeys([*receivers, *notified]))
         await outbox.cancel_escalations(session, breach.id, "resolved")
-    count = await outbox.enqueue(session, breach, receivers, now_ms)
+        held |= await groups.holding(session, breach.id)
+    now_rows = [r for r in receivers if r not in held]
+    later = [r for r in receivers if r in held]
+    count = await outbox.enqueue(session, breach, now_rows, now_ms)
+    count += await outbox.enqueue(session, breach, later, now_ms, status=groups.GROUPED)
     payload = breach.model_dump(mode="json")
     for step in steps:
         await session.execute(
@@ -156,6 +164,28 @@ async def record_breach(
             session, breach, step.receivers, now_ms, kind=step.kind, due_ms=step.due_ms
         )
     return Recorded(new_event=True, deliveries=count)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Where one breach event goes: receivers, escalation steps, group memberships."""
+
+    receivers: list[str]
+    steps: list[escalation.PlannedStep]
+    groups: list[groups.GroupPlan]
+
+
+def plan(breach: Breach, agreement: Agreement | None, now_ms: int) -> Planned:
+    """Route the event by the agreement's policy (pure)."""
+    if agreement is None:
+        return Planned([], [], [])
+    routes = matching_routes(breach, agreement.spec.notify)
+    immediate = set(receivers_of([r for r in routes if not r.group_by]))
+    return Planned(
+        receivers=receivers_of(routes),
+        steps=escalation.plan(routes, now_ms) if breach.kind == "breach.opened" else [],
+        groups=groups.plan(breach, agreement.spec.notify, routes, immediate),
+    )
 
 
 class Intake:
@@ -220,10 +250,8 @@ class Intake:
             return 0
         self._metrics.breach_events_received.labels(breach.kind).inc()
         agreement = await self._catalog.agreement(breach.agreement.name)
-        routes = matching_routes(breach, agreement.spec.notify) if agreement is not None else []
-        receivers = receivers_of(routes)
         now = self._clock()
-        steps = escalation.plan(routes, now) if breach.kind == "breach.opened" else []
+        planned = plan(breach, agreement, now)
         if agreement is None:
             log.warning(
                 "breach for unknown agreement %s: recorded, not delivered",
@@ -232,7 +260,9 @@ class Intake:
             )
         try:
             async with self._sessions() as session, session.begin():
-                recorded = await record_breach(session, breach, receivers, now, steps)
+                recorded = await record_breach(
+                    session, breach, planned.receivers, now, planned.steps, planned.groups
+                )
         except DBAPIError as exc:
             if not _is_data_exception(exc):
                 raise

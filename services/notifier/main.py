@@ -34,6 +34,7 @@ from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
 from services.notifier.config import NotifierSettings
+from services.notifier.groups import GroupFlusher
 from services.notifier.intake import Intake
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
@@ -155,6 +156,12 @@ async def run(
             supervisor.spawn("intake", intake.run(halt)),
             *(supervisor.spawn(w.name, w.run(halt)) for w in workers),
             supervisor.spawn("catalog", catalog.run(halt)),
+            supervisor.spawn(
+                "groups",
+                GroupFlusher(
+                    sessions, clock, doorbell.ring, settings.delivery_poll_interval_ms
+                ).run(halt),
+            ),
             supervisor.spawn(
                 "outbox-gauge", refresh_pending_gauge(sessions, metrics, halt, GAUGE_INTERVAL_MS)
             ),

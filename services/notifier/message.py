@@ -4,7 +4,7 @@ or an escalation step or an acknowledgement of it) with its links.
 Row kinds of the outbox and what they mean to a channel (``action``)::
 
     breach.opened, breach.updated, budget.exhausted,
-    deadline.warning, escalation.<n>                    trigger
+    deadline.warning, escalation.<n>, repeat.<n>        trigger
     breach.resolved                                     resolve
     breach.acknowledged                                 acknowledge
 """

@@ -107,6 +107,7 @@ async def enqueue(
     kind: str | None = None,
     at: int | None = None,
     due_ms: int | None = None,
+    status: str = "pending",
 ) -> int:
     """Insert one pending row per receiver (for ``kind``/``at``, by default the event's
     own, due at ``due_ms``, by default now); existing ones are kept. Returns rows inserted."""
@@ -118,7 +119,7 @@ async def enqueue(
             "kind": kind or breach.kind,
             "at": breach.at if at is None else at,
             "receiver": name,
-            "status": "pending",
+            "status": status,
             "attempts": 0,
             "next_attempt_at": ms_to_dt(now_ms if due_ms is None else due_ms),
         }
@@ -297,7 +298,7 @@ async def notified_receivers(session: AsyncSession, breach_id: str) -> list[str]
         .where(
             Delivery.breach_id == breach_id,
             or_(Delivery.kind == "breach.opened", Delivery.kind.startswith(ESCALATION_PREFIX)),
-            Delivery.status.in_(("delivered", "pending", "delivering")),
+            Delivery.status.in_(("delivered", "pending", "delivering", "grouped")),
         )
         .distinct()
         .order_by(Delivery.receiver)
@@ -306,6 +307,6 @@ async def notified_receivers(session: AsyncSession, breach_id: str) -> list[str]
 
 
 async def count_open(session: AsyncSession) -> int:
-    """Rows still to deliver (pending or delivering)."""
-    stmt = select(func.count()).where(Delivery.status.in_(("pending", "delivering")))
+    """Rows still to deliver (pending, delivering, or held by a notification group)."""
+    stmt = select(func.count()).where(Delivery.status.in_(("pending", "delivering", "grouped")))
     return int((await session.execute(stmt)).scalar_one())

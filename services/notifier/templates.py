@@ -74,6 +74,8 @@ def headline(note: Notification) -> str:
         "deadline.warning": "deadline approaching",
         "breach.acknowledged": "SLA breach acknowledged",
     }.get(note.kind, "SLA breach")
+    if note.kind.startswith("repeat."):
+        what = "SLA breach still open (reminder)"
     step = note.escalation_step
     if step is not None:
         what = f"SLA breach not acknowledged (escalation {step})"

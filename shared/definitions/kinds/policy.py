@@ -9,8 +9,9 @@ Matcher keys: ``severity``, ``service``, ``objective``, ``kind``, ``agreement``,
 any other key is a group attribute of the breach, else one of its labels. Values
 are compared for equality; a key the breach lacks never matches.
 
-Grouping (``groupBy``, ``groupWait``, ``groupInterval``, ``repeatInterval``) and
-``escalate`` steps: see ``services/notifier/grouping.py`` and
+Grouping (``groupBy``, ``groupWait``, ``groupInterval``, ``repeatInterval``; only
+routes that set ``groupBy`` group, the others notify at once) and ``escalate`` steps:
+see ``services/notifier/grouping.py`` (timing), ``services/notifier/groups.py`` and
 ``services/notifier/escalation.py``.
 """
 

@@ -13,15 +13,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.notifier import escalation
 from services.notifier.acklink import AckLinks
 from services.notifier.api import Lifecycle, create_app
 from services.notifier.backoff import Backoff
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
-from services.notifier.intake import record_breach
+from services.notifier.groups import GroupFlusher
+from services.notifier.intake import plan, record_breach
 from services.notifier.metrics import NotifierMetrics
-from services.notifier.routing import matching_routes, receivers_of
 from services.notifier.worker import DeliveryWorker, Doorbell, WorkerConfig
 from shared import db
 from shared.definitions.kinds.silence import MaintenanceWindow
@@ -77,6 +76,7 @@ class Rig:
             links=self.links,
         )
         app = create_app(self.sessions, CollectorRegistry(), {}, Lifecycle(clock, self.links))
+        self.flusher = GroupFlusher(self.sessions, clock, lambda: None, 50)
         self.api = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://notifier.test"
         )
@@ -85,12 +85,14 @@ class Rig:
         await self.catalog.reload()
         breach = make_breach(**overrides)
         agreement = self.catalog.current.agreements[breach.agreement.name]
-        routes = matching_routes(breach, agreement.spec.notify)
-        steps = escalation.plan(routes, self.clock()) if breach.kind == "breach.opened" else []
+        planned = plan(breach, agreement, self.clock())
         async with self.sessions() as session, session.begin():
-            await record_breach(session, breach, receivers_of(routes), self.clock(), steps)
+            await record_breach(
+                session, breach, planned.receivers, self.clock(), planned.steps, planned.groups
+            )
 
     async def deliver_due(self) -> int:
+        await self.flusher.run_once()
         handled = 0
         while count := await self.worker.run_once():
             handled += count
