@@ -8,7 +8,9 @@ acknowledgement and a resolution also cancel every pending step at once.
 
     t0 opened ──after₁──▶ step 1 ──▶ … ──afterₙ──▶ step n      (each unless acked/resolved)
 
-To repeat, list a step again with a later ``after`` (e.g. 15m, 30m, 45m).
+With ``escalateEvery: 30m`` the steps repeat, shifted by 30 minutes each cycle, until
+the breach is acknowledged or resolved, for at most ``escalateCycles`` cycles (10):
+the rows are planned up front, so the bound keeps the outbox finite.
 """
 
 from __future__ import annotations
@@ -33,14 +35,18 @@ def plan(routes: Sequence[Route], opened_recorded_ms: int) -> list[PlannedStep]:
     order, so kinds stay unique per breach."""
     steps: list[PlannedStep] = []
     for taken in routes:
-        for step in taken.escalate:
-            steps.append(
-                PlannedStep(
-                    kind=f"{ESCALATION_PREFIX}{len(steps) + 1}",
-                    receivers=tuple(step.receivers),
-                    due_ms=opened_recorded_ms + parse_duration_ms(step.after),
+        every = parse_duration_ms(taken.escalate_every) if taken.escalate_every else None
+        cycles = taken.escalate_cycles if every is not None else 1
+        for cycle in range(cycles):
+            offset = cycle * (every or 0)
+            for step in taken.escalate:
+                steps.append(
+                    PlannedStep(
+                        kind=f"{ESCALATION_PREFIX}{len(steps) + 1}",
+                        receivers=tuple(step.receivers),
+                        due_ms=opened_recorded_ms + offset + parse_duration_ms(step.after),
+                    )
                 )
-            )
     return steps
 
 

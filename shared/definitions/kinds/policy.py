@@ -44,5 +44,12 @@ class Route(Spec):
     group_interval: str = "5m"
     repeat_interval: str = "4h"
     escalate: list[EscalationStep] = Field(default_factory=list)
+    escalate_every: str | None = None
+    escalate_cycles: int = Field(default=10, ge=1, le=100)
 
     _durations_ok = field_validator("group_wait", "group_interval", "repeat_interval")(duration)
+
+    @field_validator("escalate_every")
+    @classmethod
+    def _every_ok(cls, value: str | None) -> str | None:
+        return None if value is None else duration(value)
