@@ -14,12 +14,14 @@ from pydantic import BaseModel
 
 from services.evaluator.engine import Engine
 from shared.runtime import ReadinessCheck, ops_router
+from shared.schemas import WindowSli
 
 SCOPE = "owned-partitions"
 
 
 class GroupStatusPublic(BaseModel):
-    """One group of an objective."""
+    """One group of an objective: the SLI over its window, and for burn-rate objectives
+    the SLI and burn rate per alerting window and the error budget left."""
 
     group: dict[str, str]
     partition: int
@@ -31,6 +33,10 @@ class GroupStatusPublic(BaseModel):
     active_breach_id: str | None
     opened_at: int | None
     event_time: int | None
+    severity: str | None = None
+    windows: list[WindowSli] = []
+    burn_rates: dict[str, float] = {}
+    budget_remaining: float | None = None
 
 
 class ObjectiveStatusPublic(BaseModel):
@@ -78,6 +84,10 @@ def objectives_router(engine: Engine) -> APIRouter:
                 active_breach_id=entry.status.active_breach_id,
                 opened_at=entry.status.opened_at,
                 event_time=entry.status.clock,
+                severity=entry.status.severity,
+                windows=entry.status.windows,
+                burn_rates=entry.status.burn_rates,
+                budget_remaining=entry.status.budget_remaining,
             )
             for entry in engine.status(objective_id)
         ]

@@ -412,6 +412,7 @@ class RatioShard:
                 active_breach_id=g.open.id if g.open else None,
                 opened_at=g.open.opened_at if g.open else None,
                 clock=g.clock,
+                severity=g.open.severity if g.open else None,
             )
             for g in self.groups.values()
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from services.evaluator.api import create_app
@@ -53,8 +54,28 @@ async def test_status_of_owned_groups() -> None:
         ),
         "opened_at": T0,
         "event_time": T0,
+        "severity": "page",
+        "windows": [],
+        "burn_rates": {},
+        "budget_remaining": None,
     }
     assert (groups["globex"]["sli"], groups["globex"]["active_breach_id"]) == (1.0, None)
+
+
+async def test_status_of_a_burn_rate_objective() -> None:
+    doc = agreement(target=0.99, window="30d", alerting={"policy": "burn-rate", "minEvents": 1})
+    evaluator = engine(doc)
+    evaluator.assign(0, None)
+    for i in range(100):
+        evaluator.process(0, event(T0 + i * 1_000, "bad" if i % 10 == 0 else "good"))
+    app = create_app(evaluator, new_registry(), {})
+    async with client(app) as http:
+        body = (await http.get("/v1/objectives/acme-checkout/availability/status")).json()
+    group = body["groups"][0]
+    assert [w["window"] for w in group["windows"]] == ["5m", "30m", "1h", "6h", "3d", "30d"]
+    assert group["burn_rates"]["5m"] == pytest.approx(10.0)
+    assert group["budget_remaining"] == pytest.approx(-9.0)
+    assert group["severity"] == "page" and group["active_breach_id"]
 
 
 async def test_unknown_objective_is_a_problem() -> None:
