@@ -103,6 +103,16 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+CLOUDEVENT_EXAMPLE = {
+    "specversion": "1.0",
+    "id": "probe-4711",
+    "source": "/synthetics/eu-west-1",
+    "type": "check",
+    "time": "2026-11-28T13:00:00Z",
+    "data": {"service": "checkout", "outcome": "good", "value": 231},
+}
+
+
 @dataclass(frozen=True)
 class IngestDeps:
     """What the HTTP API needs; built once in ``main`` and passed in."""
@@ -368,5 +378,13 @@ def _request_body_doc() -> dict[str, Any]:
                 },
             },
             **dict.fromkeys(NDJSON_TYPES, ndjson),
+            cloudevents.STRUCTURED: {
+                "schema": {"type": "object"},
+                "example": CLOUDEVENT_EXAMPLE,
+            },
+            cloudevents.BATCH: {
+                "schema": {"type": "array", "items": {"type": "object"}},
+                "example": [CLOUDEVENT_EXAMPLE],
+            },
         },
     }
