@@ -267,8 +267,9 @@ async def _ingest_items(intake: _Intake, items: list[Item]) -> Response:
     for rejection in rejected:
         deps.metrics.count_rejected("http", rejection.reason)
 
-    duplicates = [(i, e) for i, e in valid if intake.recent.seen(e.id)]
-    fresh = [(i, e) for i, e in valid if not intake.recent.seen(e.id)]
+    repeated = intake.recent.seen_of([e.id for _, e in valid])
+    duplicates = [(i, e) for i, e in valid if e.id in repeated]
+    fresh = [(i, e) for i, e in valid if e.id not in repeated]
     if fresh and not intake.gate.admit(len(fresh)):
         return _overloaded(intake, f"more than {intake.gate.max_inflight} events in flight")
     published = await _publish(intake, fresh) if fresh else []

@@ -43,6 +43,11 @@ class RecentIds:
         self._expire(self._clock())
         return event_id in self._seen
 
+    def seen_of(self, event_ids: Iterable[str]) -> set[str]:
+        """Those of ``event_ids`` acknowledged within the horizon (one expiry pass)."""
+        self._expire(self._clock())
+        return {event_id for event_id in event_ids if event_id in self._seen}
+
     def add(self, event_ids: Iterable[str]) -> None:
         now = self._clock()
         self._expire(now)

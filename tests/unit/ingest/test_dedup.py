@@ -24,3 +24,12 @@ def test_oldest_forgotten_past_capacity() -> None:
     recent.add(["b"])  # refreshed: now the newest
     recent.add(["e"])
     assert [recent.seen(i) for i in "bcde"] == [True, False, True, True]
+
+
+def test_seen_of_a_batch() -> None:
+    now = [0]
+    recent = RecentIds(capacity=10, horizon_ms=100, clock=lambda: now[0])
+    recent.add(["a", "b"])
+    assert recent.seen_of(["a", "x", "b"]) == {"a", "b"}
+    now[0] = 100
+    assert recent.seen_of(["a", "b"]) == set()
