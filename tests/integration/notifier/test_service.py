@@ -168,3 +168,36 @@ async def test_stop_lets_an_inflight_delivery_finish(
             await asyncio.wait_for(service, 10)
     assert await scalar(engine, "SELECT status FROM deliveries") == "delivered"
     assert await scalar(engine, "SELECT count(*) FROM delivery_attempts") == 1
+
+
+async def test_changed_routes_apply_promptly(
+    settings: Settings, make_settings: Any, engine: AsyncEngine
+) -> None:
+    settings = make_settings(notifier_port=unused_port(), shutdown_grace_s=3.0)
+    async with RecordingServer() as a, RecordingServer() as b:
+        await apply_docs(
+            engine,
+            receiver_doc("a", a.url),
+            receiver_doc("b", b.url),
+            agreement_doc([{"receivers": ["a"]}]),
+        )
+        stop = asyncio.Event()
+        service = asyncio.create_task(run(settings, stop))
+        try:
+            await publish(settings, make_breach(id="0" * 32).to_json())
+            await a.wait_for(1, timeout_s=15)
+            await apply_docs(engine, agreement_doc([{"receivers": ["b"]}]))
+            changed_at = asyncio.get_running_loop().time()
+            sent = iter(range(1, 1_000))
+
+            async def reaches_b() -> bool:
+                await publish(settings, make_breach(id=f"{next(sent):032d}").to_json())
+                return bool(b.requests)
+
+            # Well under the 5 s periodic reload: the NOTIFY watcher did it.
+            await eventually(reaches_b, timeout_s=3, every_s=0.1)
+            took = asyncio.get_running_loop().time() - changed_at
+        finally:
+            stop.set()
+            await asyncio.wait_for(service, 10)
+    assert took < 3
