@@ -110,23 +110,29 @@ def document_checks(document: BaseModel) -> list[tuple[str, str]]:
         rules = getattr(alerting, "rules", ()) if alerting is not None else ()
         if window_ms is None or not isinstance(rules, tuple | list):
             continue
+        longest: tuple[int, int, str] | None = None  # (ms, rule index, text)
         for r, rule in enumerate(rules):
             try:
                 long_ms = parse_duration_ms(rule.long)
             except (AttributeError, TypeError, ValueError):
                 continue
-            if long_ms > window_ms:
-                custom = bool(getattr(alerting, "burn_rates", None))
-                where = f"alerting.burnRates[{r}].long" if custom else "the default burn-rate rules"
-                out.append(
-                    (
-                        f"spec.objectives[{i}].window",
-                        f"window {objective.window} is shorter than the alert's long window "
-                        f"{rule.long} ({where}); lengthen the window or use shorter "
-                        "burn-rate windows",
-                    )
+            if longest is None or long_ms > longest[0]:
+                longest = (long_ms, r, rule.long)
+        if longest is not None and longest[0] > window_ms:
+            custom = bool(getattr(alerting, "burn_rates", None))
+            where = (
+                f"alerting.burnRates[{longest[1]}].long"
+                if custom
+                else "the default burn-rate rules"
+            )
+            out.append(
+                (
+                    f"spec.objectives[{i}].window",
+                    f"window {objective.window} is shorter than the alert's long window "
+                    f"{longest[2]} ({where}); lengthen the window or use shorter "
+                    "burn-rate windows",
                 )
-                break
+            )
     return out
 
 

@@ -170,6 +170,17 @@ CASES = [
         "spec.objectives[0].window",
         "window 1d is shorter than the alert's long window 3d",
     ),
+    (
+        "window shorter than a custom burn-rate long window",
+        edited("spec.objectives.0", {**BASE["spec"]["objectives"][0], "window": "2h",
+                                     "alerting": {"policy": "burn-rate", "burnRates": [
+                                         {"severity": "page", "factor": 14.4, "long": "1h",
+                                          "short": "5m"},
+                                         {"severity": "ticket", "factor": 1, "long": "6h",
+                                          "short": "30m"}]}}),
+        "spec.objectives[0].window",
+        "window 2h is shorter than the alert's long window 6h (alerting.burnRates[1].long)",
+    ),
     # agreement rules
     (
         "an SLA underpins nothing",
