@@ -21,6 +21,7 @@ class NotifierSettings(Settings):
     circuit_threshold: int = Field(default=5, ge=1)
     circuit_open_ms: int = Field(default=10_000, ge=10)
     lease_margin_ms: int = Field(default=10_000, ge=100)
+    outbound_allow_cidrs: list[str] = Field(default_factory=list)
 
     @classmethod
     def extend(cls, settings: Settings) -> NotifierSettings:

@@ -34,6 +34,7 @@ from services.notifier.api import Lifecycle, create_app
 from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
+from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.config import NotifierSettings
 from services.notifier.groups import GroupFlusher
 from services.notifier.intake import Intake
@@ -103,7 +104,11 @@ async def run(
         if http is None:
             http = await cleanups.enter_async_context(_owned_client(settings))
         channels = build_channels(
-            http, settings.delivery_timeout_ms, Secrets(os.environ), clock=clock
+            http,
+            settings.delivery_timeout_ms,
+            Secrets(os.environ),
+            clock=clock,
+            destinations=DestinationPolicy.allowing(own.outbound_allow_cidrs),
         )
         links = AckLinks(await ack_link_key(sessions), own.public_url, own.ack_link_ttl_ms)
         breakers = CircuitBreakers(threshold=own.circuit_threshold, open_ms=own.circuit_open_ms)

@@ -11,6 +11,7 @@ import httpx
 
 from services.notifier.channels.alertmanager import AlertmanagerChannel
 from services.notifier.channels.base import Channel
+from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.email import EmailChannel
 from services.notifier.channels.pagerduty import PagerDutyChannel
 from services.notifier.channels.slack import SlackChannel
@@ -26,16 +27,26 @@ def build_channels(
     timeout_ms: int,
     secrets: Secrets | None = None,
     clock: Clock = wall_clock_ms,
+    destinations: DestinationPolicy | None = None,
 ) -> dict[str, Channel]:
     """Every channel by the receiver ``spec.type`` it serves."""
     secrets = secrets or Secrets({})
     renderer = Renderer()
+    d = destinations
     channels: list[Channel] = [
-        WebhookChannel(http, timeout_ms=timeout_ms, secrets=secrets, clock=clock),
-        SlackChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
-        TeamsChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
-        PagerDutyChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
-        AlertmanagerChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
+        WebhookChannel(http, timeout_ms=timeout_ms, secrets=secrets, clock=clock, destinations=d),
+        SlackChannel(
+            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
+        ),
+        TeamsChannel(
+            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
+        ),
+        PagerDutyChannel(
+            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
+        ),
+        AlertmanagerChannel(
+            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
+        ),
         EmailChannel(timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
     ]
     return {channel.name: channel for channel in channels}

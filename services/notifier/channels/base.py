@@ -40,6 +40,7 @@ class Reason(enum.StrEnum):
     SMTP_TRANSIENT = "smtp_4xx"
     SMTP_PERMANENT = "smtp_5xx"
     AUTH = "auth"
+    DENIED = "denied"
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,12 @@ import httpx
 
 from services.notifier.backoff import parse_retry_after_ms
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.secrets import SecretUnavailable
 from services.notifier.templates import TemplateFailed
 
 USER_AGENT = "slawatch-notifier/1"
+DEFAULT_POLICY = DestinationPolicy()
 T = TypeVar("T")
 
 
@@ -75,9 +77,12 @@ async def post(
     headers: Mapping[str, str],
     timeout_s: float,
     receiver_name: str,
+    destinations: DestinationPolicy | None = None,
 ) -> DeliveryResult:
-    """POST once; any 2xx is success, anything else a :class:`DeliveryError`."""
+    """POST once; any 2xx is success, anything else a :class:`DeliveryError`. The
+    destination is checked first (:mod:`.destinations`; the default policy if none)."""
     _quiet_httpx()
+    await (destinations or DEFAULT_POLICY).check(url, receiver_name)
     started = time.perf_counter_ns()
     try:
         # The total deadline bounds the whole exchange; httpx's timeout is per phase.

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
 from services.notifier.message import Notification
 from services.notifier.secrets import Secrets
@@ -71,8 +72,15 @@ class AlertmanagerChannel:
     """Delivers to ``spec.type: alertmanager`` receivers."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, timeout_ms: int, secrets: Secrets, renderer: Renderer
+        self,
+        http: httpx.AsyncClient,
+        *,
+        timeout_ms: int,
+        secrets: Secrets,
+        renderer: Renderer,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
+        self._destinations = destinations
         self._http = http
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets
@@ -106,4 +114,5 @@ class AlertmanagerChannel:
             headers=headers,
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
+            destinations=self._destinations,
         )

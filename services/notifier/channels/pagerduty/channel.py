@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
 from services.notifier.message import Notification
 from services.notifier.secrets import Secrets
@@ -69,8 +70,15 @@ class PagerDutyChannel:
     """Delivers to ``spec.type: pagerduty`` receivers."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, timeout_ms: int, secrets: Secrets, renderer: Renderer
+        self,
+        http: httpx.AsyncClient,
+        *,
+        timeout_ms: int,
+        secrets: Secrets,
+        renderer: Renderer,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
+        self._destinations = destinations
         self._http = http
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets
@@ -101,4 +109,5 @@ class PagerDutyChannel:
             headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
+            destinations=self._destinations,
         )

@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
 from services.notifier.message import Notification
 from services.notifier.secrets import Secrets
@@ -58,8 +59,15 @@ class SlackChannel:
     """Delivers to ``spec.type: slack`` receivers."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, timeout_ms: int, secrets: Secrets, renderer: Renderer
+        self,
+        http: httpx.AsyncClient,
+        *,
+        timeout_ms: int,
+        secrets: Secrets,
+        renderer: Renderer,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
+        self._destinations = destinations
         self._http = http
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets
@@ -92,4 +100,5 @@ class SlackChannel:
             },
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
+            destinations=self._destinations,
         )

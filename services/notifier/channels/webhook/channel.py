@@ -14,6 +14,7 @@ from __future__ import annotations
 import httpx
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
 from services.notifier.channels.webhook.signature import HEADER, sign
 from services.notifier.message import Notification
@@ -32,7 +33,9 @@ class WebhookChannel:
         timeout_ms: int,
         secrets: Secrets | None = None,
         clock: Clock = wall_clock_ms,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
+        self._destinations = destinations
         self._http = http
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets or Secrets({})
@@ -72,4 +75,5 @@ class WebhookChannel:
             headers=prepare(headers),
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
+            destinations=self._destinations,
         )
