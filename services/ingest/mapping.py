@@ -290,8 +290,9 @@ def map_record(
 
 
 def _time(b: _Builder, mapping: Mapping, record: SourceRecord, received_at: int) -> int | None:
-    if mapping.time_path is None:
-        return record.timestamp_ms if record.timestamp_ms is not None else received_at
+    if mapping.time_path is None:  # the Kafka timestamp; -1 means the record has none
+        stamp = record.timestamp_ms
+        return stamp if stamp is not None and stamp >= 0 else received_at
     raw = b.get("time", mapping.time_path)
     if raw is MISSING:
         return None
