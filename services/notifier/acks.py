@@ -5,7 +5,8 @@ The first acknowledgement wins (a second returns the first). A new one:
 2. cancels the breach's pending escalation steps (an ack stops escalation);
 3. if the breach is still open, logs a ``breach.acknowledged`` event and queues it
    for every receiver notified of the opening (PagerDuty turns it into
-   ``acknowledge``; chat and mail say who acknowledged; Alertmanager ignores it).
+   ``acknowledge``; chat and mail say who acknowledged; webhooks get the breach with
+   ``X-Slawatch-Kind: breach.acknowledged``; Alertmanager just gets the alert again).
 """
 
 from __future__ import annotations
