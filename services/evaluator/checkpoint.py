@@ -2,20 +2,24 @@
 
 One call of :meth:`CheckpointStore.save` is one transaction over any number of
 partitions (an upsert into ``evaluator_checkpoints``), so state and offset can never
-disagree. The stored offset, not Kafka's committed one, is the source of truth: on
-assignment the consumer restores the state and seeks to it.
+disagree. The per-minute SLI rollups counted since the previous checkpoint are added
+to ``evaluator_sli_rollups`` in the same transaction. The stored offset, not Kafka's
+committed one, is the source of truth: on assignment the consumer restores the state
+and seeks to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.models import Checkpoint
+from services.evaluator.engine import Rollup
+from shared.models import Checkpoint, SliRollup
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,38 @@ class StoredCheckpoint:
 
     state: bytes
     next_offset: int
+
+
+ROLLUP_CHUNK = 1_000
+
+
+def _rollup_upsert(rollups: Sequence[Rollup]) -> Any:
+    """Add counts to the rollup rows (created when missing)."""
+    merged: dict[tuple[str, str, int], list[Any]] = {}
+    for r in rollups:
+        row = merged.setdefault((r.objective_id, r.group_key, r.minute), [r.group, 0, 0])
+        row[1] += r.good
+        row[2] += r.valid
+    statement = insert(SliRollup).values(
+        [
+            {
+                "objective_id": oid,
+                "group_key": key,
+                "minute": minute,
+                "group": group,
+                "good": good,
+                "valid": valid,
+            }
+            for (oid, key, minute), (group, good, valid) in merged.items()
+        ]
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[SliRollup.objective_id, SliRollup.group_key, SliRollup.minute],
+        set_={
+            "good": SliRollup.good + statement.excluded.good,
+            "valid": SliRollup.valid + statement.excluded.valid,
+        },
+    )
 
 
 class CheckpointStore:
@@ -36,8 +72,10 @@ class CheckpointStore:
         self.consumer_group = consumer_group
         self.topic = topic
 
-    async def save(self, checkpoints: Mapping[int, StoredCheckpoint]) -> None:
-        """Upsert every partition's checkpoint in one transaction."""
+    async def save(
+        self, checkpoints: Mapping[int, StoredCheckpoint], rollups: Sequence[Rollup] = ()
+    ) -> None:
+        """Upsert every partition's checkpoint, and add the rollups, in one transaction."""
         if not checkpoints:
             return
         rows = [
@@ -61,6 +99,8 @@ class CheckpointStore:
         )
         async with self.sessions.begin() as session:
             await session.execute(statement)
+            for chunk in range(0, len(rollups), ROLLUP_CHUNK):
+                await session.execute(_rollup_upsert(rollups[chunk : chunk + ROLLUP_CHUNK]))
 
     async def load(self, partitions: Iterable[int]) -> dict[int, StoredCheckpoint]:
         """The stored checkpoints of ``partitions`` (absent ones are left out)."""

@@ -232,7 +232,8 @@ class EvaluatorConsumer:
             if self.engine.owns(p) and p in self._next_offsets
         }
         if saved:
-            await self.store.save(saved)
+            rollups = [r for p in saved for r in self.engine.take_rollups(p)]
+            await self.store.save(saved, rollups)
             self.metrics.checkpoints.inc()
             await self._commit({p: cp.next_offset for p, cp in saved.items()})
         self._dirty.difference_update(partitions)

@@ -43,6 +43,18 @@ DEDUP_HORIZON_MS = 600_000
 LIVE_GAP_MS = 86_400_000
 
 
+@dataclass(frozen=True)
+class Rollup:
+    """Good and valid events of one (objective, group) in one minute of event time."""
+
+    objective_id: str
+    group_key: str
+    minute: int
+    group: dict[str, str]
+    good: int
+    valid: int
+
+
 class Processed:
     """What one event caused (a plain slotted class: one is built per event)."""
 
@@ -189,6 +201,28 @@ class Engine:
             shard = self._partitions[partition].shards.get(objective_id)
             if shard is not None:
                 out.extend(PartitionGroupStatus(partition, s) for s in shard.status())
+        return out
+
+    def take_rollups(self, partition: int) -> list[Rollup]:
+        """Per-minute good/valid counts of a partition since the last call (cleared).
+
+        Taken when the partition is checkpointed and written in the same transaction,
+        so each counted event lands in exactly one rollup (a replay after a crash
+        counts again what the lost, unwritten rollups held).
+        """
+        out: list[Rollup] = []
+        state = self._partitions.get(partition)
+        if state is None:
+            return out
+        for oid, shard in state.shards.items():
+            pending: dict[tuple[str, int], list[int]] | None = getattr(shard, "rollups", None)
+            if not pending:
+                continue
+            groups = getattr(shard, "groups", {})
+            for (key, minute), (good, valid) in pending.items():
+                group = groups[key].group if key in groups else {}
+                out.append(Rollup(oid, key, minute, dict(group), good, valid))
+            pending.clear()
         return out
 
     def take_overflow(self) -> dict[str, int]:

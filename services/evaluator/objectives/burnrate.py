@@ -97,6 +97,8 @@ class BurnRateShard:
     def __init__(self, compiled: CompiledRatio, groups: dict[str, BurnGroup]) -> None:
         self.compiled = compiled
         self.groups = groups
+        #: Per-minute counts since the last checkpoint: (group key, minute) → [good, valid].
+        self.rollups: dict[tuple[str, int], list[int]] = {}
 
     # -- construction -------------------------------------------------------------
 
@@ -133,6 +135,12 @@ class BurnRateShard:
             counted = window.add(event.time, good) or counted
         counted = state.budget.add(event.time, good) or counted
         if counted:
+            slot = (key, event.time - event.time % 60_000)
+            counts = self.rollups.get(slot)
+            if counts is None:
+                counts = self.rollups[slot] = [0, 0]
+            counts[0] += 1 if good else 0
+            counts[1] += 1
             assert state.clock is not None
             self._evaluate(state, state.clock, out, event)
         return out

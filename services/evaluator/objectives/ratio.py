@@ -73,6 +73,7 @@ from shared.timeutil import Clock, parse_duration_ms
 
 RULE = "threshold"
 MISSING = ""
+MINUTE_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,8 @@ class RatioShard:
     def __init__(self, compiled: CompiledRatio, groups: dict[str, RatioGroup]) -> None:
         self.compiled = compiled
         self.groups = groups
+        #: Per-minute counts since the last checkpoint: (group key, minute) → [good, valid].
+        self.rollups: dict[tuple[str, int], list[int]] = {}
 
     def on_event(self, event: EventLike) -> list[Breach]:
         good = self.compiled.classify(event)
@@ -332,7 +335,14 @@ class RatioShard:
         clock = state.clock
         if clock is None or event.time > clock:
             self._advance(state, event.time, out, event)
+        before = state.window.good
         if state.window.add(event.time, good):
+            slot = (key, event.time - event.time % MINUTE_MS)
+            counts = self.rollups.get(slot)
+            if counts is None:
+                counts = self.rollups[slot] = [0, 0]
+            counts[0] += state.window.good - before
+            counts[1] += 1
             assert state.clock is not None
             self._evaluate(state, state.clock, out, event)
         return out

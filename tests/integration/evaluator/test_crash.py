@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.evaluator.backtest import catalog_of, run
@@ -186,6 +187,21 @@ async def test_sigkill_at_random_points_changes_nothing(
         timeout_s=30,
     )
     assert {key_of(r) for r in raw} == expected_keys
+
+    # Per-minute rollups: every counted event exactly once, despite the replays.
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT objective_id, sum(good), sum(valid) FROM evaluator_sli_rollups"
+                    " GROUP BY objective_id"
+                )
+            )
+        ).all()
+    totals = {oid: (int(good), int(valid)) for oid, good, valid in rows}
+    for name in ("availability", "latency"):
+        want = [v for k, v in expected.items() if k.startswith(f"{name}|")]
+        assert totals[f"shop/{name}"] == (sum(g for g, _ in want), sum(v for _, v in want))
 
 
 def key_of(raw: bytes) -> tuple[str, str, int]:

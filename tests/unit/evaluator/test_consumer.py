@@ -3,7 +3,7 @@ checkpoint, then the Kafka commit; revoke and assign move state through the stor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ class Effects:
 
     def __init__(self) -> None:
         self.log: list[tuple[str, Any]] = []
+        self.rollups: list[object] = []
         self.stored: dict[int, StoredCheckpoint] = {}
         self.fail_load = False
 
@@ -52,7 +53,10 @@ class Effects:
         return ack()
 
     # checkpoint store
-    async def save(self, checkpoints: Mapping[int, StoredCheckpoint]) -> None:
+    async def save(
+        self, checkpoints: Mapping[int, StoredCheckpoint], rollups: Sequence[object] = ()
+    ) -> None:
+        self.rollups.extend(rollups)
         self.log.append(("save", {p: c.next_offset for p, c in checkpoints.items()}))
         self.stored.update(checkpoints)
 
