@@ -6,11 +6,12 @@ it is recorded as ``suppressed``. ``Silence`` is an ad-hoc mute (also created th
 the notifier API); ``MaintenanceWindow`` is planned work, and may say that the time
 it covers does not count against compliance (``excludeFromCompliance``).
 
-Times are RFC 3339 text (or epoch ms) and stored as epoch ms.
+Times are RFC 3339 text (quoted or not in YAML) or epoch ms, stored as epoch ms.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -28,6 +29,9 @@ class _WindowSpec(Spec):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _time(cls, value: object) -> int:
+        if isinstance(value, datetime):  # YAML parses unquoted timestamps itself
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            return int(aware.timestamp() * 1000)
         return parse_time_ms(value)
 
     @model_validator(mode="after")
