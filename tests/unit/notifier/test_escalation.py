@@ -52,27 +52,3 @@ def route(steps: list[tuple[str, str]], **extra: Any) -> Route:
 )
 def test_plan(routes: list[Route], expected: list[tuple[str, str, int]]) -> None:
     assert [(s.kind, s.receivers[0], s.due_ms) for s in plan(routes, 0)] == expected
-
-
-def test_maintenance_window_from_yaml() -> None:
-    import yaml
-
-    from shared.definitions.load import parse_document
-
-    doc = parse_document(
-        yaml.safe_load(
-            """
-apiVersion: slawatch/v1
-kind: MaintenanceWindow
-metadata: {name: db-upgrade}
-spec:
-  match: {service: checkout}
-  start: 2026-12-01T22:00:00Z
-  end: "2026-12-02T02:00:00+01:00"
-  excludeFromCompliance: true
-"""
-        )
-    )
-    assert doc.kind == "MaintenanceWindow"
-    spec = doc.spec
-    assert (spec.start, spec.end) == (1_796_162_400_000, 1_796_173_200_000)  # type: ignore[union-attr]
