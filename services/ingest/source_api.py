@@ -1,8 +1,8 @@
 """``GET /v1/sources``, ``POST /v1/sources/{name}/pause`` and ``.../resume``.
 
 Pause and resume act on this process's runner (per replica, not stored): a paused
-source keeps its consumer group membership and stops taking records within one
-poll; records already fetched are still processed.
+source keeps its consumer group membership and its assigned partitions are paused at
+once; records a poll already returned are still processed, never skipped.
 """
 
 from __future__ import annotations

@@ -231,9 +231,15 @@ class SourceRunner:
         metrics.register(name)
 
     def set_paused(self, paused: bool) -> None:
-        """Takes effect at the next poll (within ``poll_timeout_ms``)."""
+        """Pauses the assigned partitions at once (a poll in progress returns nothing
+        more from them); partitions assigned later are paused by the loop."""
         self.paused = paused
         self._metrics.paused.labels(self.name).set(1 if paused else 0)
+        assigned = self._consumer.assignment()
+        if paused:
+            self._consumer.pause(*assigned)
+        else:
+            self._consumer.resume(*assigned)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._consumer.subscribe(list(self.spec.topics), listener=_FinishBatchOnRevoke(self._lock))

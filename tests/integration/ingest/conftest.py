@@ -78,10 +78,15 @@ async def wait_ready(client: httpx.AsyncClient, task: asyncio.Task[None]) -> Non
 
 
 async def read_topic(
-    settings: Settings, topic: str, count: int, *, wait_s: float = WAIT_S
+    settings: Settings,
+    topic: str,
+    count: int,
+    *,
+    wait_s: float = WAIT_S,
+    extra_s: float = 0.3,
 ) -> list[tuple[bytes | None, bytes]]:
     """``count`` (key, value) pairs from ``topic`` from the beginning (no group), plus
-    whatever else arrives within 0.3 s after."""
+    whatever else arrives within ``extra_s`` after."""
     consumer = kafka.consumer(settings, topic, group_id=None)
     await consumer.start()
     got: list[tuple[bytes | None, bytes]] = []
@@ -91,8 +96,10 @@ async def read_topic(
             assert asyncio.get_running_loop().time() < deadline, f"only {len(got)} of {count}"
             batch = await consumer.getmany(timeout_ms=300)
             got.extend((r.key, r.value) for records in batch.values() for r in records)
-        extra = await consumer.getmany(timeout_ms=300)
-        got.extend((r.key, r.value) for records in extra.values() for r in records)
+        until = asyncio.get_running_loop().time() + extra_s
+        while (left := until - asyncio.get_running_loop().time()) > 0:
+            extra = await consumer.getmany(timeout_ms=max(1, int(left * 1000)))
+            got.extend((r.key, r.value) for records in extra.values() for r in records)
     finally:
         await consumer.stop()
     return got

@@ -156,8 +156,14 @@ async def test_source_from_the_database_is_hot_loaded_and_pausable(
         paused = await ingest.client.post("/v1/sources/legacy/pause")
         assert paused.json()["paused"] is True
         assert ingest.metric("slawatch_source_paused", source="legacy") == 1
+        await produce(source_settings, topic, [orjson.dumps({"svc": "legacy", "ok": True})], b"a")
+        # while paused nothing more is produced: listen for a full second
+        still = await read_topic(source_settings, ingest.topics.events, 1, extra_s=1.0)
+        assert len(still) == 1
         resumed = await ingest.client.post("/v1/sources/legacy/resume")
         assert resumed.json()["paused"] is False
+        both = await read_topic(source_settings, ingest.topics.events, 2)
+        assert sorted(Event.from_json(v).outcome or "" for _, v in both) == ["bad", "good"]
 
 
 def event_partition(settings: Settings, key: bytes) -> int:
