@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier import outbox
+from services.notifier import groups, outbox
 from services.notifier.message import ACKNOWLEDGED
 from shared.models import BreachAck, BreachEventRecord, BreachRecord
 from shared.schemas import Breach
@@ -59,7 +59,13 @@ async def acknowledge(
             .on_conflict_do_nothing()
         )
         receivers = await outbox.notified_receivers(session, breach_id)
-        count = await outbox.enqueue(
-            session, Breach.model_validate(payload), receivers, now_ms, kind=ACKNOWLEDGED, at=now_ms
-        )
+        held = await groups.holding(session, breach_id)
+        event = Breach.model_validate(payload)
+        for status, names in (
+            ("pending", [r for r in receivers if r not in held]),
+            (groups.GROUPED, [r for r in receivers if r in held]),  # with its group's flush
+        ):
+            count += await outbox.enqueue(
+                session, event, names, now_ms, kind=ACKNOWLEDGED, at=now_ms, status=status
+            )
     return AckOutcome(True, True, by, comment, now_ms, count)

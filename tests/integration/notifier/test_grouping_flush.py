@@ -103,3 +103,25 @@ async def test_group_timing_reminders_and_end(rig: Rig) -> None:
     assert sorted(sent(direct)) == sorted(
         [f"{w}:breach.opened" for w in "abc"] + [f"{w}:breach.resolved" for w in "abc"]
     )
+
+
+async def test_ack_of_a_grouped_breach_goes_out_with_the_next_flush(rig: Rig) -> None:
+    async with RecordingServer() as grouped:
+        await apply_docs(
+            rig.engine,
+            receiver_doc("grouped", grouped.url),
+            agreement_doc(
+                [{"receivers": ["grouped"], "groupBy": ["customer"], "groupWait": "30s"}]
+            ),
+        )
+        await rig.publish(id="a" * 32)
+        rig.clock.now = T0 + 30 * S
+        await rig.deliver_due()
+        rig.clock.now = T0 + 1 * M
+        answer = await rig.api.post(f"/v1/breaches/{'a' * 32}/ack", json={"by": "ana"})
+        assert answer.status_code == 200
+        await rig.deliver_due()
+        assert sent(grouped) == ["a:breach.opened"]
+        rig.clock.now = T0 + 5 * M + 30 * S
+        await rig.deliver_due()
+    assert sent(grouped) == ["a:breach.opened", "a:breach.acknowledged"]
