@@ -41,6 +41,7 @@ from services.evaluator.engine import Engine
 from services.evaluator.exceptions import EvaluatorError
 from services.evaluator.fastevent import InvalidEvent, decode
 from services.evaluator.metrics import EvaluatorMetrics
+from services.evaluator.objectives.base import CompiledObjective
 from shared import kafka
 from shared.deadletter import DeadLetter
 from shared.schemas import Breach, group_key
@@ -251,6 +252,14 @@ class EvaluatorConsumer:
             log.warning(
                 "kafka commit failed; PostgreSQL checkpoint stands", extra={"error": repr(exc)}
             )
+
+    async def reload(self, objectives: list[CompiledObjective]) -> dict[str, str]:
+        """Hot reload between two batches (the loop's lock): see :meth:`Engine.reload`."""
+        async with self._lock:
+            changes = self.engine.reload(objectives)
+            self.metrics.refresh(self.engine)
+        log.info("objectives reloaded", extra={"changes": changes})
+        return changes
 
     async def on_revoked(self, partitions: list[int]) -> None:
         """Checkpoint and drop the partitions this instance loses."""

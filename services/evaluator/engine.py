@@ -106,6 +106,45 @@ class Engine:
         self.allowed_lateness_ms = allowed_lateness_ms
         self._partitions: dict[int, PartitionState] = {}
 
+    def reload(self, objectives: Iterable[CompiledObjective]) -> dict[str, str]:
+        """Switch to newly compiled objectives (hot reload); returns what happened to each.
+
+        An objective whose fingerprint is unchanged keeps its compiled object and its
+        state in every partition (``"kept"``). A changed one *restarts empty*
+        (``"restarted"``): its windows refill from new events; breaches it had open
+        are forgotten without a ``breach.resolved`` (its id and rules may have
+        changed). Rebuilding long windows from the per-minute rollups instead is
+        possible later; restarting is the simple, predictable choice for now.
+        Removed objectives lose their state (``"removed"``), new ones start empty
+        (``"added"``).
+        """
+        old = self.objectives
+        fresh: dict[str, CompiledObjective] = {}
+        changes: dict[str, str] = {}
+        for objective in objectives:
+            oid = objective.objective_id
+            if oid in fresh:
+                raise ValueError(f"duplicate objective {oid}")
+            previous = old.get(oid)
+            if previous is not None and previous.fingerprint == objective.fingerprint:
+                fresh[oid] = previous
+                changes[oid] = "kept"
+            else:
+                fresh[oid] = objective
+                changes[oid] = "added" if previous is None else "restarted"
+        for oid in old:
+            if oid not in fresh:
+                changes[oid] = "removed"
+        for state in self._partitions.values():
+            for oid in list(state.shards):
+                if changes.get(oid) != "kept":
+                    del state.shards[oid]
+        self.objectives = fresh
+        self._by_service = {}
+        for objective in fresh.values():
+            self._by_service.setdefault(objective.service, []).append(objective)
+        return changes
+
     @property
     def partitions(self) -> list[int]:
         """The partitions whose state is held, ascending."""

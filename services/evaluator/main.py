@@ -1,7 +1,8 @@
 """Wiring of the evaluator service, in one place.
 
 Start: migrations and topics (both idempotent), the catalog from PostgreSQL, the
-producer, then the consumer loop and the HTTP server under a Supervisor. Stop (the
+producer, then the consumer loop, the HTTP server and the definitions watcher (hot
+reload, :meth:`EvaluatorConsumer.reload`) under a Supervisor. Stop (the
 caller's ``stop`` event, or a failed task): the HTTP server is told to exit and the
 consumer loop finishes its in-flight batch, checkpoints every owned partition,
 commits and leaves the group, all within ``shutdown_grace_s``; then the producer,
@@ -26,7 +27,8 @@ from services.evaluator.engine import Engine
 from services.evaluator.metrics import EvaluatorMetrics
 from services.evaluator.objectives import compile_catalog
 from shared import db, kafka
-from shared.definitions.store import load_catalog
+from shared.definitions.store import Catalog, load_catalog
+from shared.definitions.watch import CatalogWatcher
 from shared.metrics import new_registry
 from shared.runtime import HttpServer, Supervisor
 from shared.settings import Settings
@@ -38,10 +40,13 @@ log = logging.getLogger(__name__)
 HTTP_STOP_S = 2.0
 
 
-async def build_engine(database: AsyncEngine, settings: Settings, clock: Clock) -> Engine:
-    """Compile every objective stored in PostgreSQL."""
-    async with db.sessions(database)() as session:
-        catalog = await load_catalog(session)
+async def build_engine(
+    database: AsyncEngine, settings: Settings, clock: Clock, catalog: Catalog | None = None
+) -> Engine:
+    """Compile every objective stored in PostgreSQL (or of ``catalog``)."""
+    if catalog is None:
+        async with db.sessions(database)() as session:
+            catalog = await load_catalog(session)
     engine = Engine(
         compile_catalog(catalog, clock), allowed_lateness_ms=settings.allowed_lateness_ms
     )
@@ -63,7 +68,9 @@ async def run(
     database = db.engine(settings)
     async with contextlib.AsyncExitStack() as cleanups:
         cleanups.push_async_callback(database.dispose)
-        engine = await build_engine(database, settings, clock)
+        async with db.sessions(database)() as session:
+            catalog = await load_catalog(session)
+        engine = await build_engine(database, settings, clock, catalog)
         cleanups.callback(engine.close)
         producer = kafka.producer(settings)
         await producer.start()
@@ -73,6 +80,19 @@ async def run(
         topics = Topics.from_settings(settings)
         store = CheckpointStore(db.sessions(database), consumer_group(settings), topics.events)
         consumer = EvaluatorConsumer(settings, engine, store, producer, metrics, clock)
+
+        async def definitions_changed(catalog: Catalog) -> None:
+            try:
+                compiled = list(compile_catalog(catalog, clock))
+            except ValueError:
+                log.exception("reloaded definitions do not compile; keeping the current ones")
+                return
+            await consumer.reload(compiled)
+
+        watcher = CatalogWatcher(
+            db.sessions(database), db.database_url(settings), definitions_changed
+        )
+        watcher.current = catalog
 
         async def broker_ready() -> bool:
             await producer.client.fetch_all_metadata()
@@ -91,13 +111,16 @@ async def run(
             "evaluator-consumer", consumer.run(supervisor.stop_requested)
         )
         http_task = supervisor.spawn("evaluator-http", http.serve())
+        watch_task = supervisor.spawn(
+            "evaluator-definitions", watcher.run(supervisor.stop_requested)
+        )
         try:
             await _first_of(stop, supervisor.stop_requested)
             log.info("evaluator stopping")
             supervisor.stop()
             http.stop()
             _, late = await asyncio.wait(
-                [consumer_task, http_task], timeout=settings.shutdown_grace_s
+                [consumer_task, http_task, watch_task], timeout=settings.shutdown_grace_s
             )
             if late:
                 names = [t.get_name() for t in late]
@@ -107,6 +130,7 @@ async def run(
             # cancelled without a checkpoint, as in a crash (the next owner replays from
             # the last one), and the HTTP server still closes its socket.
             consumer_task.cancel()
+            watch_task.cancel()
             http.stop()
             await asyncio.wait([http_task], timeout=HTTP_STOP_S)
             await supervisor.cancel_all()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
+
+import orjson
 
 from services.evaluator.objectives.base import CompiledObjective
 from services.evaluator.objectives.deadline import CompiledDeadline
@@ -19,6 +22,8 @@ from shared.definitions.model import (
 from shared.definitions.store import Catalog
 from shared.timeutil import Clock
 
+log = logging.getLogger(__name__)
+
 
 def compile_catalog(
     catalog: Catalog, clock: Clock, calendars: Mapping[str, CalendarSpec] | None = None
@@ -26,8 +31,12 @@ def compile_catalog(
     """Every objective of every agreement, compiled; ``clock`` stamps ``detected_at``.
 
     ``calendars`` are the Calendar specs by name that deadline objectives refer to (by
-    default the catalog's Calendars); an objective naming an unknown calendar raises
-    ``ValueError`` (a definitions error).
+    default the catalog's Calendars); a deadline objective naming an unknown calendar is
+    skipped with an error in the log (definitions validation reports it too).
+
+    Each compiled objective carries a ``fingerprint`` of everything it was compiled
+    from (objective, agreement envelope, calendar): hot reload keeps the state of an
+    objective whose fingerprint did not change.
     """
     if calendars is None:
         calendars = {
@@ -35,18 +44,38 @@ def compile_catalog(
         }
     for name in sorted(catalog.agreements):
         agreement = catalog.agreements[name]
+        envelope = {
+            "name": name,
+            "labels": agreement.metadata.labels,
+            "type": agreement.spec.type,
+            "provider": agreement.spec.provider,
+            "consumer": agreement.spec.consumer,
+        }
         for objective in agreement.spec.objectives:
+            compiled: CompiledObjective
+            calendar: CalendarSpec | None = None
             if isinstance(objective, RatioObjective):
-                yield CompiledRatio(agreement, objective, clock)
+                compiled = CompiledRatio(agreement, objective, clock)
             elif isinstance(objective, QuantileObjective):
-                yield CompiledQuantile(agreement, objective, clock)
+                compiled = CompiledQuantile(agreement, objective, clock)
             elif isinstance(objective, FreshnessObjective):
-                yield CompiledFreshness(agreement, objective, clock)
+                compiled = CompiledFreshness(agreement, objective, clock)
             else:
                 cal_name = objective.calendar
                 if cal_name is not None and cal_name not in calendars:
-                    raise ValueError(
-                        f"objective {objective.name!r}: no Calendar named {cal_name!r}"
+                    log.error(
+                        "deadline objective names an unknown calendar; skipped",
+                        extra={"objective": f"{name}/{objective.name}", "calendar": cal_name},
                     )
-                spec = calendars[cal_name] if cal_name is not None else None
-                yield CompiledDeadline(agreement, objective, clock, spec)
+                    continue
+                calendar = calendars[cal_name] if cal_name is not None else None
+                compiled = CompiledDeadline(agreement, objective, clock, calendar)
+            compiled.fingerprint = orjson.dumps(
+                [
+                    envelope,
+                    objective.model_dump(mode="json"),
+                    None if calendar is None else calendar.model_dump(mode="json"),
+                ],
+                option=orjson.OPT_SORT_KEYS,
+            ).decode()
+            yield compiled

@@ -118,6 +118,8 @@ class CompiledObjective(Protocol):
 
     #: Events folded into the overflow group, since the engine last took the count.
     overflow_events: int
+    #: What it was compiled from (see :func:`compile_catalog`); "" when built by hand.
+    fingerprint: str
 
     @property
     def objective_id(self) -> str:

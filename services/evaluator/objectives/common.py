@@ -40,6 +40,7 @@ class Selected:
         self.clock = clock
         self.max_groups = max_groups
         self.overflow_events = 0
+        self.fingerprint = ""
 
     @property
     def objective_id(self) -> str:

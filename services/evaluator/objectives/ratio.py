@@ -163,6 +163,7 @@ class CompiledRatio:
         self.max_groups = max_groups
         #: Events folded into the overflow group since the engine last took the count.
         self.overflow_events = 0
+        self.fingerprint = ""
         self.agreement = AgreementRef(
             name=agreement.metadata.name,
             type=agreement.spec.type,

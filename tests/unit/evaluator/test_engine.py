@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -213,3 +215,31 @@ def test_fast_decode_agrees_with_the_schema() -> None:
     for bad in (b"nope", b"[]", b'{"id":"x","service":"s","type":"t"}', b'{"id":1}'):
         with pytest.raises(InvalidEvent):
             decode(bad)
+
+
+def test_reload_keeps_unchanged_objectives_and_restarts_changed_ones() -> None:
+    from services.evaluator.objectives import compile_catalog
+    from shared.definitions.store import Catalog
+    from tests.unit.evaluator.factories import fixed_clock
+
+    def compiled(*docs: Any) -> list[Any]:
+        catalog = Catalog(agreements={d.metadata.name: d for d in docs}, receivers={})
+        return list(compile_catalog(catalog, fixed_clock))
+
+    a, b = agreement("alpha"), agreement("beta")
+    evaluator = Engine(compiled(a, b), allowed_lateness_ms=30_000)
+    evaluator.assign(0, None)
+    evaluator.process(0, event(T0, "bad"))
+    changes = evaluator.reload(compiled(a, agreement("beta", target=0.5), agreement("gamma")))
+    assert changes == {
+        "alpha/availability": "kept",
+        "beta/availability": "restarted",
+        "gamma/availability": "added",
+    }
+    assert [s.status.valid for s in evaluator.status("alpha/availability")] == [1]
+    assert evaluator.status("beta/availability") == []
+    assert evaluator.reload(compiled(a)) == {
+        "alpha/availability": "kept",
+        "beta/availability": "removed",
+        "gamma/availability": "removed",
+    }
