@@ -49,7 +49,11 @@ class SourcesService:
             consumer = kafka.consumer(settings, group_id=group_id(settings.topic_prefix, name))
             return SourceRunner(name, spec, consumer, publisher, topics, metrics, clock)
 
-        self.manager = SourceManager(runner, stop_grace_s=settings.shutdown_grace_s)
+        self.manager = SourceManager(
+            runner,
+            stop_grace_s=settings.shutdown_grace_s,
+            forbidden_topics=frozenset((topics.events, topics.deadletter, topics.breaches)),
+        )
         self.router = sources_router(self.manager)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -329,9 +329,18 @@ class SourceManager:
     A runner that fails fails the manager's :meth:`run`, and so the service.
     """
 
-    def __init__(self, factory: RunnerFactory, *, stop_grace_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        factory: RunnerFactory,
+        *,
+        stop_grace_s: float = 5.0,
+        forbidden_topics: frozenset[str] = frozenset(),
+    ) -> None:
         self._factory = factory
         self._stop_grace_s = stop_grace_s
+        #: slawatch's own output topics: a Source reading them would feed itself
+        self._forbidden = forbidden_topics
+        self.refused: dict[str, str] = {}
         self._running: dict[str, _Running] = {}
         self._paused: set[str] = set()
         self._failed = asyncio.Event()
@@ -346,7 +355,15 @@ class SourceManager:
         return running.runner if running else None
 
     async def apply(self, sources: Mapping[str, SourceSpec]) -> None:
-        """Start new sources, restart changed ones, stop removed ones."""
+        """Start new sources, restart changed ones, stop removed ones. A source that
+        reads one of slawatch's own output topics is refused (logged, listed)."""
+        self.refused = {}
+        for name, spec in sources.items():
+            loops = sorted(set(spec.topics) & self._forbidden)
+            if loops:
+                self.refused[name] = f"reads slawatch's own topic(s) {', '.join(loops)}"
+                log.error("source %s refused: %s", name, self.refused[name])
+        sources = {n: s for n, s in sources.items() if n not in self.refused}
         for name in list(self._running):
             if name not in sources or sources[name] != self._running[name].runner.spec:
                 await self._stop(name)
@@ -396,7 +413,7 @@ class SourceManager:
         return True
 
     def status(self) -> list[dict[str, Any]]:
-        return [
+        running = [
             {
                 "name": name,
                 "topics": list(r.runner.spec.topics),
@@ -404,8 +421,12 @@ class SourceManager:
                 "lag": r.runner.lag,
                 "running": not r.task.done(),
             }
-            for name, r in sorted(self._running.items())
+            for name, r in self._running.items()
         ]
+        refused = [
+            {"name": name, "running": False, "error": why} for name, why in self.refused.items()
+        ]
+        return sorted([*running, *refused], key=lambda s: str(s["name"]))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` (then every runner stops) or a runner fails (raised)."""

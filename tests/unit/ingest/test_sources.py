@@ -316,6 +316,27 @@ async def test_manager_reconciles_definitions(
     assert made[2].stopped and made[3].stopped
 
 
+async def test_a_source_on_slawatchs_own_topics_is_refused() -> None:
+    made: list[ManagedRunner] = []
+
+    def factory(name: str, spec: SourceSpec) -> Any:
+        made.append(ManagedRunner(name, spec))
+        return made[-1]
+
+    mgr = SourceManager(factory, forbidden_topics=frozenset({"u.events"}))
+    loop = SPEC.model_copy(update={"topics": ["shop.orders", "u.events"]})
+    await mgr.apply({"loop": loop, "ok": SPEC})
+    assert [r.name for r in made] == ["ok"]
+    assert mgr.status()[0] == {
+        "name": "loop",
+        "running": False,
+        "error": "reads slawatch's own topic(s) u.events",
+    }
+    stop = asyncio.Event()
+    stop.set()
+    await mgr.run(stop)
+
+
 async def test_a_failing_runner_fails_the_manager() -> None:
     class Failing(ManagedRunner):
         async def run(self, stop: asyncio.Event) -> None:
