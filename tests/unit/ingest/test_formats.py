@@ -405,3 +405,68 @@ def test_backpressure_rules() -> None:
     gate.failed()
     gate.succeeded()
     assert gate.admit(1)
+
+
+GRAFANA_PAYLOAD = {  # the shape of Grafana's documented webhook example
+    "receiver": "My Super Webhook",
+    "status": "firing",
+    "orgId": 1,
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {"alertname": "High memory usage", "team": "blue", "zone": "us-1"},
+            "annotations": {"description": "The system has high memory usage"},
+            "startsAt": "2021-10-12T09:51:03.157076+02:00",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "https://play.grafana.org/alerting/1afz29v7z/edit",
+            "fingerprint": "c6eadffa33fcdf37",
+            "silenceURL": "https://play.grafana.org/alerting/silence/new",
+            "dashboardURL": "",
+            "panelURL": "",
+            "values": {"B": 44.23943737541908, "C": 1},
+        },
+        {
+            "status": "resolved",
+            "labels": {"alertname": "High CPU usage", "team": "blue", "zone": "eu-1"},
+            "annotations": {},
+            "startsAt": "2021-10-12T09:56:03.157076+02:00",
+            "endsAt": "2021-10-12T10:01:03.157076+02:00",
+            "generatorURL": "https://play.grafana.org/alerting/d1rdpdv7k/edit",
+            "fingerprint": "bc97ff14869b13e3",
+            "values": {"B": 44.23943737541908},
+        },
+    ],
+    "groupLabels": {},
+    "commonLabels": {"team": "blue"},
+    "commonAnnotations": {},
+    "externalURL": "https://play.grafana.org/",
+    "version": "1",
+    "groupKey": "{}:{}",
+    "truncatedAlerts": 0,
+    "title": "[FIRING:1, RESOLVED:1]  (blue)",
+    "state": "alerting",
+    "message": "**Firing** ...",
+}
+
+
+async def test_grafana_documented_payload(api: Harness) -> None:
+    response = await api.client.post(
+        "/v1/integrations/grafana?service_label=team",
+        content=orjson.dumps(GRAFANA_PAYLOAD),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+    firing, resolved = sent(api)
+    assert (firing.id, firing.service, firing.type, firing.value) == (
+        "c6eadffa33fcdf37@1634025063157",
+        "blue",
+        "alert.firing",
+        None,  # two values: which one is meant is unknown, so none is taken
+    )
+    assert firing.attributes == {"alertname": "High memory usage", "zone": "us-1"}
+    assert (resolved.type, resolved.outcome, resolved.time, resolved.value) == (
+        "alert.resolved",
+        "good",
+        1634025663157,
+        44.23943737541908,
+    )
