@@ -15,6 +15,7 @@ state silently would publish wrong SLIs.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import deque
 from collections.abc import Mapping
@@ -99,7 +100,22 @@ def encode(state: PartitionState) -> bytes:
 
 
 def decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> PartitionState:
-    """Restore a snapshot against the objectives compiled now."""
+    """Restore a snapshot against the objectives compiled now.
+
+    The cyclic garbage collector is paused meanwhile: restoring allocates millions of
+    small objects and none of them is garbage, so collections would only rescan them
+    (more than half of the restore time for 100,000 groups).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _decode(data, objectives)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> PartitionState:
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

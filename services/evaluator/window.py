@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import sys
 from array import array
+from functools import lru_cache
 from typing import Any
 
 MAX_BUCKETS = 600
 MIN_BUCKET_MS = 1_000
 
 
+@lru_cache(maxsize=256)
 def bucket_width_ms(window_ms: int, max_buckets: int = MAX_BUCKETS) -> int:
     """The bucket width for a window length (see the module docstring)."""
     if window_ms <= 0:

@@ -29,8 +29,11 @@ valid events): once per calendar period, or once per window length for a rolling
 window.
 
 Memory per (objective, group) with the defaults and a 30d window: five rings (5m,
-30m, 1h, 6h, 3d) of at most :data:`BUCKETS` buckets plus the 30-bucket budget ring,
-8 bytes per bucket; :func:`group_nbytes` measures it (about 3.2 KiB, see the tests).
+30m, 1h, 6h, 3d) of :data:`BUCKETS` = 30 buckets plus the 30-bucket budget ring, 8
+bytes per bucket (1,440 bytes of counts), plus the objects around them: about 3.7 KiB
+with one short group attribute (:func:`group_nbytes`; the unit test and the benchmark
+measure it). Thirty buckets make a window cover between 29/30 and all of its length,
+so detection can come up to one bucket (1/30 of the long window) early.
 Evaluation instants are every counted event and every bucket boundary at which a
 window loses events, so results do not depend on when idle ticks run.
 """
@@ -38,7 +41,7 @@ window loses events, so results do not depend on when idle ticks run.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.evaluator.objectives.base import EventLike, GroupStatus, capped_group
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 
 RULE = "burn-rate"
 BUDGET_RULE = "budget"
-BUCKETS = 40
+BUCKETS = 30
 BUDGET_BUCKETS = 30
 _RANK: dict[str, int] = {"ticket": 1, "page": 2}
 
@@ -80,7 +83,6 @@ class BurnGroup:
     open: Open | None = None
     last_resolved_at: int | None = None
     exhausted_at: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def group_nbytes(state: BurnGroup) -> int:
@@ -336,21 +338,24 @@ class BurnRateShard:
         if data.get("policy") != RULE:
             raise ValueError("alerting policy changed")
         d = self.compiled.definition
+        period = d.calendar_window
+        wanted = {str(ms): ms for ms in self.compiled.burn_windows_ms}
         for raw in data["groups"]:
-            state = self._new_group({str(k): str(v) for k, v in raw["g"].items()})
-            if set(raw["wins"]) != {str(ms) for ms in state.windows}:
+            stored = raw["wins"]
+            if stored.keys() != wanted.keys():
                 raise ValueError("burn-rate windows changed")
-            for ms in state.windows:
-                state.windows[ms] = SlidingWindow.from_dict(
-                    raw["wins"][str(ms)], ms, max_buckets=BUCKETS
-                )
-            period = d.calendar_window
+            windows = {
+                ms: SlidingWindow.from_dict(stored[text], ms, max_buckets=BUCKETS)
+                for text, ms in wanted.items()
+            }
+            budget: SlidingWindow | PeriodCounter
             if period is not None:
-                state.budget = PeriodCounter.from_dict(raw["budget"], period, d.timezone)
+                budget = PeriodCounter.from_dict(raw["budget"], period, d.timezone)
             else:
-                state.budget = SlidingWindow.from_dict(
+                budget = SlidingWindow.from_dict(
                     raw["budget"], d.window_ms, max_buckets=BUDGET_BUCKETS
                 )
+            state = BurnGroup({str(k): str(v) for k, v in raw["g"].items()}, windows, budget)
             opened = raw["open"]
             state.open = (
                 None if opened is None else Open(opened["id"], opened["at"], severity_of(opened))

@@ -115,12 +115,17 @@ def test_min_events_holds_back_a_single_error() -> None:
 
 
 def test_memory_per_group_under_4_kib_with_default_windows() -> None:
-    compiled = burn_compiled()
-    shard = compiled.new_shard()
+    doc = agreement(
+        target=0.999,
+        window="30d",
+        groupBy=["customer"],
+        alerting={"policy": "burn-rate", "minEvents": 1},
+    )
+    shard = CompiledRatio(doc, doc.spec.objectives[0], lambda: 0).new_shard()  # type: ignore[arg-type]
     assert isinstance(shard, BurnRateShard)
     for i in range(2000):
-        shard.on_event(event(T0 + i * 137_000, "good"))
-    size = group_nbytes(shard.groups[""])
+        shard.on_event(event(T0 + i * 137_000, "good", attributes={"customer": "c12345"}))
+    size = group_nbytes(next(iter(shard.groups.values())))
     assert size < 4096, size
 
 
