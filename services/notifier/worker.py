@@ -152,7 +152,11 @@ class DeliveryWorker:
             claimed = await outbox.claim(
                 session, now, self._config.lease_ms, self._config.batch_size
             )
-            windows = [*self._catalog.windows, *await active_api_silences(session, now)]
+            windows = (
+                [*self._catalog.windows, *await active_api_silences(session, now)]
+                if claimed
+                else []
+            )
         if claimed:
             # Everything from here to the end of an attempt fits in the lease.
             deadline = asyncio.get_running_loop().time() + self._config.deadline_ms / 1000
