@@ -13,6 +13,8 @@ slawatch_evaluator_deadletters_total        reason (late|invalid)  2
 slawatch_breaches_opened_total              objective              objectives
 slawatch_active_breaches                    objective              objectives
 slawatch_sli                                objective, window      ungrouped objectives only
+slawatch_burn_rate                          objective, window      ungrouped burn-rate only
+slawatch_error_budget_remaining             objective              ungrouped burn-rate only
 slawatch_detection_latency_seconds          —                      1 histogram
 slawatch_checkpoints_total                  —                      1
 ==========================================  =====================  =========================
@@ -80,6 +82,19 @@ class EvaluatorMetrics:
             ["objective", "window"],
             registry=registry,
         )
+        self.burn_rate = Gauge(
+            "slawatch_burn_rate",
+            "Burn rate per alerting window of ungrouped burn-rate objectives.",
+            ["objective", "window"],
+            registry=registry,
+        )
+        self.budget_remaining = Gauge(
+            "slawatch_error_budget_remaining",
+            "Error budget left (1 = untouched, <= 0 = exhausted) of ungrouped burn-rate "
+            "objectives over their window.",
+            ["objective"],
+            registry=registry,
+        )
         self.detection_latency = Histogram(
             "slawatch_detection_latency_seconds",
             "Trigger event received_at to breach event published (acknowledged).",
@@ -103,5 +118,9 @@ class EvaluatorMetrics:
             for entry in engine.status(objective_id):
                 good += entry.status.good
                 valid += entry.status.valid
+                for window, rate in entry.status.burn_rates.items():
+                    self.burn_rate.labels(objective_id, window).set(rate)
+                if entry.status.budget_remaining is not None:
+                    self.budget_remaining.labels(objective_id).set(entry.status.budget_remaining)
             if valid:
                 self.sli.labels(objective_id, objective.window_label).set(good / valid)

@@ -77,6 +77,14 @@ async def test_status_of_a_burn_rate_objective() -> None:
     assert group["budget_remaining"] == pytest.approx(-9.0)
     assert group["severity"] == "page" and group["active_breach_id"]
 
+    registry = new_registry()
+    EvaluatorMetrics(registry).refresh(evaluator)
+    oid = "acme-checkout/availability"
+    rate = registry.get_sample_value("slawatch_burn_rate", {"objective": oid, "window": "1h"})
+    assert rate == pytest.approx(10.0)
+    budget = registry.get_sample_value("slawatch_error_budget_remaining", {"objective": oid})
+    assert budget == pytest.approx(-9.0)
+
 
 async def test_unknown_objective_is_a_problem() -> None:
     app = create_app(engine(agreement()), new_registry(), {})
