@@ -207,7 +207,7 @@ class SourceRunner:
         metrics: SourceMetrics,
         clock: Clock,
         *,
-        max_records: int = 1_000,
+        max_records: int = 5_000,
         poll_timeout_ms: int = 200,
         publish_attempts: int = 3,
         retry_backoff_s: float = 0.2,
