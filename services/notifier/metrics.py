@@ -1,7 +1,8 @@
 """Notifier metrics. Label values are bounded: ``kind`` (5 breach kinds), ``channel``
 (one per receiver ``spec.type``, or ``none`` when the receiver or its channel could
-not be resolved), ``outcome`` (delivered/retry/dead/suppressed/cancelled),
-``change`` (opened/closed), ``via`` (api/link), ``reason``
+not be resolved, and for rows suppressed or cancelled before reaching a channel),
+``outcome`` (delivered/retry/dead/suppressed/cancelled), ``change`` (opened/closed),
+``via`` (api/link), ``reason``
 (:class:`~services.notifier.channels.base.Reason`, or the intake's dead-letter reasons
 ``invalid_breach`` / ``unstorable_breach``).
 
