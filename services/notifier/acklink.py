@@ -45,8 +45,8 @@ class AckLinks:
 
     def verify(self, token: str, now_ms: int) -> str:
         """The breach id the token acknowledges; raises :class:`BadToken`."""
-        parts = token.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        parts = token.rsplit(".", 2)  # a breach id may contain dots
+        if len(parts) != 3 or not parts[0] or not parts[1].isdigit():
             raise BadToken("malformed token")
         breach_id, expiry, signature = parts
         if not hmac.compare_digest(signature, _sign(self.key, f"{breach_id}.{expiry}")):
