@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.evaluator.engine import Rollup
-from shared.models import Checkpoint, SliRollup
+from shared.models import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -30,36 +31,33 @@ class StoredCheckpoint:
     next_offset: int
 
 
-ROLLUP_CHUNK = 1_000
+_ROLLUP_UPSERT = text(
+    """INSERT INTO evaluator_sli_rollups (objective_id, group_key, minute, "group", good, valid)
+       VALUES (:objective_id, :group_key, :minute, CAST(:group AS jsonb), :good, :valid)
+       ON CONFLICT (objective_id, group_key, minute) DO UPDATE
+       SET good = evaluator_sli_rollups.good + EXCLUDED.good,
+           valid = evaluator_sli_rollups.valid + EXCLUDED.valid"""
+)
 
 
-def _rollup_upsert(rollups: Sequence[Rollup]) -> Any:
-    """Add counts to the rollup rows (created when missing)."""
+def _rollup_rows(rollups: Sequence[Rollup]) -> list[dict[str, Any]]:
+    """One parameter set per (objective, group, minute), counts merged (executemany)."""
     merged: dict[tuple[str, str, int], list[Any]] = {}
     for r in rollups:
         row = merged.setdefault((r.objective_id, r.group_key, r.minute), [r.group, 0, 0])
         row[1] += r.good
         row[2] += r.valid
-    statement = insert(SliRollup).values(
-        [
-            {
-                "objective_id": oid,
-                "group_key": key,
-                "minute": minute,
-                "group": group,
-                "good": good,
-                "valid": valid,
-            }
-            for (oid, key, minute), (group, good, valid) in merged.items()
-        ]
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[SliRollup.objective_id, SliRollup.group_key, SliRollup.minute],
-        set_={
-            "good": SliRollup.good + statement.excluded.good,
-            "valid": SliRollup.valid + statement.excluded.valid,
-        },
-    )
+    return [
+        {
+            "objective_id": oid,
+            "group_key": key,
+            "minute": minute,
+            "group": orjson.dumps(group).decode(),
+            "good": good,
+            "valid": valid,
+        }
+        for (oid, key, minute), (group, good, valid) in merged.items()
+    ]
 
 
 class CheckpointStore:
@@ -99,8 +97,8 @@ class CheckpointStore:
         )
         async with self.sessions.begin() as session:
             await session.execute(statement)
-            for chunk in range(0, len(rollups), ROLLUP_CHUNK):
-                await session.execute(_rollup_upsert(rollups[chunk : chunk + ROLLUP_CHUNK]))
+            if rollups:
+                await session.execute(_ROLLUP_UPSERT, _rollup_rows(rollups))
 
     async def load(self, partitions: Iterable[int]) -> dict[int, StoredCheckpoint]:
         """The stored checkpoints of ``partitions`` (absent ones are left out)."""

@@ -4,7 +4,7 @@ Snapshot layout, version 1::
 
     {"v": 1,
      "max_time": <newest event time seen in the partition, or null>,
-     "seen": [[<event id>, <event time>], ...],     (optional: the dedup set)
+     "seen": [[<event time>, <event id>], ...],     (optional: the dedup set)
      "objectives": {"<agreement>/<objective>": <the shard's own dump>, ...}}
 
 On restore, the state of an objective that no longer exists is dropped, and so is
@@ -64,13 +64,14 @@ class SeenIds:
             if times.get(event_id) == time_ms:
                 del times[event_id]
 
-    def dump(self) -> list[list[object]]:
-        return [[event_id, time_ms] for time_ms, event_id in self.order]
+    def dump(self) -> list[tuple[int, str]]:
+        """``[(time, id), ...]`` in arrival order (orjson writes tuples as arrays)."""
+        return list(self.order)
 
     @classmethod
     def load(cls, data: list[list[object]]) -> SeenIds:
         seen = cls()
-        for event_id, time_ms in data:
+        for time_ms, event_id in data:
             if not isinstance(event_id, str) or not isinstance(time_ms, int):
                 raise StateFormatError("malformed dedup entry")
             seen.add(event_id, time_ms)
