@@ -23,7 +23,8 @@ from shared.settings import Settings
 Handler = Callable[[Settings, argparse.Namespace], int]
 
 
-def print_errors(errors: list[DefinitionError], out: TextIO = sys.stderr) -> None:
+def print_errors(errors: list[DefinitionError], out: TextIO | None = None) -> None:
+    out = out if out is not None else sys.stderr  # looked up now: tests replace it
     for error in errors:
         print(error, file=out)
     print(f"{len(errors)} error(s)", file=out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -222,3 +223,19 @@ async def test_schema(client: httpx.AsyncClient) -> None:
     party = (await client.get("/v1/schema/Party")).json()
     assert "spec" in party["properties"]
     assert (await client.get("/v1/schema/Nope")).status_code == 404
+
+
+async def test_simultaneous_edits_from_one_version_one_wins(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/receivers", json=receiver())
+    edits = [
+        client.put(
+            "/v1/receivers/hook",
+            json=receiver(url=f"http://127.0.0.1:1/{who}"),
+            headers={"if-match": '"1"'},
+        )
+        for who in ("ana", "bo", "cy")
+    ]
+    statuses = sorted(r.status_code for r in await asyncio.gather(*edits))
+    assert statuses == [200, 412, 412]
+    versions = (await client.get("/v1/receivers/hook/versions")).json()["items"]
+    assert [v["version"] for v in versions] == [1, 2]
