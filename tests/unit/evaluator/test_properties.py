@@ -1,9 +1,11 @@
 """Property tests against brute-force references that recompute from the raw event
 list: burn-rate windows and budget (with out-of-order events, duplicates, late events
-and gaps) and deadline clocks in business time."""
+and gaps), deadline clocks in business time, freshness gaps. (Ratio threshold windows:
+test_window.py; quantile: test_quantile.py.)"""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import given, settings
@@ -14,7 +16,8 @@ from services.evaluator.engine import Engine
 from services.evaluator.objectives import compile_catalog
 from services.evaluator.objectives.burnrate import BurnRateShard
 from services.evaluator.objectives.deadline import CompiledDeadline
-from shared.definitions.model import CalendarSpec, DeadlineObjective
+from services.evaluator.objectives.freshness import CompiledFreshness
+from shared.definitions.model import CalendarSpec, DeadlineObjective, FreshnessObjective
 from shared.definitions.store import Catalog
 from shared.schemas import Breach, Event
 from tests.unit.evaluator.factories import T0, agreement, event, fixed_clock
@@ -148,3 +151,37 @@ def test_deadline_matches_minute_by_minute_reference(gaps: list[int], target_min
         assert resolved[0].at == times[-1]
         window: Any = resolved[0].windows[0]
         assert window.good == used * MIN
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=200_000), min_size=1, max_size=40))
+def test_freshness_matches_gaps_between_events(gaps: list[int]) -> None:
+    """In-order heartbeats (with repeats): a breach per gap longer than the silence,
+    opened at last + silence and resolved by the next heartbeat."""
+    doc = agreement(
+        name="hb",
+        kind="freshness",
+        maxSilence="1m",
+        good=None,
+        target=None,
+        window=None,
+        alerting=None,
+    )
+    objective = doc.spec.objectives[0]
+    assert isinstance(objective, FreshnessObjective)
+    shard = CompiledFreshness(doc, objective, lambda: 0).new_shard()
+    times = [T0]
+    for gap in gaps:
+        times.append(times[-1] + gap)
+    out: list[Breach] = []
+    for n, t in enumerate(times):
+        out += shard.on_event(Event(id=f"h{n}", service="checkout", type="request", time=t))
+    end = times[-1] + 30_000
+    out += shard.advance(end)
+    expected: list[tuple[str, int]] = []
+    for before, after in itertools.pairwise(times):
+        if after - before > MIN:
+            expected += [("breach.opened", before + MIN), ("breach.resolved", after)]
+    if end - times[-1] > MIN:
+        expected.append(("breach.opened", times[-1] + MIN))
+    assert [(b.kind, b.at) for b in out] == expected
