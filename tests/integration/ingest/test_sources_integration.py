@@ -165,6 +165,12 @@ async def test_source_from_the_database_is_hot_loaded_and_pausable(
         both = await read_topic(source_settings, ingest.topics.events, 2)
         assert sorted(Event.from_json(v).outcome or "" for _, v in both) == ["bad", "good"]
 
+        async with db.sessions(engine)() as session:  # deleted: its runner stops
+            await session.execute(text("DELETE FROM definitions WHERE kind = 'Source'"))
+            await session.execute(text("SELECT pg_notify('slawatch_definitions', 'Source/legacy')"))
+            await session.commit()
+        await _until(ingest, lambda s: s == [])
+
 
 def event_partition(settings: Settings, key: bytes) -> int:
     from aiokafka.partitioner import DefaultPartitioner
