@@ -123,9 +123,11 @@ class EvaluatorConsumer:
             await consumer.stop()
 
     async def _handle(self, batch: dict[Any, list[Any]]) -> None:
+        """Evaluate a batch; the per-record loop is the hot path, kept flat on purpose."""
         breaches: list[Breach] = []
         letters: list[DeadLetter] = []
-        evaluated = 0
+        evaluated = duplicates = late = seen = 0
+        process = self.engine.process
         for tp, records in batch.items():
             partition: int = tp.partition
             if not self.engine.owns(partition):
@@ -134,36 +136,39 @@ class EvaluatorConsumer:
             if records:
                 self._active.add(partition)
             for record in records:
-                if expected is not None and record.offset < expected:
+                offset = record.offset
+                if expected is not None and offset < expected:
                     continue
-                expected = record.offset + 1
-                self._since_checkpoint += 1
-                letter = self._evaluate(partition, record, breaches)
-                if letter is None:
-                    evaluated += 1
-                else:
-                    letters.append(letter)
+                expected = offset + 1
+                seen += 1
+                raw: bytes = record.value or b""
+                try:
+                    event = decode(raw)
+                except InvalidEvent as exc:
+                    detail = str(exc.errors[:3])[:1000]
+                    letters.append(self._letter("invalid", raw, record, detail=detail))
+                    continue
+                result = process(partition, event)
+                if result.late_by_ms is not None:
+                    late += 1
+                    detail = f"late by {result.late_by_ms} ms"
+                    letters.append(self._letter("late", raw, record, detail=detail))
+                    continue
+                evaluated += 1
+                if result.duplicate:
+                    duplicates += 1
+                elif result.breaches:
+                    breaches.extend(result.breaches)
             if expected is not None:
                 self._next_offsets[partition] = expected
                 self._dirty.add(partition)
+        self._since_checkpoint += seen
         self.metrics.events_evaluated.inc(evaluated)
+        if duplicates:
+            self.metrics.duplicates.inc(duplicates)
+        if late:
+            self.metrics.late_events.inc(late)
         await self._publish(breaches, letters)
-
-    def _evaluate(self, partition: int, record: Any, breaches: list[Breach]) -> DeadLetter | None:
-        """One record: its breach events go to ``breaches``; a dead letter is returned."""
-        raw: bytes = record.value or b""
-        try:
-            event = decode(raw)
-        except InvalidEvent as exc:
-            return self._letter("invalid", raw, record, detail=str(exc.errors[:3])[:1000])
-        result = self.engine.process(partition, event)
-        if result.late_by_ms is not None:
-            self.metrics.late_events.inc()
-            return self._letter("late", raw, record, detail=f"late by {result.late_by_ms} ms")
-        if result.duplicate:
-            self.metrics.duplicates.inc()
-        breaches.extend(result.breaches)
-        return None
 
     def _letter(self, reason: str, raw: bytes, record: Any, *, detail: str) -> DeadLetter:
         self.metrics.deadletters.labels(reason).inc()
