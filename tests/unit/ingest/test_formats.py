@@ -470,3 +470,14 @@ async def test_grafana_documented_payload(api: Harness) -> None:
         1634025663157,
         44.23943737541908,
     )
+
+
+async def test_openapi_lists_the_formats_and_integrations(api: Harness) -> None:
+    spec = (await api.client.get("/openapi.json")).json()
+    content = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]
+    assert {"application/cloudevents+json", "application/cloudevents-batch+json"} <= set(content)
+    for flavour in ("alertmanager", "grafana"):
+        operation = spec["paths"][f"/v1/integrations/{flavour}"]["post"]
+        assert [p["name"] for p in operation["parameters"]] == ["service_label"]
+        assert {"202", "400", "413", "415", "422", "503"} <= set(operation["responses"])
+    assert "gzip" in spec["info"]["description"]
