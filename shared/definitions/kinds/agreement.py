@@ -17,7 +17,8 @@ service credits, a termination rule, maintenance exclusion and a notification po
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -32,6 +33,7 @@ from shared.definitions.kinds.common import (
 )
 from shared.definitions.kinds.objectives import Objective
 from shared.definitions.kinds.policy import Route
+from shared.schemas import BreachKind, Severity
 
 AgreementType = Literal["SLA", "OLA", "UC"]
 
@@ -143,6 +145,35 @@ class Agreement(Spec):
                         f"spec.penalties[{i}].creditPercent",
                         f"a lower attainment must earn more credit: {tier.credit_percent:g} % "
                         f"is not more than {prior.credit_percent:g} % (penalties[{j}])",
+                    )
+                )
+        out.extend(self._route_checks())
+        return out
+
+    def _route_checks(self) -> list[tuple[str, str]]:
+        """Route matchers that can never hold for this agreement's breaches."""
+        spec = self.spec
+        known: dict[str, tuple[str, ...]] = {
+            "severity": get_args(Severity),
+            "kind": get_args(BreachKind),
+            "objective": tuple(o.name for o in spec.objectives),
+            "service": tuple(dict.fromkeys(o.service for o in spec.objectives)),
+            "agreement": (self.metadata.name,),
+            "agreement_type": (spec.type,),
+        }
+        out: list[tuple[str, str]] = []
+        for i, route in enumerate(spec.notify):
+            for key, value in route.match.items():
+                allowed = known.get(key)
+                if allowed is None or value in allowed:
+                    continue
+                close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                out.append(
+                    (
+                        f"spec.notify[{i}].match.{key}",
+                        f"{key} {value!r} never occurs in this agreement's breaches{hint} "
+                        f"(possible: {', '.join(allowed)})",
                     )
                 )
         return out

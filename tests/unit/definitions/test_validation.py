@@ -220,6 +220,25 @@ CASES = [
         "spec.termination.consecutiveMissedPeriods",
         "greater than or equal to 1",
     ),
+    # route matchers that can never hold
+    (
+        "route on a severity that does not exist",
+        edited("spec.notify", [{"match": {"severity": "pgae"}, "receivers": ["hook"]}]),
+        "spec.notify[0].match.severity",
+        "severity 'pgae' never occurs in this agreement's breaches; did you mean 'page'?",
+    ),
+    (
+        "route on an objective the agreement lacks",
+        edited("spec.notify", [{"match": {"objective": "availabilty"}, "receivers": ["hook"]}]),
+        "spec.notify[0].match.objective",
+        "did you mean 'availability'?",
+    ),
+    (
+        "route on a breach kind that does not exist",
+        edited("spec.notify", [{"match": {"kind": "breach.open"}, "receivers": ["hook"]}]),
+        "spec.notify[0].match.kind",
+        "did you mean 'breach.opened'?",
+    ),
     # dangling references
     (
         "dangling receiver",
