@@ -151,6 +151,16 @@ class _Doc:
         return out
 
 
+def _query(metric: object) -> str:
+    """`` (query: …)`` of a metric, to show what the events must carry."""
+    source = metric.get("metricSource") if isinstance(metric, dict) else None
+    spec = source.get("spec") if isinstance(source, dict) else None
+    query = spec.get("query") if isinstance(spec, dict) else None
+    if not isinstance(query, str):
+        return ""
+    return f" (query: {query[:157] + '...' if len(query) > 160 else query})"
+
+
 def _slug(text: str, fallback: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63].strip("-")
     return slug or fallback
@@ -389,7 +399,8 @@ class _Converter:
                     sli.note(
                         f"{base}.ratioMetric.{part}",
                         "metric queries are not run: send events with outcome good/bad "
-                        f"(type {self.event_type!r}) instead",
+                        f"(type {self.event_type!r}) instead"
+                        + _query(sli.raw_at(f"{base}.ratioMetric.{part}")),
                     )
             for flag in ("counter", "rawType"):
                 if sli.get(f"{base}.ratioMetric.{flag}") is not None:
@@ -399,7 +410,8 @@ class _Converter:
         if threshold is not None:
             sli.note(
                 f"{base}.thresholdMetric",
-                "metric queries are not run: send events whose value is the measured number",
+                "metric queries are not run: send events whose value is the measured number"
+                + _query(threshold),
             )
             op = slo.get(f"{objective}.op")
             value = slo.get(f"{objective}.value")

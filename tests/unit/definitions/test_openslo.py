@@ -113,7 +113,7 @@ EXPECTED_NOTES = [
     (1, "metadata", "folded into the objectives"),
     (1, "spec.description", "not carried over"),
     (1, "spec.ratioMetric.good", "metric queries are not run"),
-    (1, "spec.ratioMetric.total", "metric queries are not run"),
+    (1, "spec.ratioMetric.total", 'query: sum(rate(http_requests_total{service="checkout"}'),
     (1, "spec.ratioMetric.counter", "not needed"),
     (2, "", "SLI referenced by no SLO"),
     (3, "metadata.annotations", "annotations are not kept"),
