@@ -8,6 +8,7 @@ kinds owned elsewhere get reference checks without change; an annotation always 
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -55,11 +56,21 @@ def _ref_in(annotation: Any) -> RefTo | None:
     return None
 
 
-def _field_ref(name: str, info: FieldInfo) -> RefTo | None:
+def _field_ref(name: str, info: FieldInfo) -> tuple[RefTo, bool] | None:
+    """What the field refers to, and whether by convention only (not annotated)."""
     for extra in info.metadata:
         if isinstance(extra, RefTo):
-            return extra
-    return _ref_in(info.annotation) or CONVENTIONS.get(name)
+            return extra, False
+    annotated = _ref_in(info.annotation)
+    if annotated is not None:
+        return annotated, False
+    by_name = CONVENTIONS.get(name)
+    return (by_name, True) if by_name is not None else None
+
+
+#: A name a document can have; a conventional field whose value is not one (a JSON
+#: path such as ``$.app`` in a Source mapping) is no reference.
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def _is_text_field(info: FieldInfo) -> bool:
@@ -86,14 +97,15 @@ def references(model: BaseModel, path: str = "") -> Iterator[Reference]:
             continue
         alias = info.alias or name
         here = f"{path}.{alias}" if path else alias
-        ref = _field_ref(name, info) if path.startswith("spec") or path == "spec" else None
-        if ref is not None and _is_text_field(info):
-            if isinstance(value, str):
-                yield Reference(here, ref.kind, value, ref.soft)
-            elif isinstance(value, list | tuple):
-                for i, item in enumerate(value):
-                    if isinstance(item, str):
-                        yield Reference(f"{here}[{i}]", ref.kind, item, ref.soft)
+        found = _field_ref(name, info) if path.startswith("spec") else None
+        if found is not None and _is_text_field(info):
+            ref, conventional = found
+            items = [(here, value)] if isinstance(value, str) else []
+            if isinstance(value, list | tuple):
+                items = [(f"{here}[{i}]", v) for i, v in enumerate(value) if isinstance(v, str)]
+            for where, item in items:
+                if not conventional or _NAME.match(item):
+                    yield Reference(where, ref.kind, item, ref.soft)
             continue
         yield from _walk(value, here)
 

@@ -347,3 +347,31 @@ def test_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
         load_located([file])
     assert info.value.errors[0].file == str(file)
     assert "cannot read YAML" in info.value.errors[0].message
+
+
+def test_conventional_fields_with_paths_are_no_references(tmp_path: Path) -> None:
+    """A Source maps ``service`` from a JSON path (no reference) or names a constant
+    service (a reference, checked once Services are declared)."""
+    service = {
+        "apiVersion": "slawatch/v1",
+        "kind": "Service",
+        "metadata": {"name": "checkout"},
+        "spec": {},
+    }
+
+    def source(mapped: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "slawatch/v1",
+            "kind": "Source",
+            "metadata": {"name": "orders"},
+            "spec": {"topics": ["shop.orders"], "mapping": {"service": mapped}},
+        }
+
+    try:
+        assert load_paths([write(tmp_path, service, source("$.app"))])
+    except DefinitionsInvalid as exc:
+        if any(e.path == "kind" for e in exc.errors):
+            pytest.skip("no Source kind in this tree")
+        raise
+    found = errors_of(tmp_path, service, source("payments"))
+    assert found == [(1, "spec.mapping.service", "no Service named 'payments'")]
