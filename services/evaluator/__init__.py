@@ -10,17 +10,18 @@ Pure core: :mod:`.window`, :mod:`.sketch`, :mod:`.period`, :mod:`.business`,
 Memory per (objective, group), as measured (``sys.getsizeof`` of the objects held):
 
 =================================  ==========================================================
-ratio, threshold                   one ring of at most 600 buckets x 8 bytes: <= 5 KiB
-                                   (a 5m window: 300 buckets, about 2.6 KiB)
+ratio, threshold                   one ring of at most 600 buckets x 8 bytes: <= 5.3 KiB
+                                   (a 5m window: 300 buckets, about 2.8 KiB)
 ratio, burn-rate (defaults, 30d)   five rings + a budget ring of 30 buckets: about 3.7 KiB
                                    with one short group attribute (tested < 4 KiB)
 ratio, calendar window             as burn-rate, the budget ring replaced by a counter
-quantile                           up to 60 per-bucket sketches + a running one; a bucket
-                                   holds a dict of the bins its values fall in (about
-                                   100 bytes per bin): roughly 2-20 KiB by value spread
-deadline (per open entity)         about 400 bytes; entities leave on stop. Not capped:
+quantile                           12 per-bucket dense sketches (4 bytes per bin of the
+                                   occupied range) + a running dict (~40 bytes per bin):
+                                   about 23 KiB with ~250 bins (a lognormal latency
+                                   spread over two orders of magnitude)
+deadline (per open entity)         about 550 bytes; entities leave on stop. Not capped:
                                    open entities grow with unanswered tickets
-freshness                          about 300 bytes
+freshness                          about 550 bytes
 =================================  ==========================================================
 
 Per partition also the dedup set: about 120 bytes per event id within the horizon
