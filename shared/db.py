@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +19,10 @@ from shared.errors import ConfigError
 from shared.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Alembic keeps its running context in module globals: one migration per process at a time.
+# (Processes serialize on the PostgreSQL advisory lock in migrations/env.py.)
+_MIGRATING = threading.Lock()
 
 
 def async_url(url: str) -> str:
@@ -55,7 +60,8 @@ def migrate_sync(url: str, revision: str = "heads") -> None:
     """Upgrade the schema (blocking; it runs its own event loop).
 
     ``heads``: each component keeps its own migration branch on top of ``0001``."""
-    command.upgrade(alembic_config(url), revision)
+    with _MIGRATING:
+        command.upgrade(alembic_config(url), revision)
 
 
 async def migrate(url: str, revision: str = "heads") -> None:

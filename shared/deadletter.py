@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 DEADLETTER_SCHEMA_VERSION: Final = 1
 
-Rejector = Literal["ingest.http", "ingest.raw", "evaluator", "notifier"]
+Rejector = Literal["ingest.http", "ingest.raw", "ingest.source", "evaluator", "notifier"]
 
 
 class DeadLetter(BaseModel):

@@ -143,7 +143,7 @@ def deadletter(
         detail += f" [original cut to its first {MAX_ORIGINAL_BYTES} of {len(original)} bytes]"
         original = original[:MAX_ORIGINAL_BYTES]
     letter = DeadLetter.of(
-        "ingest.raw",
+        "ingest.source",
         errors[0].reason,
         original,
         at=received_at,
