@@ -11,8 +11,9 @@ Timeline (Mon-Fri 09:00-17:00): a P1 opened Friday 16:50 with 15 minutes::
     Fri 16:50 ──10 min──▶ 17:00 │ closed: Sat, Sun │ Mon 09:00 ──5 min──▶ 09:05 breach
 
 Working intervals are built per local date in the calendar's time zone (so DST days
-are as long as the wall clock says) and skip holidays. Without working hours the
-clock runs all the time (:data:`ALWAYS`).
+are as long as the wall clock says) and skip holidays: explicit dates and a country's
+public holidays (:class:`~shared.definitions.kinds.calendar.HolidaySet`). Without
+working hours the clock runs all the time (:data:`ALWAYS`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.definitions.kinds.calendar import WEEKDAYS, CalendarSpec, minute_of_day
+from shared.definitions.kinds.calendar import WEEKDAYS, CalendarSpec, HolidaySet, minute_of_day
 
 MAX_DAYS = 3 * 366  # search horizon: targets longer than three years of workdays fail
 
@@ -31,7 +32,7 @@ class BusinessClock:
     def __init__(self, spec: CalendarSpec | None) -> None:
         self.always = spec is None or not spec.hours
         self.zone = ZoneInfo(spec.timezone if spec else "UTC")
-        self.holidays = frozenset(spec.holidays if spec else ())
+        self.holidays = HolidaySet(spec)
         self.hours: dict[int, list[tuple[int, int]]] = {d: [] for d in range(7)}
         for block in spec.hours if spec else ():
             for day in block.days:

@@ -1,7 +1,9 @@
 """Calendars: a time zone, weekly working hours and holidays, for business time.
 
 A deadline objective measured in business time names a Calendar; its clock only runs
-inside working hours that are not holidays::
+inside working hours that are not holidays. Holidays are the explicit ``holidays``
+dates plus, with ``country`` (and optionally ``subdivision``), that country's public
+holidays from the ``holidays`` library (:class:`HolidaySet`)::
 
     apiVersion: slawatch/v1
     kind: Calendar
@@ -10,7 +12,9 @@ inside working hours that are not holidays::
       timezone: Europe/Berlin
       hours:
         - {days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00"}
-      holidays: ["2026-12-25", "2026-12-26"]
+      country: DE
+      subdivision: BY
+      holidays: ["2026-12-24", "2026-12-31"]
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import date
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.definitions.kinds.common import Metadata, Spec
 
@@ -66,14 +70,85 @@ class WorkingHours(Spec):
         return self
 
 
+def _supported() -> dict[str, list[str]]:
+    # Imported here, not at module level: the library takes ~0.1 s to import and
+    # ~0.1 s more to list its countries, which only calendars naming a country need.
+    import holidays
+
+    return holidays.list_supported_countries()
+
+
 class CalendarSpec(Spec):
-    """Time zone, weekly working hours (none: all week, all day) and holiday dates."""
+    """Time zone, weekly working hours (none: all week, all day) and holidays: explicit
+    dates and, optionally, a country's (and subdivision's) public holidays."""
 
     timezone: str = "UTC"
     hours: list[WorkingHours] = Field(default_factory=list)
     holidays: list[date] = Field(default_factory=list)
+    country: str | None = None
+    subdivision: str | None = None
 
     _tz_ok = field_validator("timezone")(timezone_name)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, code: str | None) -> str | None:
+        if code is not None and code not in _supported():
+            hint = f"; did you mean {code.upper()!r}?" if code.upper() in _supported() else ""
+            raise ValueError(
+                f"unknown country {code!r}: use an ISO 3166-1 alpha-2 code that the "
+                f"'holidays' library supports, such as 'DE'{hint}"
+            )
+        return code
+
+    @field_validator("subdivision")
+    @classmethod
+    def _subdivision(cls, code: str | None, info: ValidationInfo) -> str | None:
+        if code is None or "country" not in info.data:  # an invalid country is reported
+            return code
+        country = info.data["country"]
+        if country is None:
+            raise ValueError("'subdivision' needs 'country'")
+        known = _supported()[country]
+        if code not in known:
+            listed = ", ".join(known) if known else "none"
+            raise ValueError(f"unknown subdivision {code!r} of {country!r}: one of {listed}")
+        return code
+
+
+class HolidaySet:
+    """The days off of a calendar: its explicit ``holidays`` plus the public holidays of its
+    ``country`` (and ``subdivision``).
+
+    Supports ``day in holiday_set``. Public holidays are computed one year at a time,
+    on the first lookup of a date in that year, and kept: business time may span years.
+    Pure and deterministic: the library derives each year from its rules, never from
+    the clock.
+    """
+
+    def __init__(self, spec: CalendarSpec | None) -> None:
+        self._explicit = frozenset(spec.holidays) if spec else frozenset[date]()
+        self._country = spec.country if spec else None
+        self._subdivision = spec.subdivision if spec else None
+        self._years: dict[int, frozenset[date]] = {}
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, date):
+            return False
+        if day in self._explicit:
+            return True
+        if self._country is None:
+            return False
+        public = self._years.get(day.year)
+        if public is None:
+            public = self._years[day.year] = self._public(self._country, day.year)
+        return day in public
+
+    def _public(self, country: str, year: int) -> frozenset[date]:
+        import holidays  # see _supported
+
+        found = holidays.country_holidays(country, subdiv=self._subdivision, years=year)
+        return frozenset(found)
 
 
 class Calendar(Spec):

@@ -375,3 +375,28 @@ def test_conventional_fields_with_paths_are_no_references(tmp_path: Path) -> Non
         raise
     found = errors_of(tmp_path, service, source("payments"))
     assert found == [(1, "spec.mapping.service", "no Service named 'payments'")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "message"),
+    [
+        ({"country": "XX"}, "spec.country", "unknown country 'XX'"),
+        ({"country": "de"}, "spec.country", "did you mean 'DE'?"),
+        ({"country": "DE", "subdivision": "ZZ"}, "spec.subdivision", "unknown subdivision 'ZZ'"),
+        ({"subdivision": "BY"}, "spec.subdivision", "'subdivision' needs 'country'"),
+    ],
+)
+def test_calendar_country_and_subdivision(
+    tmp_path: Path, fields: dict[str, str], path: str, message: str
+) -> None:
+    calendar = {
+        "apiVersion": "slawatch/v1",
+        "kind": "Calendar",
+        "metadata": {"name": "office"},
+        "spec": {"timezone": "Europe/Berlin", **fields},
+    }
+    found = errors_of(tmp_path, calendar)
+    assert any(p == path and message in m for _, p, m in found), found
+    assert load_paths(
+        [write(tmp_path, {**calendar, "spec": {"country": "DE", "subdivision": "BY"}})]
+    )
