@@ -110,11 +110,14 @@ class Engine:
         """Switch to newly compiled objectives (hot reload); returns what happened to each.
 
         An objective whose fingerprint is unchanged keeps its compiled object and its
-        state in every partition (``"kept"``). A changed one *restarts empty*
+        state in every partition (``"kept"``). One whose target or alerting changed but
+        whose measurement did not (same ``measure_fingerprint``: service, selection,
+        good rule, window, grouping) keeps its window counts and open breaches under the
+        new definition (``"carried"``): the next event or tick decides with the new
+        target, resolving or opening as it says. Any other change *restarts empty*
         (``"restarted"``): its windows refill from new events; breaches it had open
         are forgotten without a ``breach.resolved`` (its id and rules may have
-        changed). Rebuilding long windows from the per-minute rollups instead is
-        possible later; restarting is the simple, predictable choice for now.
+        changed), as when the alerting policy kind changes the state's shape.
         Removed objectives lose their state (``"removed"``), new ones start empty
         (``"added"``).
         """
@@ -129,6 +132,9 @@ class Engine:
             if previous is not None and previous.fingerprint == objective.fingerprint:
                 fresh[oid] = previous
                 changes[oid] = "kept"
+            elif previous is not None and _same_measurement(previous, objective):
+                fresh[oid] = objective
+                changes[oid] = "carried"
             else:
                 fresh[oid] = objective
                 changes[oid] = "added" if previous is None else "restarted"
@@ -137,7 +143,10 @@ class Engine:
                 changes[oid] = "removed"
         for state in self._partitions.values():
             for oid in list(state.shards):
-                if changes.get(oid) != "kept":
+                change = changes.get(oid)
+                if change == "carried" and not _carry(state, oid, fresh[oid]):
+                    changes[oid] = "restarted"
+                elif change not in ("kept", "carried"):
                     del state.shards[oid]
         self.objectives = fresh
         self._by_service = {}
@@ -280,3 +289,17 @@ class Engine:
             for oid, shard in state.shards.items():
                 counts[oid] += shard.open_breaches()
         return counts
+
+
+def _same_measurement(old: CompiledObjective, new: CompiledObjective) -> bool:
+    return bool(new.measure_fingerprint) and old.measure_fingerprint == new.measure_fingerprint
+
+
+def _carry(state: PartitionState, oid: str, objective: CompiledObjective) -> bool:
+    """Move one partition's shard under the new definition; drop it if it does not fit."""
+    try:
+        state.shards[oid] = objective.load_shard(state.shards[oid].dump())
+    except (ValueError, KeyError, TypeError):
+        del state.shards[oid]
+        return False
+    return True

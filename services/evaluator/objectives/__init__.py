@@ -36,7 +36,10 @@ def compile_catalog(
 
     Each compiled objective carries a ``fingerprint`` of everything it was compiled
     from (objective, agreement envelope, calendar): hot reload keeps the state of an
-    objective whose fingerprint did not change.
+    objective whose fingerprint did not change. Ratio and quantile objectives also
+    carry a ``measure_fingerprint`` of what their window counts depend on (service,
+    selection, good rule, window, grouping), so a change of target or alerting alone
+    carries the counts over (see :meth:`Engine.reload`).
     """
     if calendars is None:
         calendars = {
@@ -78,4 +81,17 @@ def compile_catalog(
                 ],
                 option=orjson.OPT_SORT_KEYS,
             ).decode()
+            if isinstance(objective, RatioObjective | QuantileObjective):
+                compiled.measure_fingerprint = measure_fingerprint(objective)
             yield compiled
+
+
+#: Fields of an objective that decide alerts but not what its windows count.
+DECISION_FIELDS = frozenset({"target", "alerting", "threshold", "quantile", "severity"})
+
+
+def measure_fingerprint(objective: RatioObjective | QuantileObjective) -> str:
+    """Everything the objective's window counts depend on (see :data:`DECISION_FIELDS`)."""
+    dumped = objective.model_dump(mode="json")
+    kept = {k: v for k, v in dumped.items() if k not in DECISION_FIELDS}
+    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode()

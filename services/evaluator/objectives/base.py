@@ -120,6 +120,8 @@ class CompiledObjective(Protocol):
     overflow_events: int
     #: What it was compiled from (see :func:`compile_catalog`); "" when built by hand.
     fingerprint: str
+    #: What its counts depend on (not targets or alerting); "" when state cannot carry over.
+    measure_fingerprint: str
 
     @property
     def objective_id(self) -> str:

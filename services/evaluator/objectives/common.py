@@ -41,6 +41,7 @@ class Selected:
         self.max_groups = max_groups
         self.overflow_events = 0
         self.fingerprint = ""
+        self.measure_fingerprint = ""
 
     @property
     def objective_id(self) -> str:

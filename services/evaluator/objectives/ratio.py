@@ -164,6 +164,7 @@ class CompiledRatio:
         #: Events folded into the overflow group since the engine last took the count.
         self.overflow_events = 0
         self.fingerprint = ""
+        self.measure_fingerprint = ""
         self.agreement = AgreementRef(
             name=agreement.metadata.name,
             type=agreement.spec.type,

@@ -230,7 +230,9 @@ def test_reload_keeps_unchanged_objectives_and_restarts_changed_ones() -> None:
     evaluator = Engine(compiled(a, b), allowed_lateness_ms=30_000)
     evaluator.assign(0, None)
     evaluator.process(0, event(T0, "bad"))
-    changes = evaluator.reload(compiled(a, agreement("beta", target=0.5), agreement("gamma")))
+    changes = evaluator.reload(
+        compiled(a, agreement("beta", good={"value": "<= 300"}), agreement("gamma"))
+    )
     assert changes == {
         "alpha/availability": "kept",
         "beta/availability": "restarted",
@@ -243,3 +245,32 @@ def test_reload_keeps_unchanged_objectives_and_restarts_changed_ones() -> None:
         "beta/availability": "removed",
         "gamma/availability": "removed",
     }
+
+
+def test_reload_carries_counts_over_a_target_change_and_decides_with_the_new_target() -> None:
+    from services.evaluator.objectives import compile_catalog
+    from shared.definitions.store import Catalog
+    from tests.unit.evaluator.factories import fixed_clock
+
+    def compiled(doc: Any) -> list[Any]:
+        return list(compile_catalog(Catalog(agreements={"shop": doc}, receivers={}), fixed_clock))
+
+    evaluator = Engine(compiled(agreement("shop", target=0.9)), allowed_lateness_ms=30_000)
+    evaluator.assign(0, None)
+    outcomes = ["good"] * 18 + ["bad"] * 2  # SLI 0.9: meets 0.9, misses 0.95
+    for i, outcome in enumerate(outcomes):
+        assert evaluator.process(0, event(T0 + i, outcome)).breaches == []
+
+    tighter = compiled(agreement("shop", target=0.95, alerting={"minEvents": 5}))
+    assert evaluator.reload(tighter) == {"shop/availability": "carried"}
+    [status] = evaluator.status("shop/availability")
+    assert (status.status.good, status.status.valid) == (18, 20)
+
+    opened = evaluator.process(0, event(T0 + 20, "good")).breaches  # 19/21 < 0.95
+    assert [(b.kind, b.windows[0].target, b.windows[0].valid) for b in opened] == [
+        ("breach.opened", 0.95, 21)
+    ]
+    looser = compiled(agreement("shop", target=0.5, alerting={"minEvents": 5}))
+    assert evaluator.reload(looser) == {"shop/availability": "carried"}
+    resolved = evaluator.process(0, event(T0 + 21, "good")).breaches
+    assert [(b.kind, b.id) for b in resolved] == [("breach.resolved", opened[0].id)]
