@@ -170,9 +170,11 @@ async def test_open_circuit_defers_without_spending_attempts(
             stop.set()
             await asyncio.wait_for(service, 10)
     # Two failures opened the circuit; the other rows wait for it with attempts intact.
-    assert len(down.requests) == 2
+    # Each of the two workers may have had one request in flight when it opened.
+    sent = len(down.requests)
+    assert 2 <= sent <= 3
     assert await scalar(engine, "SELECT count(*) FROM deliveries WHERE status = 'dead'") == 0
-    assert await scalar(engine, "SELECT sum(attempts) FROM deliveries") == 2
+    assert await scalar(engine, "SELECT sum(attempts) FROM deliveries") == sent
     assert registry.get_sample_value("slawatch_circuit_changes_total", {"change": "opened"}) == 1
 
 
