@@ -237,3 +237,20 @@ class SliRollup(Base):
     group: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False)
     good: Mapped[int] = mapped_column(BigInteger, nullable=False)
     valid: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class NotificationGroupFlush(Base):
+    """What one flush of a notification group sent: the group's alerts at that instant
+    (``document``), delivered as one ``deliveries`` row ``breach_id='flush:<id>'``."""
+
+    __tablename__ = "notification_group_flushes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    receiver: Mapped[str] = mapped_column(String(253), nullable=False)
+    group_key: Mapped[str] = mapped_column(String(1024), nullable=False)
+    flush_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("receiver", "group_key", "flush_at", name="uq_notification_group_flush"),
+    )

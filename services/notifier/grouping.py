@@ -14,8 +14,10 @@ labels...; ``...`` means every key, i.e. one group per breach). Per group and re
   (``last_sent + repeat_interval <= flush time``). So a repeat happens on the first
   flush tick at or after ``repeat_interval``: effectively rounded up to a multiple of
   ``group_interval``, exactly as in Alertmanager.
-* A group whose breaches are all resolved and sent as resolved is deleted; a new
-  breach later starts a new group (with ``group_wait`` again).
+* A send carries the whole group: every member, firing or resolved (one message per
+  group, receiver and flush). A resolved member leaves the group once it was sent, as
+  Alertmanager drops resolved alerts after notifying them; a group left empty is
+  deleted, and a new breach later starts a new group (with ``group_wait`` again).
 
 Timeline (wait 30 s, interval 5 m, repeat 4 h)::
 
@@ -25,6 +27,8 @@ Timeline (wait 30 s, interval 5 m, repeat 4 h)::
     2m   C opens
     5m30 flush          → send {A, B, C}
     10m30 flush         → nothing changed, no send … until the tick ≥ 4h05m30 → repeat
+    4h06m A resolves
+    4h10m30 flush       → send {A resolved, B, C}; A leaves the group
 """
 
 from __future__ import annotations
@@ -90,17 +94,16 @@ class Group:
             return None
         if not current:
             return None
-        self.sent = current
+        sent = dict(self.members)
+        # Resolved members were notified: they leave (what is sent next excludes them).
+        self.members = {b: s for b, s in self.members.items() if s != "resolved"}
+        self.sent = self.content()
         self.last_sent_at = now_ms
-        return dict(self.members)
+        return sent
 
     def finished(self) -> bool:
-        """All members resolved and that was sent: the group can go."""
-        return (
-            bool(self.members)
-            and all(s == "resolved" for s in self.members.values())
-            and (self.sent == self.content())
-        )
+        """Flushed and no member left (every one resolved and sent): the group can go."""
+        return self.last_flush_at is not None and not self.members
 
 
 Change = tuple[int, str, State]

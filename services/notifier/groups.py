@@ -7,17 +7,21 @@ A route with ``groupBy`` holds its notifications: intake stores their outbox row
 ``group_wait`` later. :class:`GroupFlusher` takes due groups (``FOR UPDATE SKIP
 LOCKED``, so replicas share them) and, per group:
 
-* releases every ``grouped`` row of its members (they become ``pending``, due now: the
-  workers deliver them together) — the group's content changed;
-* if nothing changed but members are still open and ``repeat_interval`` has passed
-  since the group last sent, queues a ``repeat.<n>`` reminder for each open member;
-* deletes the group once every member is resolved and nothing is held back; otherwise
-  moves its next flush ``group_interval`` on (ticks keep their phase; ticks missed while
-  no replica ran are skipped).
+* marks every ``grouped`` row of its members ``merged`` (terminal: its event goes out
+  inside this flush) — the group's content changed;
+* when the content changed, or nothing changed but members are still open and
+  ``repeat_interval`` has passed since the group last sent, stores ONE flush document
+  (``notification_group_flushes``: every member's latest event, firing or resolved,
+  and its ack) and queues ONE ``deliveries`` row for it (``breach_id='flush:<id>'``,
+  kind ``group.flush``, ``at`` = the flush time): one message per (group, receiver,
+  flush), idempotent by (receiver, group key, flush time);
+* removes the resolved members it sent (Alertmanager drops resolved alerts once
+  notified); deletes the group when no open member is left; otherwise moves its next
+  flush ``group_interval`` on (ticks keep their phase; ticks missed while no replica
+  ran are skipped).
 
-Messages are not merged: each breach of a flush is still its own message (webhook
-consumers get one breach per request); what grouping changes is *when* they go out
-and the reminders. Routes without ``groupBy`` notify at once, as before.
+Routes without ``groupBy`` notify at once, one message per breach event, as before;
+escalation steps are never grouped.
 """
 
 from __future__ import annotations
@@ -27,20 +31,24 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier import outbox
 from services.notifier.grouping import GroupTiming, group_key
+from services.notifier.message import GROUP_FLUSH
+from services.notifier.routing import breach_value
 from shared.definitions.model import Route
 from shared.models import (
-    BreachEventRecord,
+    BreachAck,
     BreachRecord,
     Delivery,
     NotificationGroup,
+    NotificationGroupFlush,
     NotificationGroupMember,
 )
 from shared.schemas import Breach
@@ -49,7 +57,6 @@ from shared.timeutil import Clock
 log = logging.getLogger(__name__)
 
 GROUPED = "grouped"
-REPEAT_PREFIX = "repeat."
 FLUSH_BATCH = 50
 
 
@@ -124,9 +131,26 @@ async def holding(session: AsyncSession, breach_id: str) -> set[str]:
     return set(rows.scalars())
 
 
+def group_labels(key: str, breach: Breach) -> dict[str, str]:
+    """``groupLabels`` of a group: its agreement and its ``groupBy`` values, read back
+    from the stored key (``<agreement>#<route>:<k>=<v>,...``) and the member ``breach``
+    (a name that is not a key of the breach, e.g. a piece of a value holding a comma,
+    is left out)."""
+    labels = {"agreement": breach.agreement.name}
+    _, _, values = key.partition(":")
+    for part in values.split(","):
+        name = part.partition("=")[0]
+        if not name or name == "breach":
+            continue
+        value = breach_value(breach, name)
+        if value is not None:
+            labels[name] = value
+    return labels
+
+
 async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH) -> int:
-    """Flush every due group (see the module docstring). Returns rows made deliverable.
-    The caller commits."""
+    """Flush every due group (see the module docstring). Returns rows made deliverable
+    (one per group that sent). The caller commits."""
     due = (
         await session.execute(
             select(NotificationGroup)
@@ -141,7 +165,7 @@ async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH
         members = select(NotificationGroupMember.breach_id).where(
             NotificationGroupMember.group_id == group.id
         )
-        released = (
+        merged = (
             await session.execute(
                 update(Delivery)
                 .where(
@@ -149,41 +173,36 @@ async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH
                     Delivery.receiver == group.receiver,
                     Delivery.breach_id.in_(members),
                 )
-                .values(status="pending", next_attempt_at=outbox.ms_to_dt(now_ms))
+                .values(status=outbox.MERGED, last_error=f"sent in group flush at {now_ms}")
                 .returning(Delivery.id)
             )
         ).all()
-        count = len(released)
-        open_members = (
+        breaches = (
             await session.execute(
-                select(BreachRecord.id, BreachRecord.last_event).where(
-                    BreachRecord.id.in_(members), BreachRecord.status == "open"
-                )
+                select(BreachRecord.id, BreachRecord.status, BreachRecord.last_event)
+                .where(BreachRecord.id.in_(members))
+                .order_by(BreachRecord.id)
             )
         ).all()
+        open_members = [b for b in breaches if b.status == "open"]
         repeat_due = group.last_sent_at is not None and (
             group.last_sent_at + group.repeat_ms <= now_ms
         )
-        if not count and open_members and repeat_due:
+        changed = bool(merged)
+        if not changed and open_members and repeat_due:
             group.repeats += 1
-            kind = f"{REPEAT_PREFIX}{group.repeats}"
-            for breach_id, payload in open_members:
-                await session.execute(
-                    insert(BreachEventRecord)
-                    .values(breach_id=breach_id, kind=kind, at=now_ms, payload=payload)
-                    .on_conflict_do_nothing()
-                )
-                count += await outbox.enqueue(
-                    session,
-                    Breach.model_validate(payload),
-                    [group.receiver],
-                    now_ms,
-                    kind=kind,
-                    at=now_ms,
-                )
-        if count:
+        if breaches and (changed or (open_members and repeat_due)):
+            total += await _send(session, group, breaches, now_ms)
             group.last_sent_at = now_ms
-        total += count
+            # Resolved members were notified: they leave the group, as in Alertmanager.
+            await session.execute(
+                delete(NotificationGroupMember).where(
+                    NotificationGroupMember.group_id == group.id,
+                    NotificationGroupMember.breach_id.in_(
+                        [b.id for b in breaches if b.status != "open"]
+                    ),
+                )
+            )
         if not open_members:
             await session.execute(delete(NotificationGroup).where(NotificationGroup.id == group.id))
             continue
@@ -193,6 +212,65 @@ async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH
         group.next_flush_at = following
     await session.flush()
     return total
+
+
+async def _send(
+    session: AsyncSession, group: NotificationGroup, breaches: Sequence[Row[Any]], now_ms: int
+) -> int:
+    """Store the flush document (every member's latest event, its ack) and queue its one
+    delivery. Returns rows inserted (0 when this flush was already stored)."""
+    ids = [b.id for b in breaches]
+    acks = {
+        a.breach_id: a
+        for a in (await session.execute(select(BreachAck).where(BreachAck.breach_id.in_(ids))))
+        .scalars()
+        .all()
+    }
+    alerts: list[dict[str, Any]] = []
+    for b in breaches:
+        ack = acks.get(b.id)
+        alerts.append(
+            {
+                "status": "firing" if b.status == "open" else "resolved",
+                "kind": b.last_event.get("kind", "breach.opened"),
+                "breach": b.last_event,
+                "ack": None
+                if ack is None
+                else {"by": ack.acked_by, "comment": ack.comment, "at": ack.at},
+            }
+        )
+    first = Breach.model_validate(breaches[0].last_event)
+    document = {
+        "group_key": group.group_key,
+        "group_labels": group_labels(group.group_key, first),
+        "alerts": alerts,
+    }
+    stored = await session.execute(
+        insert(NotificationGroupFlush)
+        .values(
+            receiver=group.receiver, group_key=group.group_key, flush_at=now_ms, document=document
+        )
+        .on_conflict_do_nothing(constraint="uq_notification_group_flush")
+        .returning(NotificationGroupFlush.id)
+    )
+    flush_id = stored.scalar()
+    if flush_id is None:
+        return 0
+    inserted = await session.execute(
+        insert(Delivery)
+        .values(
+            breach_id=f"{outbox.FLUSH_PREFIX}{flush_id}",
+            kind=GROUP_FLUSH,
+            at=now_ms,
+            receiver=group.receiver,
+            status="pending",
+            attempts=0,
+            next_attempt_at=outbox.ms_to_dt(now_ms),
+        )
+        .on_conflict_do_nothing(constraint="uq_delivery_event_receiver")
+        .returning(Delivery.id)
+    )
+    return len(inserted.all())
 
 
 class GroupFlusher:

@@ -1,17 +1,21 @@
 """What a channel is asked to send: one :class:`Notification` (a breach lifecycle event,
-or an escalation step or an acknowledgement of it) with its links.
+or an escalation step or an acknowledgement of it) with its links, or one
+:class:`GroupNotification` (a flush of a notification group: every alert of the group).
 
 Row kinds of the outbox and what they mean to a channel (``action``)::
 
     breach.opened, breach.updated, budget.exhausted,
-    deadline.warning, escalation.<n>, repeat.<n>        trigger
+    deadline.warning, escalation.<n>                    trigger
     breach.resolved                                     resolve
     breach.acknowledged                                 acknowledge
+    group.flush                                         a GroupNotification: each alert
+                                                        has its own action
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Literal
 
 from shared.schemas import Breach
@@ -20,6 +24,7 @@ Action = Literal["trigger", "resolve", "acknowledge"]
 
 ACKNOWLEDGED = "breach.acknowledged"
 ESCALATION_PREFIX = "escalation."
+GROUP_FLUSH = "group.flush"
 
 
 def action_of(kind: str) -> Action:
@@ -61,6 +66,59 @@ class Notification:
         if self.kind.startswith(ESCALATION_PREFIX):
             return int(self.kind.removeprefix(ESCALATION_PREFIX))
         return None
+
+
+def labels_of(breach: Breach) -> dict[str, str]:
+    """A breach as Alertmanager-style labels: agreement, objective, service, severity,
+    breach_id, then its group attributes (a clashing name is prefixed ``group_``)."""
+    labels = {
+        "agreement": breach.agreement.name,
+        "objective": breach.objective,
+        "service": breach.service,
+        "severity": breach.severity,
+        "breach_id": breach.id,
+    }
+    for key, value in breach.group.items():
+        labels[f"group_{key}" if key in labels else key] = value
+    return labels
+
+
+@dataclass(frozen=True)
+class GroupNotification:
+    """One flush of a notification group to one receiver: every alert the group holds at
+    ``at`` (the flush time), firing and resolved, each a :class:`Notification` of the
+    breach's latest event. ``status`` is ``firing`` while any alert fires."""
+
+    receiver: str
+    group_key: str
+    at: int
+    alerts: tuple[Notification, ...]
+    group_labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Literal["firing", "resolved"]:
+        return "firing" if any(a.action != "resolve" for a in self.alerts) else "resolved"
+
+    @property
+    def common_labels(self) -> dict[str, str]:
+        """The labels (:func:`labels_of`) every alert of the group has with the same value."""
+        if not self.alerts:
+            return {}
+        common = labels_of(self.alerts[0].breach)
+        for alert in self.alerts[1:]:
+            other = labels_of(alert.breach)
+            common = {k: v for k, v in common.items() if other.get(k) == v}
+        return common
+
+    @property
+    def kind(self) -> str:
+        return GROUP_FLUSH
+
+    @property
+    def idempotency_key(self) -> str:
+        """Per (group key, flush time, receiver); the key is hashed (it may be long)."""
+        digest = hashlib.sha256(f"{self.receiver}\n{self.group_key}".encode()).hexdigest()
+        return f"group-{digest[:32]}:{GROUP_FLUSH}:{self.at}"
 
 
 def simple(breach: Breach, base_url: str = "http://127.0.0.1:8082") -> Notification:

@@ -1,4 +1,7 @@
-"""The durable outbox: one ``deliveries`` row per (breach event, receiver).
+"""The durable outbox: one ``deliveries`` row per (breach event, receiver), or per
+(group flush, receiver) for grouped routes (``breach_id='flush:<id>'``, kind
+``group.flush``, see :mod:`services.notifier.groups`; the events it carries keep their
+own rows, ``grouped`` until the flush, then ``merged``).
 
 State machine (``status``; ``attempts`` counts claims, i.e. attempts started)::
 
@@ -35,12 +38,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.backoff import Backoff, Random
 from services.notifier.channels.base import DeliveryError
-from services.notifier.message import ESCALATION_PREFIX
-from shared.models import BreachAck, BreachEventRecord, BreachRecord, Delivery, DeliveryAttempt
+from services.notifier.message import ESCALATION_PREFIX, GROUP_FLUSH
+from shared.models import (
+    BreachAck,
+    BreachEventRecord,
+    BreachRecord,
+    Delivery,
+    DeliveryAttempt,
+    NotificationGroupFlush,
+)
 from shared.schemas import Breach
 
 Outcome = Literal["delivered", "retry", "dead", "suppressed", "cancelled"]
 OPEN_STATUSES = ("pending", "delivering")
+FLUSH_PREFIX = "flush:"
+"""``breach_id`` of a group flush row: ``flush:<notification_group_flushes.id>``."""
+MERGED = "merged"
+"""A grouped row whose event went out inside a group flush (terminal)."""
 
 
 def ms_to_dt(ms: int) -> datetime:
@@ -93,9 +107,13 @@ class Claimed:
     acked_by: str | None = None
     ack_comment: str | None = None
     acked_at: int | None = None
+    flush: dict[str, Any] | None = None
+    """For a ``group.flush`` row: the stored flush document (see ``groups``)."""
 
     def breach(self) -> Breach | None:
-        return None if self.payload is None else Breach.model_validate(self.payload)
+        if self.payload is None or self.flush is not None:
+            return None
+        return Breach.model_validate(self.payload)
 
 
 async def enqueue(
@@ -180,6 +198,15 @@ async def claim(session: AsyncSession, now_ms: int, lease_ms: int, limit: int) -
         )
     )
     payloads = {(e.breach_id, e.kind, e.at): e.payload for e in events}
+    flush_ids = [int(r.breach_id.removeprefix(FLUSH_PREFIX)) for r in rows if r.kind == GROUP_FLUSH]
+    flushes: dict[str, dict[str, Any]] = {}
+    if flush_ids:
+        stored = await session.execute(
+            select(NotificationGroupFlush.id, NotificationGroupFlush.document).where(
+                NotificationGroupFlush.id.in_(flush_ids)
+            )
+        )
+        flushes = {f"{FLUSH_PREFIX}{f.id}": f.document for f in stored}
     ids = list({r.breach_id for r in rows})
     status_rows = await session.execute(
         select(BreachRecord.id, BreachRecord.status).where(BreachRecord.id.in_(ids))
@@ -200,7 +227,8 @@ async def claim(session: AsyncSession, now_ms: int, lease_ms: int, limit: int) -
                 at=r.at,
                 receiver=r.receiver,
                 attempt=r.attempts,
-                payload=payloads.get((r.breach_id, r.kind, r.at)),
+                payload=flushes.get(r.breach_id, payloads.get((r.breach_id, r.kind, r.at))),
+                flush=flushes.get(r.breach_id) if r.kind == GROUP_FLUSH else None,
                 breach_status=statuses.get(r.breach_id),
                 acked_by=None if r.breach_id not in acks else acks[r.breach_id].acked_by,
                 ack_comment=None if r.breach_id not in acks else acks[r.breach_id].comment,
@@ -298,7 +326,7 @@ async def notified_receivers(session: AsyncSession, breach_id: str) -> list[str]
         .where(
             Delivery.breach_id == breach_id,
             or_(Delivery.kind == "breach.opened", Delivery.kind.startswith(ESCALATION_PREFIX)),
-            Delivery.status.in_(("delivered", "pending", "delivering", "grouped")),
+            Delivery.status.in_(("delivered", "pending", "delivering", "grouped", MERGED)),
         )
         .distinct()
         .order_by(Delivery.receiver)

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from services.notifier.message import Notification
+from services.notifier.message import GroupNotification, Notification
 from shared.schemas import group_key
 from shared.timeutil import to_rfc3339
 
@@ -55,6 +55,35 @@ HTML = """\
 <a href="{{ status_url }}">Status</a></p>"""
 
 TITLE = "{{ headline }}"
+
+# Group flushes (templates ``group_title``, ``group_text``, ``group_html``): the same
+# variables per alert under ``alerts``, plus ``status``, ``firing``, ``resolved``
+# (counts), ``group_labels``, ``common_labels``, ``group_key``.
+GROUP_TITLE = """\
+[{{ status | upper }}{% if status == 'firing' %}:{{ firing }}{% endif %}] \
+{{ alerts | length }} SLA breach{% if alerts | length != 1 %}es{% endif %}\
+{% for k, v in group_labels.items() %} {{ k }}={{ v }}{% endfor %}"""
+
+GROUP_TEXT = """\
+{{ headline }}
+{% for a in alerts %}- {{ a.headline }} (since {{ a.since }}\
+{% if a.resolved_at %}, resolved {{ a.resolved_at }}{% endif %}\
+{% if a.ack %}, acknowledged by {{ a.ack.by }}{% endif %}): \
+{% for w in a.windows %}SLI {{ w.sli_text }} vs {{ w.target_text }} over {{ w.window }}\
+{% if not loop.last %}; {% endif %}{% endfor %}; status: {{ a.status_url }}\
+{% if a.action == 'trigger' and a.ack_url %} ; acknowledge: {{ a.ack_url }}{% endif %}
+{% endfor %}"""
+
+GROUP_HTML = """\
+<h2>{{ headline }}</h2>
+<ul>
+{% for a in alerts %}<li>{{ a.headline }} (since {{ a.since }}{% if a.resolved_at %}, resolved
+ {{ a.resolved_at }}{% endif %}{% if a.ack %}, acknowledged by {{ a.ack.by }}{% endif %}):
+ {% for w in a.windows %}SLI {{ w.sli_text }} vs {{ w.target_text }} over {{ w.window }}
+ {% endfor %}<a href="{{ a.status_url }}">Status</a>{% if a.action == 'trigger' and a.ack_url %}
+ · <a href="{{ a.ack_url }}">Acknowledge</a>{% endif %}</li>
+{% endfor %}</ul>"""
+GROUP_DEFAULTS = {"group_title": GROUP_TITLE, "group_text": GROUP_TEXT, "group_html": GROUP_HTML}
 
 
 def _pct(value: float | None) -> str:
@@ -119,6 +148,24 @@ def template_context(note: Notification) -> dict[str, Any]:
     }
 
 
+def group_context(
+    group: GroupNotification, renderer: Renderer, overrides: Mapping[str, str]
+) -> dict[str, Any]:
+    """Variables of a group flush; ``headline`` is the rendered ``group_title``."""
+    alerts = [template_context(a) for a in group.alerts]
+    context: dict[str, Any] = {
+        "status": group.status,
+        "firing": sum(1 for a in group.alerts if a.action != "resolve"),
+        "resolved": sum(1 for a in group.alerts if a.action == "resolve"),
+        "alerts": alerts,
+        "group_labels": dict(group.group_labels),
+        "common_labels": group.common_labels,
+        "group_key": group.group_key,
+    }
+    context["headline"] = renderer.render("group_title", GROUP_DEFAULTS, overrides, context)
+    return context
+
+
 class TemplateFailed(ValueError):
     """A template that does not compile or render (the message names which)."""
 
@@ -143,6 +190,6 @@ class Renderer:
     ) -> str:
         source = overrides.get(name, defaults[name])
         try:
-            return self._compile(source, name == "html").render(context).strip()
+            return self._compile(source, name.endswith("html")).render(context).strip()
         except jinja2.TemplateError as exc:
             raise TemplateFailed(f"template {name!r}: {exc}") from None

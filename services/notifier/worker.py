@@ -11,6 +11,10 @@ and maintenance windows (``suppressed``) → circuit breaker of the receiver (de
 attempt given back) → resolve receiver → resolve channel → deliver with a total
 deadline → decide → record → dead letter when the row went dead.
 
+A ``group.flush`` row (see :mod:`services.notifier.groups`) goes through the same
+stages as one message: silences drop the muted alerts from it (all muted:
+``suppressed``), then the channel's ``deliver_group`` sends the rest at once.
+
 Delivery is at least once: a worker that dies (or loses its database) between the
 receiver's answer and the recorded outcome leaves the row ``delivering``; after the
 lease it is claimed and sent again with the same ``Idempotency-Key``. Database errors
@@ -36,7 +40,7 @@ from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels.base import Channel, DeliveryError, DeliveryResult, Reason
 from services.notifier.escalation import is_escalation
-from services.notifier.message import Ack, Notification
+from services.notifier.message import Ack, GroupNotification, Notification
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
 from services.notifier.silencing import MuteWindow, muted_by
@@ -163,9 +167,48 @@ class DeliveryWorker:
             await asyncio.gather(*(self._deliver(row, deadline, windows) for row in claimed))
         return len(claimed)
 
-    def _skip(self, row: Claimed, now: int, windows: list[MuteWindow]) -> tuple[str, str] | None:
+    def _group(self, row: Claimed, now: int, windows: list[MuteWindow]) -> GroupNotification:
+        """The flush document of a ``group.flush`` row, without its muted alerts."""
+        document = row.flush or {}
+        alerts: list[Notification] = []
+        for alert in document.get("alerts", []):
+            breach = Breach.model_validate(alert["breach"])
+            if muted_by(breach, windows, now) is not None:
+                continue
+            stored = alert.get("ack")
+            ack = None if stored is None else Ack(stored["by"], stored["comment"], stored["at"])
+            resolved = alert["status"] == "resolved"
+            alerts.append(
+                Notification(
+                    breach=breach,
+                    kind=alert["kind"],
+                    at=breach.at,
+                    status_url=self._links.status_url(breach.id),
+                    ack_url=None
+                    if ack is not None or resolved
+                    else self._links.url(breach.id, self._clock()),
+                    ack=ack,
+                )
+            )
+        return GroupNotification(
+            receiver=row.receiver,
+            group_key=str(document.get("group_key", "")),
+            at=row.at,
+            alerts=tuple(alerts),
+            group_labels=dict(document.get("group_labels", {})),
+        )
+
+    def _skip(
+        self,
+        row: Claimed,
+        now: int,
+        windows: list[MuteWindow],
+        group: GroupNotification | None = None,
+    ) -> tuple[str, str] | None:
         """Stages before the channel: cancelled escalation, then silences. Returns the
         outcome and why, or ``None`` to go on."""
+        if group is not None:
+            return None if group.alerts else ("suppressed", "every alert of the group muted")
         breach = row.breach()
         if breach is None:
             return None
@@ -181,7 +224,8 @@ class DeliveryWorker:
 
     async def _deliver(self, row: Claimed, deadline: float, windows: list[MuteWindow]) -> None:
         now = self._clock()
-        skipped = self._skip(row, now, windows)
+        group = self._group(row, now, windows) if row.flush is not None else None
+        skipped = self._skip(row, now, windows, group)
         if skipped is not None:
             outcome, why = skipped
             async with self._sessions() as session, session.begin():
@@ -208,7 +252,7 @@ class DeliveryWorker:
             self._metrics.circuit_deferrals.inc()
             self._soonest_retry_ms = min(retry_at, self._soonest_retry_ms or retry_at)
             return
-        channel_name, result = await self._attempt(row, deadline)
+        channel_name, result = await self._attempt(row, deadline, group)
         error = result if isinstance(result, DeliveryError) else None
         decision = outbox.decide(
             row.attempt, self._config.max_attempts, error, self._config.backoff, self._random
@@ -280,7 +324,7 @@ class DeliveryWorker:
         )
 
     async def _attempt(
-        self, row: Claimed, deadline: float
+        self, row: Claimed, deadline: float, group: GroupNotification | None = None
     ) -> tuple[str, DeliveryResult | DeliveryError]:
         """One attempt, finished by ``deadline`` (loop time); returns the channel label and
         the result. Every failure comes back as a :class:`DeliveryError`."""
@@ -293,7 +337,7 @@ class DeliveryWorker:
                         Reason.ABANDONED, "lease expired on the last attempt", retriable=False
                     )
                 breach = row.breach()
-                if breach is None:
+                if breach is None and group is None:
                     raise DeliveryError(
                         Reason.INTERNAL, "breach event missing from breach_events", retriable=False
                     )
@@ -313,6 +357,9 @@ class DeliveryWorker:
                         f"no channel for receiver type {label!r}",
                         retriable=False,
                     )
+                if group is not None:
+                    return label, await channel.deliver_group(group, receiver)
+                assert breach is not None  # checked above; for mypy
                 return label, await channel.deliver(self._notification(row, breach), receiver)
         except DeliveryError as exc:
             return label, exc

@@ -1,5 +1,7 @@
 """The channel contract: one notification (:class:`~services.notifier.message.Notification`)
-to one receiver.
+to one receiver, or one group flush
+(:class:`~services.notifier.message.GroupNotification`: every alert of a notification
+group in one message, like Alertmanager's; PagerDuty sends one event per alert).
 
 A channel either returns a :class:`DeliveryResult` (the receiver accepted it) or
 raises :class:`DeliveryError`, which says whether trying again may help
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.notifier.exceptions import NotifierError
-from services.notifier.message import Notification
+from services.notifier.message import GroupNotification, Notification
 from shared.definitions.model import Receiver
 
 
@@ -83,4 +85,8 @@ class Channel(Protocol):
 
     async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
         """Deliver once; raise :class:`DeliveryError` on failure."""
+        ...
+
+    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
+        """Deliver one group flush once; raise :class:`DeliveryError` on failure."""
         ...

@@ -25,7 +25,7 @@ from services.notifier.channels.pagerduty import PagerDutyChannel
 from services.notifier.channels.slack import SlackChannel
 from services.notifier.channels.teams import TeamsChannel
 from services.notifier.channels.webhook import WebhookChannel
-from services.notifier.message import simple
+from services.notifier.message import GroupNotification, simple
 from services.notifier.secrets import Secrets
 from services.notifier.templates import Renderer
 from shared.definitions.model import Receiver
@@ -195,6 +195,23 @@ async def test_success(case: ChannelCase, http: httpx.AsyncClient) -> None:
             simple(make_breach()), case.receiver(case.address(server))
         )
     assert result.latency_ms >= 0
+
+
+async def test_group_success_and_failure(case: ChannelCase, http: httpx.AsyncClient) -> None:
+    """Every channel delivers a group flush, classifying failures as for one breach."""
+    flush = GroupNotification("r", "k", make_breach().at, (simple(make_breach()),))
+    async with case.server("ok") as server:
+        result = await case.channel(http, 2_000).deliver_group(
+            flush, case.receiver(case.address(server))
+        )
+    assert result.latency_ms >= 0
+    async with case.server("transient") as server:
+        with pytest.raises(DeliveryError) as caught:
+            await case.channel(http, 2_000).deliver_group(
+                flush, case.receiver(case.address(server))
+            )
+    assert caught.value.retriable
+    assert caught.value.reason == case.transient
 
 
 @pytest.mark.parametrize("outcome", ["transient", "permanent"])

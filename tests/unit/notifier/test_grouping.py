@@ -63,6 +63,40 @@ CASES = [
         id="a new group after the old one ended waits group_wait again",
     ),
     pytest.param(
+        [(0, "a", "firing"), (0, "b", "firing"), (1 * M, "a", "resolved")],
+        16 * M,
+        [
+            (30 * S, {"a": "firing", "b": "firing"}),
+            (5 * M + 30 * S, {"a": "resolved", "b": "firing"}),
+        ],
+        id="a send carries the whole group; a resolved member leaves once sent",
+    ),
+    pytest.param(
+        [
+            (0, "a", "firing"),
+            (0, "b", "firing"),
+            (1 * M, "a", "resolved"),
+            (6 * M, "b", "resolved"),
+        ],
+        16 * M,
+        [
+            (30 * S, {"a": "firing", "b": "firing"}),
+            (5 * M + 30 * S, {"a": "resolved", "b": "firing"}),
+            (10 * M + 30 * S, {"b": "resolved"}),
+        ],
+        id="the last resolution ends the group",
+    ),
+    pytest.param(
+        [(0, "a", "firing"), (1 * M, "a", "resolved"), (1 * M, "b", "firing")],
+        4 * H + 6 * M,
+        [
+            (30 * S, {"a": "firing"}),
+            (5 * M + 30 * S, {"a": "resolved", "b": "firing"}),
+            (4 * H + 5 * M + 30 * S, {"b": "firing"}),
+        ],
+        id="a repeat lists only the members still in the group",
+    ),
+    pytest.param(
         [(0, "a", "firing")],
         4 * H + 6 * M,
         [(30 * S, {"a": "firing"}), (4 * H + 30 * S, {"a": "firing"})],

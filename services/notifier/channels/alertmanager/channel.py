@@ -7,7 +7,8 @@ those is prefixed ``group_``). Annotations: ``summary`` and ``description``
 (templates), ``status_url``, ``ack_url``. ``startsAt`` is the opening; a firing alert
 ends ``firingTtl`` after the event (Alertmanager would otherwise resolve it after its
 ``resolve_timeout``, and slawatch does not re-push), a resolution at ``resolved_at``.
-Alertmanager answers 200; 400 is permanent, 5xx retriable.
+Alertmanager answers 200; 400 is permanent, 5xx retriable. A group flush posts every
+alert of the group in one request (Alertmanager then groups them by its own routes).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
-from services.notifier.message import Notification
+from services.notifier.message import GroupNotification, Notification
 from services.notifier.secrets import Secrets
 from services.notifier.templates import TEXT, TITLE, Renderer, template_context
 from shared.definitions.kinds.receivers import AlertmanagerReceiverSpec
@@ -91,20 +92,29 @@ class AlertmanagerChannel:
         return "alertmanager"
 
     async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
+        return await self._push((note,), receiver)
+
+    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
+        return await self._push(group.alerts, receiver)
+
+    async def _push(self, notes: tuple[Notification, ...], receiver: Receiver) -> DeliveryResult:
         spec = receiver.spec
         if not isinstance(spec, AlertmanagerReceiverSpec):
             raise DeliveryError(
                 Reason.UNSUPPORTED_CHANNEL, "not an alertmanager receiver", retriable=False
             )
 
-        def build() -> tuple[bytes, dict[str, str]]:
+        def one(note: Notification) -> dict[str, Any]:
             context = template_context(note)
             summary = self._renderer.render("summary", DEFAULTS, spec.templates, context)
             description = self._renderer.render("description", DEFAULTS, spec.templates, context)
+            return alert(note, spec, summary, description)
+
+        def build() -> tuple[bytes, dict[str, str]]:
             headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
             headers.update(spec.headers)
             headers.update({k: self._secrets.resolve(v) for k, v in spec.secret_headers.items()})
-            return orjson.dumps([alert(note, spec, summary, description)]), headers
+            return orjson.dumps([one(note) for note in notes]), headers
 
         body, headers = prepare(build)
         return await post(

@@ -3,7 +3,9 @@
 ``security``: ``starttls`` (plain connect, then STARTTLS, required), ``tls``
 (implicit TLS from the first byte), ``none``. Optional AUTH with ``username`` and a
 ``password`` reference. The message is ``multipart/alternative``: a plain-text part
-(template ``text``) and an HTML part (template ``html``), subject from ``title``.
+(template ``text``) and an HTML part (template ``html``), subject from ``title``; a
+group flush is one message listing every alert (``group_title``, ``group_text``,
+``group_html``).
 ``Message-ID`` is derived from the idempotency key, and ``X-Slawatch-Idempotency-Key``
 carries it, so a mailbox rule or the tests can drop a retried duplicate.
 
@@ -29,9 +31,17 @@ from email.utils import formatdate
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.http import elapsed_ms, prepare
-from services.notifier.message import Notification
+from services.notifier.message import GroupNotification, Notification
 from services.notifier.secrets import Secrets
-from services.notifier.templates import HTML, TEXT, TITLE, Renderer, template_context
+from services.notifier.templates import (
+    GROUP_DEFAULTS,
+    HTML,
+    TEXT,
+    TITLE,
+    Renderer,
+    group_context,
+    template_context,
+)
 from shared.definitions.kinds.receivers import EmailReceiverSpec
 from shared.definitions.model import Receiver
 
@@ -41,19 +51,28 @@ IDEMPOTENCY_HEADER = "X-Slawatch-Idempotency-Key"
 POLICY = email.policy.default.clone(max_line_length=998)
 
 
-def message(note: Notification, spec: EmailReceiverSpec, renderer: Renderer) -> EmailMessage:
-    context = template_context(note)
+def message(
+    note: Notification | GroupNotification, spec: EmailReceiverSpec, renderer: Renderer
+) -> EmailMessage:
+    if isinstance(note, GroupNotification):
+        context = group_context(note, renderer, spec.templates)
+        defaults, prefix = GROUP_DEFAULTS, "group_"
+    else:
+        context = template_context(note)
+        defaults, prefix = DEFAULTS, ""
     msg = EmailMessage(policy=POLICY)
-    msg["Subject"] = renderer.render("title", DEFAULTS, spec.templates, context).splitlines()[0]
+    subject = renderer.render(f"{prefix}title", defaults, spec.templates, context)
+    msg["Subject"] = subject.splitlines()[0]
     msg["From"] = spec.from_
     msg["To"] = ", ".join(spec.to)
     msg["Date"] = formatdate(localtime=False)
     digest = hashlib.sha256(note.idempotency_key.encode()).hexdigest()[:32]
     msg["Message-ID"] = f"<{digest}@slawatch>"
     msg[IDEMPOTENCY_HEADER] = note.idempotency_key
-    msg.set_content(renderer.render("text", DEFAULTS, spec.templates, context) + "\n")
+    msg.set_content(renderer.render(f"{prefix}text", defaults, spec.templates, context) + "\n")
     msg.add_alternative(
-        renderer.render("html", DEFAULTS, spec.templates, context) + "\n", subtype="html"
+        renderer.render(f"{prefix}html", defaults, spec.templates, context) + "\n",
+        subtype="html",
     )
     return msg
 
@@ -92,7 +111,12 @@ class EmailChannel:
     def name(self) -> str:
         return "email"
 
-    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
+    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
+        return await self.deliver(group, receiver)
+
+    async def deliver(
+        self, note: Notification | GroupNotification, receiver: Receiver
+    ) -> DeliveryResult:
         spec = receiver.spec
         if not isinstance(spec, EmailReceiverSpec):
             raise DeliveryError(

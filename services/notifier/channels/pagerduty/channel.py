@@ -6,6 +6,11 @@ Severity: page → critical, ticket → error, warning → warning, info → inf
 ``custom_details`` carries the SLI per window, burn rates, error budget remaining and
 the group. Template: ``summary`` (at most 1024 characters). PagerDuty answers 202;
 400 (invalid event) is permanent, 429 and 5xx retriable.
+
+A group flush is NOT merged: PagerDuty's ``dedup_key`` names one incident, so each
+alert of the group is sent as its own event, in order, in one attempt (the first
+failure fails the attempt; a retry resends them all, which PagerDuty deduplicates by
+``dedup_key``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import orjson
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
-from services.notifier.message import Notification
+from services.notifier.message import GroupNotification, Notification
 from services.notifier.secrets import Secrets
 from services.notifier.templates import TITLE, Renderer, template_context
 from shared.definitions.kinds.receivers import PagerDutyReceiverSpec
@@ -87,6 +92,15 @@ class PagerDutyChannel:
     @property
     def name(self) -> str:
         return "pagerduty"
+
+    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
+        total = 0
+        status: int | None = None
+        for note in group.alerts:
+            result = await self.deliver(note, receiver)
+            total += result.latency_ms
+            status = result.status_code
+        return DeliveryResult(status_code=status, latency_ms=total)
 
     async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
         spec = receiver.spec

@@ -1,8 +1,10 @@
 """Microsoft Teams: an Adaptive Card (1.4) message, as Teams incoming webhooks and
 Power Automate "post to a channel when a webhook request is received" workflows take.
 
-Templates: ``title`` (bold heading), ``text`` (the body). Facts list the agreement,
-service, group, severity and SLI; actions open the ack link and the status API.
+Templates: ``title`` (bold heading), ``text`` (the body); for a group flush
+``group_title`` and ``group_text`` (one card listing every alert, one fact per alert).
+Facts list the agreement, service, group, severity and SLI; actions open the ack link
+and the status API.
 """
 
 from __future__ import annotations
@@ -15,14 +17,63 @@ import orjson
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
-from services.notifier.message import Notification
+from services.notifier.message import GroupNotification, Notification
 from services.notifier.secrets import Secrets
-from services.notifier.templates import TEXT, TITLE, Renderer, template_context
+from services.notifier.templates import (
+    GROUP_DEFAULTS,
+    TEXT,
+    TITLE,
+    Renderer,
+    group_context,
+    template_context,
+)
 from shared.definitions.kinds.receivers import TeamsReceiverSpec
 from shared.definitions.model import Receiver
 
 DEFAULTS = {"title": TITLE, "text": TEXT}
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+def _message(
+    title: str,
+    text: str,
+    resolved: bool,
+    facts: list[dict[str, Any]],
+    actions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    content = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {
+                "type": "TextBlock",
+                "text": title,
+                "weight": "Bolder",
+                "size": "Medium",
+                "wrap": True,
+                "color": "Good" if resolved else "Attention",
+            },
+            {"type": "TextBlock", "text": text, "wrap": True},
+            {"type": "FactSet", "facts": facts},
+        ],
+        "actions": actions,
+    }
+    return {
+        "type": "message",
+        "attachments": [{"contentType": CARD_TYPE, "contentUrl": None, "content": content}],
+    }
+
+
+def group_card(title: str, text: str, group: GroupNotification) -> dict[str, Any]:
+    facts = [
+        {
+            "title": "RESOLVED" if a.action == "resolve" else a.breach.severity.upper(),
+            "value": f"{a.breach.agreement.name}/{a.breach.objective} ({a.breach.id})",
+        }
+        for a in group.alerts
+    ]
+    return _message(title, text, group.status == "resolved", facts, [])
 
 
 def card(title: str, text: str, note: Notification, context: dict[str, Any]) -> dict[str, Any]:
@@ -44,28 +95,7 @@ def card(title: str, text: str, note: Notification, context: dict[str, Any]) -> 
     if note.action == "trigger" and note.ack_url:
         actions.append({"type": "Action.OpenUrl", "title": "Acknowledge", "url": note.ack_url})
     actions.append({"type": "Action.OpenUrl", "title": "Status", "url": note.status_url})
-    content = {
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "type": "AdaptiveCard",
-        "version": "1.4",
-        "body": [
-            {
-                "type": "TextBlock",
-                "text": title,
-                "weight": "Bolder",
-                "size": "Medium",
-                "wrap": True,
-                "color": "Good" if note.action == "resolve" else "Attention",
-            },
-            {"type": "TextBlock", "text": text, "wrap": True},
-            {"type": "FactSet", "facts": facts},
-        ],
-        "actions": actions,
-    }
-    return {
-        "type": "message",
-        "attachments": [{"contentType": CARD_TYPE, "contentUrl": None, "content": content}],
-    }
+    return _message(title, text, note.action == "resolve", facts, actions)
 
 
 class TeamsChannel:
@@ -102,6 +132,26 @@ class TeamsChannel:
             return self._secrets.url(spec.url), orjson.dumps(card(title, text, note, context))
 
         url, body = prepare(build)
+        return await self._post(url, body, note.idempotency_key, receiver)
+
+    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
+        spec = receiver.spec
+        if not isinstance(spec, TeamsReceiverSpec):
+            raise DeliveryError(Reason.UNSUPPORTED_CHANNEL, "not a teams receiver", retriable=False)
+
+        def build() -> tuple[str, bytes]:
+            context = group_context(group, self._renderer, spec.templates)
+            text = self._renderer.render("group_text", GROUP_DEFAULTS, spec.templates, context)
+            return self._secrets.url(spec.url), orjson.dumps(
+                group_card(context["headline"], text, group)
+            )
+
+        url, body = prepare(build)
+        return await self._post(url, body, group.idempotency_key, receiver)
+
+    async def _post(
+        self, url: str, body: bytes, idempotency_key: str, receiver: Receiver
+    ) -> DeliveryResult:
         return await post(
             self._http,
             url,
@@ -109,7 +159,7 @@ class TeamsChannel:
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
-                "Idempotency-Key": note.idempotency_key,
+                "Idempotency-Key": idempotency_key,
             },
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,

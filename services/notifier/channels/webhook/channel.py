@@ -1,4 +1,6 @@
-"""Generic webhook: POST the full breach event (``Breach.to_json()``) to the receiver's URL.
+"""Generic webhook: POST the full breach event (``Breach.to_json()``) to the receiver's URL;
+a group flush posts one Alertmanager-webhook-shaped document (:func:`group_body`) whose
+``alerts`` list every breach of the group.
 
 Headers: ``Content-Type: application/json``, ``Idempotency-Key`` (the same for every
 retry of one notification, so a receiver can drop duplicates), ``X-Slawatch-Kind``
@@ -11,16 +13,60 @@ failures are classified by :mod:`services.notifier.channels.http`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
 from services.notifier.channels.webhook.signature import HEADER, sign
-from services.notifier.message import Notification
+from services.notifier.message import GroupNotification, Notification, labels_of
 from services.notifier.secrets import Secrets
 from shared.definitions.model import Receiver, WebhookReceiverSpec
-from shared.timeutil import Clock, wall_clock_ms
+from shared.timeutil import Clock, to_rfc3339, wall_clock_ms
+
+GROUP_SCHEMA = "slawatch.group/1"
+
+
+def group_body(group: GroupNotification) -> dict[str, Any]:
+    """Alertmanager's webhook payload shape (``version`` 4), one entry per breach."""
+    alerts = []
+    for note in group.alerts:
+        breach = note.breach
+        resolved = note.action == "resolve"
+        ends = breach.resolved_at if resolved and breach.resolved_at is not None else None
+        alerts.append(
+            {
+                "status": "resolved" if resolved else "firing",
+                "kind": note.kind,
+                "labels": labels_of(breach),
+                "annotations": {},
+                "startsAt": to_rfc3339(breach.opened_at),
+                "endsAt": None if ends is None else to_rfc3339(ends),
+                "fingerprint": breach.id,
+                "statusURL": note.status_url,
+                "ackURL": note.ack_url,
+                "acknowledged": None
+                if note.ack is None
+                else {"by": note.ack.by, "comment": note.ack.comment, "at": note.ack.at},
+                "breach": breach.model_dump(mode="json"),
+            }
+        )
+    return {
+        "version": "4",
+        "schema": GROUP_SCHEMA,
+        "groupKey": group.group_key,
+        "receiver": group.receiver,
+        "status": group.status,
+        "flushedAt": to_rfc3339(group.at),
+        "groupLabels": dict(group.group_labels),
+        "commonLabels": group.common_labels,
+        "commonAnnotations": {},
+        "truncatedAlerts": 0,
+        "alerts": alerts,
+    }
 
 
 class WebhookChannel:
@@ -51,13 +97,32 @@ class WebhookChannel:
             raise DeliveryError(
                 Reason.UNSUPPORTED_CHANNEL, "not a webhook receiver", retriable=False
             )
-        body = note.breach.to_json()
+        return await self._post(
+            note.breach.to_json(), note.idempotency_key, note.kind, spec, receiver
+        )
 
+    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
+        spec = receiver.spec
+        if not isinstance(spec, WebhookReceiverSpec):
+            raise DeliveryError(
+                Reason.UNSUPPORTED_CHANNEL, "not a webhook receiver", retriable=False
+            )
+        body = orjson.dumps(group_body(group))
+        return await self._post(body, group.idempotency_key, group.kind, spec, receiver)
+
+    async def _post(
+        self,
+        body: bytes,
+        idempotency_key: str,
+        kind: str,
+        spec: WebhookReceiverSpec,
+        receiver: Receiver,
+    ) -> DeliveryResult:
         def headers() -> dict[str, str]:
             built = {
                 "Content-Type": "application/json",
-                "Idempotency-Key": note.idempotency_key,
-                "X-Slawatch-Kind": note.kind,
+                "Idempotency-Key": idempotency_key,
+                "X-Slawatch-Kind": kind,
                 "User-Agent": USER_AGENT,
             }
             if spec.secret is not None:
