@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import tempfile
 import time
 import uuid
@@ -57,6 +58,12 @@ T0 = 1_700_000_000_000
 REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
 #: Event time advances as in a live stream of 60,000 events/s.
 EVENTS_PER_MS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def agreements(quantile: bool) -> list[Agreement]:
@@ -191,6 +198,8 @@ async def throughput(infra: Any, results: Results, data: Path) -> None:
                 database_url=infra.database_url,
                 topic_prefix=f"b{uuid.uuid4().hex[:8]}",
                 data_dir=data,
+                # A free port: a fixed one collides with any other evaluator running here.
+                evaluator_port=free_port(),
                 events_partitions=4,
                 kafka_session_timeout_ms=6_000,
                 kafka_heartbeat_interval_ms=500,
