@@ -105,6 +105,7 @@ class Engine:
             self._by_service.setdefault(objective.service, []).append(objective)
         self.allowed_lateness_ms = allowed_lateness_ms
         self._partitions: dict[int, PartitionState] = {}
+        self._routes = _routes(self._by_service)
 
     def reload(self, objectives: Iterable[CompiledObjective]) -> dict[str, str]:
         """Switch to newly compiled objectives (hot reload); returns what happened to each.
@@ -152,6 +153,7 @@ class Engine:
         self._by_service = {}
         for objective in fresh.values():
             self._by_service.setdefault(objective.service, []).append(objective)
+        self._routes = _routes(self._by_service)
         return changes
 
     @property
@@ -180,30 +182,36 @@ class Engine:
 
     def process(self, partition: int, event: EventLike) -> Processed:
         """Evaluate one event of an owned partition."""
+        # The hot path: event fields are read once into locals.
         state = self._partitions[partition]
-        if state.max_time is not None:
-            watermark = state.max_time - self.allowed_lateness_ms
-            if event.time < watermark:
-                return Processed(late_by_ms=watermark - event.time)
+        time = event.time
+        max_time = state.max_time
+        if max_time is not None:
+            watermark = max_time - self.allowed_lateness_ms
+            if time < watermark:
+                return Processed(late_by_ms=watermark - time)
+        event_id = event.id
         seen = state.seen
-        if event.id in seen.times:
+        times = seen.times
+        if event_id in times:
             return Processed(duplicate=True)
-        if state.max_time is None or event.time > state.max_time:
-            state.max_time = event.time
+        if max_time is None or time > max_time:
+            state.max_time = time
             order = seen.order
-            if order and order[0][0] < event.time - self.dedup_horizon_ms:
-                seen.forget_before(event.time - self.dedup_horizon_ms)
-        seen.add(event.id, event.time)
+            if order and order[0][0] < time - self.dedup_horizon_ms:
+                seen.forget_before(time - self.dedup_horizon_ms)
+        times[event_id] = time  # SeenIds.add, inlined
+        seen.order.append((time, event_id))
         breaches: list[Breach] = []
         matched = 0
         shards = state.shards
-        for objective in self._by_service.get(event.service, ()):
+        for oid, objective in self._routes.get(event.service, ()):
             if not objective.matches(event):
                 continue
             matched += 1
-            shard = shards.get(objective.objective_id)
+            shard = shards.get(oid)
             if shard is None:
-                shard = shards[objective.objective_id] = objective.new_shard()
+                shard = shards[oid] = objective.new_shard()
             caused = shard.on_event(event)
             if caused:
                 breaches.extend(caused)
@@ -289,6 +297,17 @@ class Engine:
             for oid, shard in state.shards.items():
                 counts[oid] += shard.open_breaches()
         return counts
+
+
+def _routes(
+    by_service: dict[str, list[CompiledObjective]],
+) -> dict[str, tuple[tuple[str, CompiledObjective], ...]]:
+    """Per service, its objectives with their ids, so that :meth:`Engine.process` reads
+    no ``objective_id`` property per event."""
+    return {
+        service: tuple((o.objective_id, o) for o in objectives)
+        for service, objectives in by_service.items()
+    }
 
 
 def _same_measurement(old: CompiledObjective, new: CompiledObjective) -> bool:

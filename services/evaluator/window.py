@@ -102,12 +102,16 @@ class SlidingWindow:
 
         Returns ``False``, counting nothing, when the event is older than the window.
         """
-        self.advance(time_ms)
         index = time_ms // self.bucket_ms
-        assert self.head is not None
-        if index <= self.head - self.size:
+        head = self.head
+        if head is None or index > head:
+            self.advance(time_ms)  # the caller has usually advanced already
+            head = self.head
+            assert head is not None
+        size = self.size
+        if index <= head - size:
             return False
-        slot = index % self.size
+        slot = index % size
         self._valid[slot] += 1
         self.valid += 1
         if good:

@@ -321,65 +321,93 @@ class RatioShard:
         self.rollups: dict[tuple[str, int], list[int]] = {}
 
     def on_event(self, event: EventLike) -> list[Breach]:
-        good = self.compiled.classify(event)
+        # The hot path (once per selected event and objective): attributes are read
+        # into locals once, and the common case, an event in the present bucket of a
+        # group that is neither pending nor breaching, costs no further method call.
+        compiled = self.compiled
+        good = compiled.classify(event)
         if good is None:
             return []
-        group, key = self.compiled.group_and_key(event)
-        state = self.groups.get(key)
+        group, key = compiled.group_and_key(event)
+        groups = self.groups
+        state = groups.get(key)
         if state is None:
-            group, key, folded = capped_group(self.groups, group, key, self.compiled.max_groups)
-            self.compiled.overflow_events += folded
-            state = self.groups.get(key)
+            group, key, folded = capped_group(groups, group, key, compiled.max_groups)
+            compiled.overflow_events += folded
+            state = groups.get(key)
         if state is None:
-            state = RatioGroup(group=group, window=self.compiled.new_window())
-            self.groups[key] = state
+            state = RatioGroup(group=group, window=compiled.new_window())
+            groups[key] = state
         out: list[Breach] = []
+        time = event.time
         clock = state.clock
-        if clock is None or event.time > clock:
-            self._advance(state, event.time, out, event)
-        before = state.window.good
-        if state.window.add(event.time, good):
-            slot = (key, event.time - event.time % MINUTE_MS)
-            counts = self.rollups.get(slot)
+        window = state.window
+        if clock is None or time > clock:
+            expiry = window.next_expiry_ms()
+            if (
+                clock is not None
+                and expiry is not None
+                and expiry > time
+                and (state.open is not None or state.pending_since is None)
+            ):
+                # No evaluation instant in (clock, time]: no bucket leaves the window
+                # (so advancing it is a no-op) and no ``for`` timer is running.
+                state.clock = time
+            else:
+                self._advance(state, time, out, event)
+        before = window.good
+        if window.add(time, good):
+            slot = (key, time - time % MINUTE_MS)
+            rollups = self.rollups
+            counts = rollups.get(slot)
             if counts is None:
-                counts = self.rollups[slot] = [0, 0]
-            counts[0] += state.window.good - before
+                counts = rollups[slot] = [0, 0]
+            counts[0] += window.good - before
             counts[1] += 1
+            if (
+                state.open is None
+                and state.pending_since is None
+                and not compiled.rule.breaching(window.good, window.valid)
+            ):
+                return out  # what _evaluate would conclude, without the call
             assert state.clock is not None
             self._evaluate(state, state.clock, out, event)
         return out
 
     def advance(self, to_ms: int) -> list[Breach]:
         out: list[Breach] = []
+        advance = self._advance
         for state in self.groups.values():
-            if state.clock is not None and state.clock < to_ms:
-                self._advance(state, to_ms, out, None)
+            clock = state.clock
+            if clock is not None and clock < to_ms:
+                advance(state, to_ms, out, None)
         return out
 
     def _advance(
         self, state: RatioGroup, to_ms: int, out: list[Breach], trigger: EventLike | None
     ) -> None:
         """Step through every evaluation instant in ``(clock, to_ms]``, then set the clock."""
-        if state.clock is not None and to_ms <= state.clock:
-            return
-        if state.clock is not None:
+        clock = state.clock
+        window = state.window
+        if clock is not None:
+            if to_ms <= clock:
+                return
             for_ms = self.compiled.rule.for_ms
             while True:
-                clock = state.clock
-                instant: int | None = None
-                expiry = state.window.next_expiry_ms()
-                if expiry is not None and expiry <= to_ms:
-                    instant = expiry
-                if state.open is None and state.pending_since is not None:
-                    deadline = state.pending_since + for_ms
+                instant = window.next_expiry_ms()
+                if instant is not None and instant > to_ms:
+                    instant = None
+                pending_since = state.pending_since
+                if state.open is None and pending_since is not None:
+                    deadline = pending_since + for_ms
                     if clock < deadline <= to_ms and (instant is None or deadline < instant):
                         instant = deadline
                 if instant is None:
                     break
-                state.window.advance(instant)
-                state.clock = instant
+                window.advance(instant)
+                state.clock = clock = instant
                 self._evaluate(state, instant, out, None)  # time passing, not the event
-        state.window.advance(to_ms)
+        window.advance(to_ms)
         state.clock = to_ms
 
     def _evaluate(
