@@ -328,9 +328,13 @@ class RatioShard:
         good = compiled.classify(event)
         if good is None:
             return []
-        group, key = compiled.group_and_key(event)
         groups = self.groups
-        state = groups.get(key)
+        state = None if compiled._group_by else groups.get("")
+        if state is None:
+            group, key = compiled.group_and_key(event)
+            state = groups.get(key)
+        else:
+            group, key = state.group, ""  # an ungrouped objective's one group
         if state is None:
             group, key, folded = capped_group(groups, group, key, compiled.max_groups)
             compiled.overflow_events += folded
