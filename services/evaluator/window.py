@@ -142,11 +142,15 @@ class SlidingWindow:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for orjson: only non-empty buckets, by absolute bucket index."""
         buckets: list[list[int]] = []
-        if self.head is not None and self.valid:
-            for index in range(self.head - self.size + 1, self.head + 1):
-                slot = index % self.size
-                if self._valid[slot]:
-                    buckets.append([index, self._good[slot], self._valid[slot]])
+        head = self.head
+        if head is not None and self.valid:
+            # Locals: every checkpoint walks every bucket of every group.
+            size, good, valid = self.size, self._good, self._valid
+            for index in range(head - size + 1, head + 1):
+                slot = index % size
+                count = valid[slot]
+                if count:
+                    buckets.append([index, good[slot], count])
         return {"w": self.bucket_ms, "n": self.size, "head": self.head, "b": buckets}
 
     @classmethod
