@@ -117,3 +117,29 @@ async def post(
         if retriable
         else None,
     )
+
+
+async def post_json(
+    http: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    idempotency_key: str,
+    *,
+    timeout_s: float,
+    receiver_name: str,
+    destinations: DestinationPolicy | None = None,
+) -> DeliveryResult:
+    """:func:`post` a JSON body with the standard headers and an ``Idempotency-Key``."""
+    return await post(
+        http,
+        url,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Idempotency-Key": idempotency_key,
+        },
+        timeout_s=timeout_s,
+        receiver_name=receiver_name,
+        destinations=destinations,
+    )

@@ -16,7 +16,7 @@ import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationPolicy
-from services.notifier.channels.http import USER_AGENT, post, prepare
+from services.notifier.channels.http import post_json, prepare
 from services.notifier.message import GroupNotification, Notification
 from services.notifier.secrets import Secrets
 from services.notifier.templates import (
@@ -152,15 +152,11 @@ class TeamsChannel:
     async def _post(
         self, url: str, body: bytes, idempotency_key: str, receiver: Receiver
     ) -> DeliveryResult:
-        return await post(
+        return await post_json(
             self._http,
             url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                "Idempotency-Key": idempotency_key,
-            },
+            body,
+            idempotency_key,
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
             destinations=self._destinations,
