@@ -106,10 +106,10 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _backtest(_settings: Settings, args: argparse.Namespace) -> int:
+def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     from services.evaluator import backtest
 
-    return backtest.main(args)
+    return backtest.main(args, settings)
 
 
 def _source(settings: Settings, args: argparse.Namespace) -> int:

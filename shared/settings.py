@@ -41,12 +41,29 @@ class Settings(BaseSettings):
     # Ingest limits
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=10_000, ge=1)
+    #: Events produced and not yet acknowledged, over all requests (503 past it).
+    ingest_max_inflight: int = Field(default=50_000, ge=1)
+    #: How long a request waits for the broker's acknowledgements.
+    ingest_publish_timeout_s: float = Field(default=10.0, gt=0)
+    #: Fail-fast period after a request the broker did not acknowledge.
+    ingest_overload_cooldown_ms: int = Field(default=1_000, ge=0)
+    #: Acknowledged ids remembered to answer retried batches as duplicates.
+    ingest_dedup_capacity: int = Field(default=100_000, ge=1)
+    ingest_dedup_horizon_ms: int = Field(default=300_000, ge=1)
 
     # Evaluator
     allowed_lateness_ms: int = Field(default=30_000, ge=0)
     checkpoint_every_events: int = Field(default=5_000, ge=1)
     checkpoint_interval_ms: int = Field(default=5_000, ge=10)
     idle_tick_ms: int = Field(default=1_000, ge=10)
+    #: Event time an id is remembered per partition, so a repeat is counted once.
+    dedup_horizon_ms: int = Field(default=600_000, ge=1)
+    #: Groups per objective and partition; events of new groups past it fold into
+    #: the overflow group (services.evaluator.objectives.base.MAX_GROUPS).
+    evaluator_max_groups: int = Field(default=10_000, ge=1)
+    #: Open deadline clocks per (objective, group) and partition; new starts past it
+    #: are refused (services.evaluator.objectives.deadline.MAX_OPEN_ENTITIES).
+    evaluator_max_open_entities: int = Field(default=100_000, ge=1)
 
     # Notifier
     delivery_timeout_ms: int = Field(default=5_000, ge=10)

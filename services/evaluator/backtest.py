@@ -26,9 +26,12 @@ from pydantic import ValidationError
 
 from services.evaluator.engine import Engine
 from services.evaluator.objectives import compile_catalog
+from services.evaluator.objectives.base import MAX_GROUPS
+from services.evaluator.objectives.deadline import MAX_OPEN_ENTITIES
 from shared.definitions.model import Agreement, Document, Receiver
 from shared.definitions.store import Catalog
 from shared.schemas import Breach, Event
+from shared.settings import Settings
 from shared.timeutil import Clock, to_rfc3339
 
 
@@ -89,9 +92,20 @@ def run(
     clock: Clock,
     allowed_lateness_ms: int = 30_000,
     until: int | None = None,
+    dedup_horizon_ms: int = 600_000,
+    max_groups: int = MAX_GROUPS,
+    max_open_entities: int = MAX_OPEN_ENTITIES,
 ) -> Backtest:
-    """Feed ``events`` through a fresh engine (see the module docstring)."""
-    engine = Engine(compile_catalog(catalog, clock), allowed_lateness_ms=allowed_lateness_ms)
+    """Feed ``events`` through a fresh engine (see the module docstring).
+
+    The limits are the live evaluator's settings (``slawatch backtest`` passes them),
+    so a backtest folds groups and refuses deadline starts where the evaluator would.
+    """
+    engine = Engine(
+        compile_catalog(catalog, clock, max_groups=max_groups, max_open_entities=max_open_entities),
+        allowed_lateness_ms=allowed_lateness_ms,
+        dedup_horizon_ms=dedup_horizon_ms,
+    )
     partitions: dict[str, int] = {}
     result = Backtest()
     for event in events:
@@ -158,8 +172,11 @@ def add_command(sub: Any) -> None:
     cmd.add_argument("--allowed-lateness-ms", type=int, default=30_000)
 
 
-def main(args: Any) -> int:
-    """``slawatch backtest``: breach events as JSON lines, then the summary on stderr."""
+def main(args: Any, settings: Settings | None = None) -> int:
+    """``slawatch backtest``: breach events as JSON lines, then the summary on stderr.
+
+    ``settings`` (the CLI's) give the dedup horizon and the group and open-entity caps.
+    """
     import sys
 
     from shared.definitions.load import DefinitionsInvalid, load_paths
@@ -176,6 +193,7 @@ def main(args: Any) -> int:
             clock=wall_clock_ms,
             allowed_lateness_ms=args.allowed_lateness_ms,
             until=until,
+            **({} if settings is None else limits(settings)),
         )
     except DefinitionsInvalid as exc:
         for error in exc.errors:
@@ -195,6 +213,15 @@ def main(args: Any) -> int:
     for line in summary(result):
         print(line, file=report)
     return 0
+
+
+def limits(settings: Settings) -> dict[str, int]:
+    """The keyword arguments of :func:`run` that come from the evaluator's settings."""
+    return {
+        "dedup_horizon_ms": settings.dedup_horizon_ms,
+        "max_groups": settings.evaluator_max_groups,
+        "max_open_entities": settings.evaluator_max_open_entities,
+    }
 
 
 def _hms(ms: int) -> str:

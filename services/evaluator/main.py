@@ -26,6 +26,7 @@ from services.evaluator.consumer import EvaluatorConsumer, consumer_group
 from services.evaluator.engine import Engine
 from services.evaluator.metrics import EvaluatorMetrics
 from services.evaluator.objectives import compile_catalog
+from services.evaluator.objectives.base import CompiledObjective
 from shared import db, kafka
 from shared.definitions.store import Catalog, load_catalog
 from shared.definitions.watch import CatalogWatcher
@@ -40,6 +41,29 @@ log = logging.getLogger(__name__)
 HTTP_STOP_S = 2.0
 
 
+def compile_objectives(
+    catalog: Catalog, settings: Settings, clock: Clock
+) -> list[CompiledObjective]:
+    """The catalog's objectives under the configured limits (start and hot reload)."""
+    return list(
+        compile_catalog(
+            catalog,
+            clock,
+            max_groups=settings.evaluator_max_groups,
+            max_open_entities=settings.evaluator_max_open_entities,
+        )
+    )
+
+
+def new_engine(catalog: Catalog, settings: Settings, clock: Clock) -> Engine:
+    """An engine over ``catalog`` with the configured lateness, dedup horizon and limits."""
+    return Engine(
+        compile_objectives(catalog, settings, clock),
+        allowed_lateness_ms=settings.allowed_lateness_ms,
+        dedup_horizon_ms=settings.dedup_horizon_ms,
+    )
+
+
 async def build_engine(
     database: AsyncEngine, settings: Settings, clock: Clock, catalog: Catalog | None = None
 ) -> Engine:
@@ -47,9 +71,7 @@ async def build_engine(
     if catalog is None:
         async with db.sessions(database)() as session:
             catalog = await load_catalog(session)
-    engine = Engine(
-        compile_catalog(catalog, clock), allowed_lateness_ms=settings.allowed_lateness_ms
-    )
+    engine = new_engine(catalog, settings, clock)
     log.info("objectives loaded", extra={"objectives": sorted(engine.objectives)})
     return engine
 
@@ -83,7 +105,7 @@ async def run(
 
         async def definitions_changed(catalog: Catalog) -> None:
             try:
-                compiled = list(compile_catalog(catalog, clock))
+                compiled = compile_objectives(catalog, settings, clock)
             except ValueError:
                 log.exception("reloaded definitions do not compile; keeping the current ones")
                 return

@@ -9,6 +9,7 @@ slawatch_events_evaluated_total             —                      1
 slawatch_late_events_total                  —                      1
 slawatch_duplicate_events_total             —                      1
 slawatch_group_overflow_events_total        objective              objectives
+slawatch_deadline_entities_refused_total    objective              deadline objectives
 slawatch_evaluator_deadletters_total        reason (late|invalid)  2
 slawatch_breaches_opened_total              objective              objectives
 slawatch_active_breaches                    objective              objectives
@@ -30,6 +31,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.evaluator.engine import Engine
+from services.evaluator.objectives.deadline import take_refused
 from shared.metrics import LATENCY_BUCKETS_S
 
 
@@ -55,6 +57,13 @@ class EvaluatorMetrics:
         self.group_overflow = Counter(
             "slawatch_group_overflow_events_total",
             "Events of new groups past an objective's group cap, folded into its overflow group.",
+            ["objective"],
+            registry=registry,
+        )
+        self.deadline_refused = Counter(
+            "slawatch_deadline_entities_refused_total",
+            "Deadline clocks not started: the group already held the most open entities "
+            "(SLAWATCH_EVALUATOR_MAX_OPEN_ENTITIES).",
             ["objective"],
             registry=registry,
         )
@@ -106,6 +115,13 @@ class EvaluatorMetrics:
             "Checkpoint transactions (state and offsets of partitions) written to PostgreSQL.",
             registry=registry,
         )
+
+    def count_refused(self, engine: Engine) -> dict[str, int]:
+        """Count the deadline starts refused since the last call; returns them per objective."""
+        refused = take_refused(engine.objectives.values())
+        for objective_id, count in refused.items():
+            self.deadline_refused.labels(objective_id).inc(count)
+        return refused
 
     def refresh(self, engine: Engine) -> None:
         """Set the gauges from the engine's state; cheap, run on the idle tick."""

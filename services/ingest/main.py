@@ -51,7 +51,8 @@ async def run(
 ) -> None:
     """Run ingest until ``stop`` is set; raise the first task failure.
 
-    ``http_options`` override :class:`IngestDeps` defaults (timeouts, bounds);
+    ``http_options`` override :class:`IngestDeps` fields, including the bounds taken
+    from ``settings`` (:func:`http_limits`);
     ``sources`` replaces the Source definitions from the database (tests, benchmarks).
     """
     registry = registry if registry is not None else new_registry()
@@ -76,9 +77,7 @@ async def run(
             topics=topics,
             metrics=metrics,
             clock=clock,
-            max_body_bytes=settings.max_body_bytes,
-            max_batch_items=settings.max_batch_items,
-            **(http_options or {}),
+            **{**http_limits(settings), **(http_options or {})},
         )
         app = create_app(deps, registry, {"broker": publisher.ready})
         source_service = SourcesService(
@@ -129,6 +128,19 @@ async def run(
     if supervisor.failure is not None:
         raise supervisor.failure
     log.info("ingest stopped")
+
+
+def http_limits(settings: Settings) -> dict[str, Any]:
+    """The :class:`IngestDeps` bounds that are settings (``docs/ingest.md``, Limits)."""
+    return {
+        "max_body_bytes": settings.max_body_bytes,
+        "max_batch_items": settings.max_batch_items,
+        "max_inflight": settings.ingest_max_inflight,
+        "publish_timeout_s": settings.ingest_publish_timeout_s,
+        "overload_cooldown_ms": settings.ingest_overload_cooldown_ms,
+        "dedup_capacity": settings.ingest_dedup_capacity,
+        "dedup_horizon_ms": settings.ingest_dedup_horizon_ms,
+    }
 
 
 async def _relay(stop: asyncio.Event, supervisor: Supervisor) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping
 
 import orjson
 
-from services.evaluator.objectives.base import CompiledObjective
-from services.evaluator.objectives.deadline import CompiledDeadline
+from services.evaluator.objectives.base import MAX_GROUPS, CompiledObjective
+from services.evaluator.objectives.deadline import MAX_OPEN_ENTITIES, CompiledDeadline
 from services.evaluator.objectives.freshness import CompiledFreshness
 from services.evaluator.objectives.quantile import CompiledQuantile
 from services.evaluator.objectives.ratio import CompiledRatio
@@ -26,9 +26,19 @@ log = logging.getLogger(__name__)
 
 
 def compile_catalog(
-    catalog: Catalog, clock: Clock, calendars: Mapping[str, CalendarSpec] | None = None
+    catalog: Catalog,
+    clock: Clock,
+    calendars: Mapping[str, CalendarSpec] | None = None,
+    *,
+    max_groups: int = MAX_GROUPS,
+    max_open_entities: int = MAX_OPEN_ENTITIES,
 ) -> Iterator[CompiledObjective]:
     """Every objective of every agreement, compiled; ``clock`` stamps ``detected_at``.
+
+    ``max_groups`` caps the groups of every objective (per partition, see
+    :func:`.base.capped_group`); ``max_open_entities`` the open clocks of a deadline
+    objective per group (see :mod:`.deadline`). The live evaluator passes its settings.
+    Neither is part of the fingerprint: they change only with a restart.
 
     ``calendars`` are the Calendar specs by name that deadline objectives refer to (by
     default the catalog's Calendars); a deadline objective naming an unknown calendar is
@@ -58,11 +68,11 @@ def compile_catalog(
             compiled: CompiledObjective
             calendar: CalendarSpec | None = None
             if isinstance(objective, RatioObjective):
-                compiled = CompiledRatio(agreement, objective, clock)
+                compiled = CompiledRatio(agreement, objective, clock, max_groups=max_groups)
             elif isinstance(objective, QuantileObjective):
-                compiled = CompiledQuantile(agreement, objective, clock)
+                compiled = CompiledQuantile(agreement, objective, clock, max_groups=max_groups)
             elif isinstance(objective, FreshnessObjective):
-                compiled = CompiledFreshness(agreement, objective, clock)
+                compiled = CompiledFreshness(agreement, objective, clock, max_groups=max_groups)
             else:
                 cal_name = objective.calendar
                 if cal_name is not None and cal_name not in calendars:
@@ -72,7 +82,14 @@ def compile_catalog(
                     )
                     continue
                 calendar = calendars[cal_name] if cal_name is not None else None
-                compiled = CompiledDeadline(agreement, objective, clock, calendar)
+                compiled = CompiledDeadline(
+                    agreement,
+                    objective,
+                    clock,
+                    calendar,
+                    max_groups=max_groups,
+                    max_open_entities=max_open_entities,
+                )
             compiled.fingerprint = orjson.dumps(
                 [
                     envelope,

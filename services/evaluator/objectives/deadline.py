@@ -24,15 +24,29 @@ The breach id is derived from the group, the entity and the start time, so the
 warnings, the breach and its resolution of one entity share it. Events of an entity
 older than its clock are applied at the clock's time (a clock never runs backwards).
 A stop, pause or resume for an unknown entity is ignored; a repeated start too.
+
+Bounded memory, per partition: at most ``max_groups`` groups hold open clocks (the
+start of an entity of a new group past that cap counts in the overflow group, every
+``groupBy`` attribute ``_overflow``, as in every other objective; the entity's later
+events find it there), and at most ``max_open_entities`` clocks are open per group.
+At that cap a *start* is refused: the entity is not measured (its later events are
+those of an unknown entity, ignored), the clocks already open run on untouched, and
+the refusal is counted (``slawatch_deadline_entities_refused_total``) and logged by
+the consumer. A stop frees a slot for the next start. Refusing the newcomer rather
+than evicting an old clock keeps the warnings and breaches of the tickets already
+tracked, whose deadlines come first. Counts are derived from the open clocks, which
+are in the snapshot, so a replay or a restore refuses exactly the same starts; a
+snapshot taken under a larger cap keeps all its clocks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from services.evaluator.business import BusinessClock
-from services.evaluator.objectives.base import EventLike, GroupStatus
+from services.evaluator.objectives.base import OVERFLOW, EventLike, GroupStatus, capped_group
 from services.evaluator.objectives.common import Selected
 from shared.definitions.model import Agreement, CalendarSpec, DeadlineObjective
 from shared.schemas import Breach, BreachKind, WindowSli, breach_id, group_key
@@ -40,6 +54,8 @@ from shared.timeutil import Clock, format_duration
 
 RULE = "deadline"
 ENTITY = "entity"
+#: Open clocks per group and partition before new starts are refused.
+MAX_OPEN_ENTITIES = 100_000
 
 
 @dataclass
@@ -55,6 +71,8 @@ class EntityClock:
     warned: int = 0
     opened: bool = False
     opened_at: int | None = None
+    #: ``group_key`` of the group without the entity (not in the snapshot: derived).
+    gkey: str = ""
 
 
 class CompiledDeadline(Selected):
@@ -66,10 +84,15 @@ class CompiledDeadline(Selected):
         objective: DeadlineObjective,
         clock: Clock,
         calendar: CalendarSpec | None = None,
+        *,
+        max_open_entities: int = MAX_OPEN_ENTITIES,
         **kw: Any,
     ) -> None:
         super().__init__(agreement, objective, clock, **kw)
         self.definition = objective
+        self.max_open_entities = max_open_entities
+        #: Starts refused at the open-entity cap since the consumer last took the count.
+        self.refused_entities = 0
         self.business = BusinessClock(calendar)
         self.start_types = frozenset(objective.start)
         self.stop_types = frozenset(objective.stop)
@@ -95,8 +118,19 @@ class CompiledDeadline(Selected):
                 opened=bool(raw["opened"]),
                 opened_at=raw["opened_at"],
             )
+            e.gkey = group_key({k: v for k, v in e.group.items() if k != ENTITY})
             entities[group_key(e.group)] = e
         return DeadlineShard(self, entities)
+
+
+def take_refused(objectives: Iterable[object]) -> dict[str, int]:
+    """Starts refused at the open-entity cap per deadline objective since the last call."""
+    out: dict[str, int] = {}
+    for objective in objectives:
+        if isinstance(objective, CompiledDeadline) and objective.refused_entities:
+            out[objective.objective_id] = objective.refused_entities
+            objective.refused_entities = 0
+    return out
 
 
 class DeadlineShard:
@@ -105,6 +139,10 @@ class DeadlineShard:
     def __init__(self, compiled: CompiledDeadline, entities: dict[str, EntityClock]) -> None:
         self.compiled = compiled
         self.entities = entities
+        #: Open clocks per group (``gkey``); a group without any is not held.
+        self.open: dict[str, int] = {}
+        for e in entities.values():
+            self.open[e.gkey] = self.open.get(e.gkey, 0) + 1
 
     # -- clock arithmetic ---------------------------------------------------------
 
@@ -143,20 +181,20 @@ class DeadlineShard:
         entity = event.entity
         if entity is None:
             return []
-        group = {**c.group_of(event), ENTITY: entity}
-        key = group_key(group)
+        group = c.group_of(event)
+        key = group_key({**group, ENTITY: entity})
         e = self.entities.get(key)
+        if e is None and group:
+            # Its clock may have started while its group was folded into the overflow.
+            folded = group_key({**dict.fromkeys(group, OVERFLOW), ENTITY: entity})
+            e = self.entities.get(folded)
+            if e is not None:
+                key = folded
         out: list[Breach] = []
         kind = event.type
         if e is None:
-            if kind not in c.start_types:
-                return out
-            target = c.definition.target_ms(event.attributes)
-            if target is None:
-                return out
-            self.entities[key] = EntityClock(
-                group, event.time, target, running_since=event.time, clock=event.time
-            )
+            if kind in c.start_types:
+                self._start(group, entity, event)
             return out
         at = max(e.clock, event.time)
         self._run_timers(e, at, out, None)  # due before the event: time passing
@@ -167,12 +205,34 @@ class DeadlineShard:
             if e.opened:  # the timers above have opened it if the stop came late
                 out.append(self._breach("breach.resolved", e, at, event))
             del self.entities[key]
+            left = self.open[e.gkey] - 1
+            if left:
+                self.open[e.gkey] = left
+            else:
+                del self.open[e.gkey]  # frees the group's slot under the group cap
         elif kind in c.pause_types and e.running_since is not None:
             e.used_ms = self.used(e, at)
             e.running_since = None
         elif kind in c.resume_types and e.running_since is None:
             e.running_since = at
         return out
+
+    def _start(self, group: dict[str, str], entity: str, event: EventLike) -> None:
+        c = self.compiled
+        target = c.definition.target_ms(event.attributes)
+        if target is None:
+            return  # not measured, and so not counted against the cap
+        group, gkey, folded = capped_group(self.open, group, group_key(group), c.max_groups)
+        c.overflow_events += folded
+        held = self.open.get(gkey, 0)
+        if held >= c.max_open_entities:
+            c.refused_entities += 1
+            return
+        self.open[gkey] = held + 1
+        group = {**group, ENTITY: entity}
+        self.entities[group_key(group)] = EntityClock(
+            group, event.time, target, running_since=event.time, clock=event.time, gkey=gkey
+        )
 
     def advance(self, to_ms: int) -> list[Breach]:
         out: list[Breach] = []
