@@ -227,13 +227,16 @@ class SliRollup(Base):
     """Good and valid events of one (objective, group) in one minute of event time
     (``minute`` = epoch ms of its start). Written by the evaluator in the checkpoint
     transaction, so every counted event is in exactly one rollup row; for reports and
-    for rebuilding long windows."""
+    for rebuilding windows on a definition change. ``fingerprint``: what the objective
+    measured (selection, good rule, grouping; ``""`` for rows older than the column),
+    so rows counted under an earlier definition are told apart."""
 
     __tablename__ = "evaluator_sli_rollups"
 
     objective_id: Mapped[str] = mapped_column(String(512), primary_key=True)
-    group_key: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True, server_default="")
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    group_key: Mapped[str] = mapped_column(String(2048), primary_key=True)
     group: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False)
     good: Mapped[int] = mapped_column(BigInteger, nullable=False)
     valid: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -6,6 +6,10 @@ disagree. The per-minute SLI rollups counted since the previous checkpoint are a
 to ``evaluator_sli_rollups`` in the same transaction. The stored offset, not Kafka's
 committed one, is the source of truth: on assignment the consumer restores the state
 and seeks to it.
+
+Each rollup row carries the rollup fingerprint of its objective (what it measured),
+so a window rebuilt after a definition change (:meth:`CheckpointStore.load_rollups`)
+reads only rows that counted the same events the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.evaluator.engine import Rollup
-from shared.models import Checkpoint
+from services.evaluator.engine import RebuildRequest, Rollup
+from shared.models import Checkpoint, SliRollup
 
 
 @dataclass(frozen=True)
@@ -32,31 +36,37 @@ class StoredCheckpoint:
 
 
 _ROLLUP_UPSERT = text(
-    """INSERT INTO evaluator_sli_rollups (objective_id, group_key, minute, "group", good, valid)
-       VALUES (:objective_id, :group_key, :minute, CAST(:group AS jsonb), :good, :valid)
-       ON CONFLICT (objective_id, group_key, minute) DO UPDATE
+    """INSERT INTO evaluator_sli_rollups
+         (objective_id, fingerprint, group_key, minute, "group", good, valid)
+       VALUES (:objective_id, :fingerprint, :group_key, :minute, CAST(:group AS jsonb),
+               :good, :valid)
+       ON CONFLICT (objective_id, fingerprint, group_key, minute) DO UPDATE
        SET good = evaluator_sli_rollups.good + EXCLUDED.good,
            valid = evaluator_sli_rollups.valid + EXCLUDED.valid"""
 )
 
 
 def _rollup_rows(rollups: Sequence[Rollup]) -> list[dict[str, Any]]:
-    """One parameter set per (objective, group, minute), counts merged (executemany)."""
-    merged: dict[tuple[str, str, int], list[Any]] = {}
+    """One parameter set per (objective, fingerprint, group, minute), counts merged
+    (executemany)."""
+    merged: dict[tuple[str, str, str, int], list[Any]] = {}
     for r in rollups:
-        row = merged.setdefault((r.objective_id, r.group_key, r.minute), [r.group, 0, 0])
+        row = merged.setdefault(
+            (r.objective_id, r.fingerprint, r.group_key, r.minute), [r.group, 0, 0]
+        )
         row[1] += r.good
         row[2] += r.valid
     return [
         {
             "objective_id": oid,
+            "fingerprint": fingerprint,
             "group_key": key,
             "minute": minute,
             "group": orjson.dumps(group).decode(),
             "good": good,
             "valid": valid,
         }
-        for (oid, key, minute), (group, good, valid) in merged.items()
+        for (oid, fingerprint, key, minute), (group, good, valid) in merged.items()
     ]
 
 
@@ -113,3 +123,38 @@ class CheckpointStore:
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
         return {p: StoredCheckpoint(state=bytes(s), next_offset=o) for p, s, o in rows}
+
+    async def load_rollups(self, requests: Sequence[RebuildRequest]) -> dict[str, list[Rollup]]:
+        """Per requested objective, its rollup rows under the requested fingerprint from
+        minute ``since_ms`` on (every consumer group's: a group's rows come from the
+        one partition that held it)."""
+        out: dict[str, list[Rollup]] = {r.objective_id: [] for r in requests}
+        wanted = [r for r in requests if r.since_ms is not None and r.fingerprint]
+        if not wanted:
+            return out
+        async with self.sessions() as session:
+            for request in wanted:
+                query = select(
+                    SliRollup.group_key,
+                    SliRollup.minute,
+                    SliRollup.group,
+                    SliRollup.good,
+                    SliRollup.valid,
+                ).where(
+                    SliRollup.objective_id == request.objective_id,
+                    SliRollup.fingerprint == request.fingerprint,
+                    SliRollup.minute >= request.since_ms,
+                )
+                out[request.objective_id] = [
+                    Rollup(
+                        request.objective_id,
+                        key,
+                        minute,
+                        dict(group),
+                        good,
+                        valid,
+                        request.fingerprint,
+                    )
+                    for key, minute, group, good, valid in await session.execute(query)
+                ]
+        return out

@@ -22,6 +22,11 @@ sees half a batch; records of a partition lost meanwhile are skipped. A failure 
 restore is fatal (processing without state would count wrong); it is raised from the
 loop, since aiokafka swallows listener errors.
 
+Hot reload (:meth:`EvaluatorConsumer.reload`, under the same lock): checkpoint every
+owned partition, so the per-minute rollups counted so far are in PostgreSQL; read the
+rollups of the objectives whose windows are rebuilt (:mod:`.rebuild`); switch the
+engine to the new objectives.
+
 Idle tick: every ``idle_tick_ms`` of wall time, event time is let pass to each
 partition's watermark (see :meth:`Engine.tick`) and the gauges are refreshed. Nothing
 slow runs per record: produce acks, checkpoints and commits are per batch.
@@ -37,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from services.evaluator.checkpoint import CheckpointStore, StoredCheckpoint
-from services.evaluator.engine import Engine
+from services.evaluator.engine import Engine, Rollup
 from services.evaluator.exceptions import EvaluatorError
 from services.evaluator.fastevent import InvalidEvent, decode
 from services.evaluator.metrics import EvaluatorMetrics
@@ -265,12 +270,36 @@ class EvaluatorConsumer:
             )
 
     async def reload(self, objectives: list[CompiledObjective]) -> dict[str, str]:
-        """Hot reload between two batches (the loop's lock): see :meth:`Engine.reload`."""
+        """Hot reload between two batches (the loop's lock): see :meth:`Engine.reload`.
+
+        First a checkpoint of every owned partition, so the rollups counted so far are
+        in PostgreSQL (each event in exactly one row, none lost with a replaced shard);
+        then the rollups of the objectives to rebuild are read and handed to the engine.
+        """
         async with self._lock:
-            changes = self.engine.reload(objectives)
+            await self._checkpoint(self.engine.partitions)
+            history = await self._rebuild_history(objectives)
+            changes = self.engine.reload(objectives, history)
             self.metrics.refresh(self.engine)
         log.info("objectives reloaded", extra={"changes": changes})
         return changes
+
+    async def _rebuild_history(
+        self, objectives: list[CompiledObjective]
+    ) -> dict[str, list[Rollup]]:
+        """The rollups the engine rebuilds changed windows from; none (they restart
+        empty) if reading them fails, since a reload must not be lost to it."""
+        requests = self.engine.rebuild_requests(objectives)
+        if not requests:
+            return {}
+        try:
+            return await self.store.load_rollups(requests)
+        except Exception:
+            log.exception(
+                "reading rollups for a rebuild failed; the changed objectives restart empty",
+                extra={"objectives": [r.objective_id for r in requests]},
+            )
+            return {}
 
     async def on_revoked(self, partitions: list[int]) -> None:
         """Checkpoint and drop the partitions this instance loses."""

@@ -32,10 +32,13 @@ across restarts and rebalances.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from services.evaluator import rebuild
+from services.evaluator.objectives import rollup_fingerprint_of
 from services.evaluator.objectives.base import CompiledObjective, EventLike, GroupStatus
+from services.evaluator.objectives.ratio import CompiledRatio
 from services.evaluator.state import PartitionState, decode, encode
 from shared.schemas import Breach
 
@@ -45,7 +48,9 @@ LIVE_GAP_MS = 86_400_000
 
 @dataclass(frozen=True)
 class Rollup:
-    """Good and valid events of one (objective, group) in one minute of event time."""
+    """Good and valid events of one (objective, group) in one minute of event time,
+    counted under the rollup ``fingerprint`` of the objective (what it measured: see
+    :func:`~services.evaluator.objectives.rollup_fingerprint`)."""
 
     objective_id: str
     group_key: str
@@ -53,6 +58,18 @@ class Rollup:
     group: dict[str, str]
     good: int
     valid: int
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class RebuildRequest:
+    """The rollups a reload needs to rebuild one objective: rows of ``objective_id``
+    counted under ``fingerprint``, from minute ``since_ms`` on (``None``: no group of
+    it in the owned partitions, nothing to read)."""
+
+    objective_id: str
+    fingerprint: str
+    since_ms: int | None
 
 
 class Processed:
@@ -107,20 +124,32 @@ class Engine:
         self._partitions: dict[int, PartitionState] = {}
         self._routes = _routes(self._by_service)
 
-    def reload(self, objectives: Iterable[CompiledObjective]) -> dict[str, str]:
+    def reload(
+        self,
+        objectives: Iterable[CompiledObjective],
+        history: Mapping[str, Sequence[Rollup]] | None = None,
+    ) -> dict[str, str]:
         """Switch to newly compiled objectives (hot reload); returns what happened to each.
 
         An objective whose fingerprint is unchanged keeps its compiled object and its
         state in every partition (``"kept"``). One whose target or alerting changed but
-        whose measurement did not (same ``measure_fingerprint``: service, selection,
-        good rule, window, grouping) keeps its window counts and open breaches under the
-        new definition (``"carried"``): the next event or tick decides with the new
-        target, resolving or opening as it says. Any other change *restarts empty*
-        (``"restarted"``): its windows refill from new events; breaches it had open
-        are forgotten without a ``breach.resolved`` (its id and rules may have
-        changed), as when the alerting policy kind changes the state's shape.
-        Removed objectives lose their state (``"removed"``), new ones start empty
-        (``"added"``).
+        whose measurement and state shape did not (same ``measure_fingerprint``:
+        service, selection, good rule, window, grouping; same alerting policy kind and
+        burn-rate windows) keeps its window counts and open breaches under the new
+        definition (``"carried"``): the next event or tick decides with the new
+        target, resolving or opening as it says.
+
+        A ratio objective whose rollups still measure the same thing (selection, good
+        rule, grouping) but whose window or alerting policy changed is rebuilt from
+        its per-minute rollups (``"rebuilt"``, see :mod:`.rebuild`) when ``history``
+        holds its rows (the shell reads them for :meth:`rebuild_requests`); each group
+        is rebuilt in the partition that held it. Without ``history`` (the backtest
+        has no database) it restarts.
+
+        Any other change *restarts empty* (``"restarted"``): its windows refill from
+        new events; breaches it had open are forgotten without a ``breach.resolved``
+        (its id and rules may have changed). Removed objectives lose their state
+        (``"removed"``), new ones start empty (``"added"``).
         """
         old = self.objectives
         fresh: dict[str, CompiledObjective] = {}
@@ -130,31 +159,75 @@ class Engine:
             if oid in fresh:
                 raise ValueError(f"duplicate objective {oid}")
             previous = old.get(oid)
-            if previous is not None and previous.fingerprint == objective.fingerprint:
+            if previous is None:
+                fresh[oid] = objective
+                changes[oid] = "added"
+            elif previous.fingerprint == objective.fingerprint:
                 fresh[oid] = previous
                 changes[oid] = "kept"
-            elif previous is not None and _same_measurement(previous, objective):
-                fresh[oid] = objective
-                changes[oid] = "carried"
             else:
                 fresh[oid] = objective
-                changes[oid] = "added" if previous is None else "restarted"
+                change = _reload_plan(previous, objective)
+                if change == "rebuilt" and (history is None or oid not in history):
+                    change = "restarted"
+                changes[oid] = change
         for oid in old:
             if oid not in fresh:
                 changes[oid] = "removed"
+        minutes = {
+            oid: _minutes_by_key(rows)
+            for oid, rows in (history or {}).items()
+            if changes.get(oid) == "rebuilt"
+        }
         for state in self._partitions.values():
             for oid in list(state.shards):
-                change = changes.get(oid)
-                if change == "carried" and not _carry(state, oid, fresh[oid]):
-                    changes[oid] = "restarted"
-                elif change not in ("kept", "carried"):
+                move = changes.get(oid)
+                if move == "carried":
+                    moved = _carry(state, oid, fresh[oid])
+                elif move == "rebuilt":
+                    moved = _rebuild(state, oid, old[oid], fresh[oid], minutes[oid])
+                elif move == "kept":
+                    continue
+                else:
                     del state.shards[oid]
+                    continue
+                if not moved:
+                    changes[oid] = "restarted"
         self.objectives = fresh
         self._by_service = {}
         for objective in fresh.values():
             self._by_service.setdefault(objective.service, []).append(objective)
         self._routes = _routes(self._by_service)
         return changes
+
+    def rebuild_requests(self, objectives: Iterable[CompiledObjective]) -> list[RebuildRequest]:
+        """The rollups :meth:`reload` with these objectives would rebuild from.
+
+        One request per objective that would be ``"rebuilt"``; ``since_ms`` is the
+        earliest minute any of its groups' new windows can hold (the oldest group
+        clock minus :func:`~.rebuild.history_span_ms`).
+        """
+        out: list[RebuildRequest] = []
+        for objective in objectives:
+            oid = objective.objective_id
+            previous = self.objectives.get(oid)
+            if (
+                previous is None
+                or previous.fingerprint == objective.fingerprint
+                or _reload_plan(previous, objective) != "rebuilt"
+            ):
+                continue
+            assert isinstance(objective, CompiledRatio)
+            clocks = [
+                raw["clock"]
+                for state in self._partitions.values()
+                if oid in state.shards
+                for raw in state.shards[oid].dump()["groups"]
+                if raw.get("clock") is not None
+            ]
+            since = min(clocks) - rebuild.history_span_ms(objective) if clocks else None
+            out.append(RebuildRequest(oid, rollup_fingerprint_of(objective), since))
+        return out
 
     @property
     def partitions(self) -> list[int]:
@@ -275,9 +348,12 @@ class Engine:
             if not pending:
                 continue
             groups = getattr(shard, "groups", {})
+            # The objective that counted them: the shard's own (a reload replaces both).
+            counted_by = getattr(shard, "compiled", None) or self.objectives.get(oid)
+            fingerprint = "" if counted_by is None else rollup_fingerprint_of(counted_by)
             for (key, minute), (good, valid) in pending.items():
                 group = groups[key].group if key in groups else {}
-                out.append(Rollup(oid, key, minute, dict(group), good, valid))
+                out.append(Rollup(oid, key, minute, dict(group), good, valid, fingerprint))
             pending.clear()
         return out
 
@@ -314,11 +390,57 @@ def _same_measurement(old: CompiledObjective, new: CompiledObjective) -> bool:
     return bool(new.measure_fingerprint) and old.measure_fingerprint == new.measure_fingerprint
 
 
+def _same_shape(old: CompiledObjective, new: CompiledObjective) -> bool:
+    """Whether a ratio shard's snapshot fits the new objective (policy kind and
+    burn-rate windows); other kinds are left to ``load_shard`` to judge."""
+    if isinstance(old, CompiledRatio) and isinstance(new, CompiledRatio):
+        return rebuild.same_policy(old, new) and old.burn_windows_ms == new.burn_windows_ms
+    return True
+
+
+def _reload_plan(old: CompiledObjective, new: CompiledObjective) -> str:
+    """``"carried"``, ``"rebuilt"`` or ``"restarted"`` for a changed objective."""
+    measured_alike = _same_measurement(old, new)
+    if measured_alike and _same_shape(old, new):
+        return "carried"
+    if rebuild.rebuildable(old, new):
+        return "rebuilt"
+    return "carried" if measured_alike else "restarted"  # carrying may still fail
+
+
+def _minutes_by_key(rows: Sequence[Rollup]) -> dict[str, list[rebuild.Minute]]:
+    out: dict[str, list[rebuild.Minute]] = {}
+    for row in rows:
+        out.setdefault(row.group_key, []).append((row.minute, row.good, row.valid))
+    return out
+
+
 def _carry(state: PartitionState, oid: str, objective: CompiledObjective) -> bool:
     """Move one partition's shard under the new definition; drop it if it does not fit."""
     try:
         state.shards[oid] = objective.load_shard(state.shards[oid].dump())
     except (ValueError, KeyError, TypeError):
+        del state.shards[oid]
+        return False
+    return True
+
+
+def _rebuild(
+    state: PartitionState,
+    oid: str,
+    old: CompiledObjective,
+    new: CompiledObjective,
+    minutes: dict[str, list[rebuild.Minute]],
+) -> bool:
+    """Replace one partition's shard by one rebuilt from rollups, for the same groups;
+    drop it if that fails."""
+    assert isinstance(new, CompiledRatio)
+    groups = rebuild.histories(
+        state.shards[oid].dump(), minutes, carry=rebuild.same_policy(old, new)
+    )
+    try:
+        state.shards[oid] = rebuild.rebuild_shard(new, groups)
+    except (ValueError, KeyError, TypeError, OverflowError):
         del state.shards[oid]
         return False
     return True

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from typing import Any
 
 import orjson
 
@@ -112,3 +115,46 @@ def measure_fingerprint(objective: RatioObjective | QuantileObjective) -> str:
     dumped = objective.model_dump(mode="json")
     kept = {k: v for k, v in dumped.items() if k not in DECISION_FIELDS}
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode()
+
+
+#: Fields of a ratio or quantile objective that decide what its per-minute rollups
+#: count: not the window (rollups are per minute, whatever the window) and not the
+#: decision. A quantile's good count is "value within ``threshold``".
+ROLLUP_FIELDS = frozenset({"kind", "service", "select", "good", "threshold", "group_by"})
+
+
+def rollup_fingerprint(objective: RatioObjective | QuantileObjective) -> str:
+    """What the objective's per-minute rollups measure (see :data:`ROLLUP_FIELDS`).
+
+    Stored with every rollup row, so a window rebuilt after a definition change reads
+    only rows that counted the same events the same way. A digest: it is part of the
+    table's key.
+    """
+    return _rollup_digest(objective.model_dump(mode="json"))
+
+
+def _rollup_digest(dumped: dict[str, Any]) -> str:
+    kept = {k: v for k, v in dumped.items() if k in ROLLUP_FIELDS}
+    return hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _rollup_fingerprint_of(fingerprint: str) -> str:
+    try:
+        _envelope, dumped, _calendar = orjson.loads(fingerprint)
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return ""
+    if not isinstance(dumped, dict) or dumped.get("kind") not in ("ratio", "quantile"):
+        return ""
+    return _rollup_digest(dumped)
+
+
+def rollup_fingerprint_of(objective: CompiledObjective) -> str:
+    """:func:`rollup_fingerprint` of a compiled objective ("" when built by hand, or for
+    kinds without rollups).
+
+    Derived from its ``fingerprint`` (which holds the objective as compiled) and cached
+    by it: the compiled classes keep no field for it, and the engine asks once per
+    objective and checkpoint.
+    """
+    return _rollup_fingerprint_of(objective.fingerprint) if objective.fingerprint else ""

@@ -11,6 +11,7 @@ import pytest
 
 from services.evaluator.checkpoint import StoredCheckpoint
 from services.evaluator.consumer import EvaluatorConsumer
+from services.evaluator.engine import RebuildRequest, Rollup
 from services.evaluator.metrics import EvaluatorMetrics
 from shared.metrics import new_registry
 from shared.schemas import Breach
@@ -64,6 +65,20 @@ class Effects:
         if self.fail_load:
             raise OSError("database down")
         return {p: self.stored[p] for p in partitions if p in self.stored}
+
+    async def load_rollups(self, requests: Sequence[RebuildRequest]) -> dict[str, list[Rollup]]:
+        self.log.append(("load_rollups", [r.objective_id for r in requests]))
+        if self.fail_load:
+            raise OSError("database down")
+        return {
+            r.objective_id: [
+                x
+                for x in self.rollups
+                if isinstance(x, Rollup)
+                and (x.objective_id, x.fingerprint) == (r.objective_id, r.fingerprint)
+            ]
+            for r in requests
+        }
 
     # kafka consumer
     async def commit(self, offsets: dict[Any, int]) -> None:
@@ -178,3 +193,30 @@ async def test_checkpoint_cadence_by_count(every: int) -> None:
     await loop._maybe_checkpoint()
     saves = [entry for entry in effects.log if entry[0] == "save"]
     assert saves == ([("save", {0: 1})] if every == 1 else [])
+
+
+@pytest.mark.parametrize("store_fails", [False, True])
+async def test_reload_checkpoints_then_rebuilds_from_the_stored_rollups(store_fails: bool) -> None:
+    effects = Effects()
+    loop = build(effects, checkpoint_interval_ms=3_600_000)
+    await loop.on_assigned([0])
+    # 3 bad, then (two minutes later) 2 good: the 1m window holds only the good ones.
+    outcomes = [(0, "bad"), (1, "bad"), (2, "bad"), (120_000, "good"), (120_001, "good")]
+    await loop._handle(batch(0, 0, [event(T0 + t, o).to_json() for t, o in outcomes]))
+    effects.log.clear()
+    effects.fail_load = store_fails
+    longer = list(engine(agreement(target=0.5, window="10m")).objectives.values())
+    changes = await loop.reload(longer)
+    assert effects.log[:3] == [
+        ("save", {0: 5}),  # the pending rollups are stored first
+        ("commit", {0: 5}),
+        ("load_rollups", ["acme-checkout/availability"]),
+    ]
+    assert sum(r.valid for r in effects.rollups if isinstance(r, Rollup)) == 5  # once each
+    statuses = [s.status for s in loop.engine.status("acme-checkout/availability")]
+    if store_fails:  # the reload still happens: the objective restarts empty
+        assert changes == {"acme-checkout/availability": "restarted"}
+        assert statuses == []
+    else:
+        assert changes == {"acme-checkout/availability": "rebuilt"}
+        assert [(s.window, s.good, s.valid) for s in statuses] == [("10m", 2, 5)]
