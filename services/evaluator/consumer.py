@@ -227,6 +227,9 @@ class EvaluatorConsumer:
         await self._publish(breaches, [])
         for objective_id, folded in self.engine.take_overflow().items():
             self.metrics.group_overflow.labels(objective_id).inc(folded)
+        refused = self.metrics.count_refused(self.engine)
+        if refused:  # once per tick, not per event: a flood of starts must not flood logs
+            log.warning("deadline starts refused at the entity cap", extra={"refused": refused})
         if now - self._last_refresh_at >= METRICS_REFRESH_MS:
             # Walking every objective's status costs ~0.1 s per 2,000 objectives: not on
             # every tick.
