@@ -12,9 +12,11 @@ the objective's Calendar (:class:`~services.evaluator.business.BusinessClock`).
 Timers, due at instants computed from the clock (so a replay fires them at the same
 instants and with the same ids, whenever the tick runs): a ``deadline.warning`` when
 ``used`` reaches each warning fraction, ``breach.opened`` when it reaches the target.
-A timer fires when event time passes its instant strictly (an event of the entity,
-or the watermark on a tick). ``stop`` closes the entity: after the deadline it
-resolves the breach; the published window then reports the overrun.
+A timer fires when event time passes its instant (an event of the entity, or the
+watermark on a tick), and also when an event of the entity other than a stop lands
+exactly on it: a stop at the deadline meets the target, while a pause there comes
+with the target used up. ``stop`` closes the entity: after the deadline it resolves
+the breach; the published window then reports the overrun.
 
 Reported window: ``window`` = the target (e.g. ``15m``), ``sli`` = fraction of the
 target used (> 1: overrun; overrun ms = (sli - 1) x target), ``target`` = 1.0,
@@ -164,9 +166,18 @@ class DeadlineShard:
         return c.business.add(e.running_since, mark - e.used_ms), kind
 
     def _run_timers(
-        self, e: EntityClock, to_ms: int, out: list[Breach], trigger: EventLike | None
+        self,
+        e: EntityClock,
+        to_ms: int,
+        out: list[Breach],
+        trigger: EventLike | None,
+        *,
+        inclusive: bool = False,
     ) -> None:
-        while (due := self._due(e)) is not None and due[0] < to_ms:
+        """Fire the timers due before ``to_ms`` (and at it, when ``inclusive``)."""
+        while (due := self._due(e)) is not None and (
+            due[0] < to_ms or (inclusive and due[0] == to_ms)
+        ):
             at, kind = due
             if kind == "deadline.warning":
                 e.warned += 1
@@ -197,7 +208,8 @@ class DeadlineShard:
                 self._start(group, entity, event)
             return out
         at = max(e.clock, event.time)
-        self._run_timers(e, at, out, None)  # due before the event: time passing
+        # Due before the event: time passing; due at it: fired unless the event stops.
+        self._run_timers(e, at, out, None, inclusive=kind not in c.stop_types)
         e.clock = at
         if kind in c.stop_types:
             e.used_ms = self.used(e, at)

@@ -118,6 +118,20 @@ def test_pause_shifts_the_deadline_by_the_paused_business_time() -> None:
     assert opened[0].at == t("2026-11-26T09:43:00+01:00")
 
 
+def test_an_event_exactly_at_the_deadline() -> None:
+    """A stop at the due instant meets the target; a pause there has used it up."""
+    start = t("2026-11-25T10:00:00+01:00")
+    due = start + 15 * MIN
+    stopped = deadline()
+    stopped.on_event(ticket("ticket.opened", start))
+    kinds = [b.kind for b in stopped.on_event(ticket("ticket.responded", due))]
+    assert kinds == ["deadline.warning"] * 3  # passed on the way; no breach
+    paused = deadline()
+    paused.on_event(ticket("ticket.opened", start))
+    out = paused.on_event(ticket("ticket.waiting", due))
+    assert [(b.kind, b.at) for b in out if b.kind == "breach.opened"] == [("breach.opened", due)]
+
+
 def test_stop_after_the_deadline_records_the_breach_and_its_overrun() -> None:
     shard = deadline(calendar=None)
     start = t("2026-11-25T10:00:00+01:00")
