@@ -16,8 +16,8 @@ ratio, burn-rate (defaults, 30d)   five rings + a budget ring of 30 buckets: abo
                                    with one short group attribute (tested < 4 KiB)
 ratio, calendar window             as burn-rate, the budget ring replaced by a counter
 quantile                           12 per-bucket dense sketches (4 bytes per bin of the
-                                   occupied range) + a running dict (~40 bytes per bin):
-                                   about 23 KiB with ~250 bins (a lognormal latency
+                                   occupied range, merged only when a quantile is read):
+                                   about 13 KiB with ~250 bins (a lognormal latency
                                    spread over two orders of magnitude)
 deadline (per open entity)         about 550 bytes; entities leave on stop. Not capped:
                                    open entities grow with unanswered tickets

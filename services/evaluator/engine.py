@@ -73,7 +73,8 @@ class RebuildRequest:
 
 
 class Processed:
-    """What one event caused (a plain slotted class: one is built per event)."""
+    """What one event caused (a plain slotted class: one is built per event, except
+    the common "counted, nothing happened" results, which are shared: read only)."""
 
     __slots__ = ("breaches", "duplicate", "late_by_ms", "matched")
 
@@ -92,6 +93,10 @@ class Processed:
     @property
     def late(self) -> bool:
         return self.late_by_ms is not None
+
+
+#: The results of events that matched 0, 1, ... objectives and caused nothing.
+_QUIET = tuple(Processed(breaches=[], matched=n) for n in range(8))
 
 
 @dataclass(frozen=True)
@@ -275,11 +280,14 @@ class Engine:
                 seen.forget_before(time - self.dedup_horizon_ms)
         times[event_id] = time  # SeenIds.add, inlined
         seen.order.append((time, event_id))
-        breaches: list[Breach] = []
+        breaches: list[Breach] | None = None
         matched = 0
         shards = state.shards
-        for oid, objective in self._routes.get(event.service, ()):
-            if not objective.matches(event):
+        kind = event.type
+        for oid, types, check, objective in self._routes.get(event.service, ()):
+            if types is not None and kind not in types:
+                continue
+            if check and not objective.matches(event):
                 continue
             matched += 1
             shard = shards.get(oid)
@@ -287,7 +295,11 @@ class Engine:
                 shard = shards[oid] = objective.new_shard()
             caused = shard.on_event(event)
             if caused:
+                if breaches is None:
+                    breaches = []
                 breaches.extend(caused)
+        if breaches is None and matched < len(_QUIET):
+            return _QUIET[matched]
         return Processed(breaches=breaches, matched=matched)
 
     def tick(self, partition: int, idle_now_ms: int | None = None) -> list[Breach]:
@@ -375,15 +387,29 @@ class Engine:
         return counts
 
 
-def _routes(
-    by_service: dict[str, list[CompiledObjective]],
-) -> dict[str, tuple[tuple[str, CompiledObjective], ...]]:
-    """Per service, its objectives with their ids, so that :meth:`Engine.process` reads
-    no ``objective_id`` property per event."""
-    return {
-        service: tuple((o.objective_id, o) for o in objectives)
-        for service, objectives in by_service.items()
-    }
+Route = tuple[str, "frozenset[str] | None", bool, CompiledObjective]
+
+
+def _routes(by_service: dict[str, list[CompiledObjective]]) -> dict[str, tuple[Route, ...]]:
+    """Per service, its objectives as ``(id, types, check, objective)``.
+
+    An objective that states its selection (``selection``: the event types it takes,
+    empty for any, and whether attribute matchers remain) lets :meth:`Engine.process`
+    test the type inline and call ``matches`` only when matchers remain; any other
+    objective is asked ``matches`` for every event of its service.
+    """
+    out: dict[str, tuple[Route, ...]] = {}
+    for service, objectives in by_service.items():
+        routes: list[Route] = []
+        for o in objectives:
+            selection: tuple[frozenset[str], bool] | None = getattr(o, "selection", None)
+            if selection is None:
+                routes.append((o.objective_id, None, True, o))
+            else:
+                types, matchers = selection
+                routes.append((o.objective_id, types or None, matchers, o))
+        out[service] = tuple(routes)
+    return out
 
 
 def _same_measurement(old: CompiledObjective, new: CompiledObjective) -> bool:

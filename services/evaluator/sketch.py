@@ -11,8 +11,8 @@ ordered like the values::
              0              for |v| < MIN_VALUE
            -(OFFSET + i)    for v ≤ -MIN_VALUE      (i of |v|)
 
-A sketch is a ``dict[key, count]``; merging is adding counts, and removing a merged
-sketch is subtracting them, so a sliding window keeps one running sketch
+A sketch is a ``dict[key, count]``; merging is adding counts, so a sliding window
+keeps one sketch per bucket and merges them when a quantile is asked for
 (:class:`QuantileWindow`). Values from 1 ms to a week need about 1,200 bins; a typical
 latency distribution occupies a few hundred.
 
@@ -36,9 +36,9 @@ _LOG_GAMMA = math.log(GAMMA)
 MIN_VALUE = 1e-9
 OFFSET = 1 << 20
 #: Buckets of a quantile window. Each bucket keeps its own sketch (:class:`DenseBins`,
-#: 4 bytes per bin of the occupied range) and the window one running dict (~40 bytes
-#: per bin): with a typical latency spread of ~250 bins, about 20 KiB per (objective,
-#: group). Twelve buckets make a window cover between 11/12 and all of its length.
+#: 4 bytes per bin of the occupied range): with a typical latency spread of ~250
+#: bins, about 13 KiB per (objective, group). Twelve buckets make a window cover
+#: between 11/12 and all of its length.
 BUCKETS = 12
 
 
@@ -134,21 +134,21 @@ class DenseBins:
 
 
 class QuantileWindow:
-    """Values over a sliding event-time window: a ring of per-bucket sketches and one
-    running sketch (same bucketing as :class:`~services.evaluator.window.SlidingWindow`).
+    """Values over a sliding event-time window: a ring of per-bucket sketches (same
+    bucketing as :class:`~services.evaluator.window.SlidingWindow`).
 
     For a threshold decision it also counts, per bucket, the values whose bin stands
     for at most ``threshold`` (``good``) next to all values (``valid``), so "the
     quantile is above the threshold" is ``good < ceil(q·valid)``, i.e.
     ``good / valid < q``: O(1), no sort. The quantile itself is computed only when a
-    breach is published or a status is read.
+    breach is published, by merging the buckets' sketches (:attr:`bins`): no running
+    sketch is kept, so adding a value touches one bucket and expiring a bucket is O(1).
     """
 
     __slots__ = (
         "_bins",
         "_good",
         "_valid",
-        "bins",
         "bucket_ms",
         "good",
         "head",
@@ -170,7 +170,6 @@ class QuantileWindow:
         self._bins: list[DenseBins | None] = [None] * self.size
         self._good = [0] * self.size
         self._valid = [0] * self.size
-        self.bins: dict[int, int] = {}
         self.head: int | None = None
         self.good = 0
         self.valid = 0
@@ -179,6 +178,16 @@ class QuantileWindow:
     def sli(self) -> float | None:
         """Share of values within the threshold."""
         return self.good / self.valid if self.valid else None
+
+    @property
+    def bins(self) -> dict[int, int]:
+        """The window's sketch: every bucket's bins merged."""
+        merged: dict[int, int] = {}
+        for bins in self._bins:
+            if bins is not None:
+                for key, count in bins.items():
+                    merged[key] = merged.get(key, 0) + count
+        return merged
 
     def quantile(self, q: float) -> float | None:
         return quantile(self.bins, q, self.valid)
@@ -197,16 +206,8 @@ class QuantileWindow:
         self.head = target
 
     def _expire(self, slot: int) -> None:
-        bins = self._bins[slot]
-        if bins is None:
+        if self._bins[slot] is None:
             return
-        running = self.bins
-        for key, count in bins.items():
-            left = running[key] - count
-            if left:
-                running[key] = left
-            else:
-                del running[key]
         self.good -= self._good[slot]
         self.valid -= self._valid[slot]
         self._bins[slot] = None
@@ -233,9 +234,14 @@ class QuantileWindow:
         bins = self._bins[slot]
         if bins is None:
             bins = self._bins[slot] = DenseBins()
-        bins.add(key)
-        running = self.bins
-        running[key] = running.get(key, 0) + 1
+        # DenseBins.add inlined for the common case: a positive value within the
+        # bucket's occupied range.
+        counts = bins.counts
+        offset = key - bins.lo
+        if key > 0 and counts and 0 <= offset < len(counts):
+            counts[offset] += 1
+        else:
+            bins.add(key)
         self._valid[slot] += 1
         self.valid += 1
         if key <= self.limit_key:
@@ -249,7 +255,7 @@ class QuantileWindow:
         return (self.head + 1) * self.bucket_ms
 
     def nbytes(self) -> int:
-        total = sys.getsizeof(self) + sys.getsizeof(self._bins) + sys.getsizeof(self.bins)
+        total = sys.getsizeof(self) + sys.getsizeof(self._bins)
         total += sys.getsizeof(self._good) + sys.getsizeof(self._valid)
         return total + sum(b.nbytes() for b in self._bins if b is not None)
 
@@ -277,7 +283,6 @@ class QuantileWindow:
                 if count <= 0:
                     raise ValueError("bin count out of range")
                 bins.add(int(key), int(count))
-                window.bins[int(key)] = window.bins.get(int(key), 0) + int(count)
                 window._valid[slot] += int(count)
                 window.valid += int(count)
                 if key <= window.limit_key:

@@ -74,6 +74,8 @@ from shared.timeutil import Clock, parse_duration_ms
 RULE = "threshold"
 MISSING = ""
 MINUTE_MS = 60_000
+#: The shared "nothing happened" result of the hot path; callers only read it.
+_NONE: list[Breach] = []
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,11 @@ class RatioGroup:
     pending_since: int | None = None
     open: OpenBreach | None = None
     last_resolved_at: int | None = None
+    #: Counts of the minute being filled, not yet in the shard's pending rollups (kept
+    #: on the group so that the common event adds to two ints, not to a dict).
+    roll_minute: int = 0
+    roll_good: int = 0
+    roll_valid: int = 0
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -176,6 +183,9 @@ class CompiledRatio:
         self._service = objective.service
         self._types = frozenset(objective.select.types)
         self._matchers = tuple(objective.select.attributes.items())
+        #: For the engine's router: the types taken (empty: any) and whether
+        #: attribute matchers remain to be checked by :meth:`matches`.
+        self.selection = (self._types, bool(self._matchers))
         self._outcome: str | None = None
         self._condition: ValueCondition | None = None
         if isinstance(objective, RatioObjective):
@@ -194,6 +204,9 @@ class CompiledRatio:
             for_ms=parse_duration_ms(objective.alerting.for_),
             hysteresis=objective.alerting.hysteresis,
         )
+        # The rule's numbers as plain attributes, for the hot path.
+        self._min_events = self.rule.min_events
+        self._target = self.rule.target
         self.severity = objective.alerting.severity
         self.clock = clock
         self.burn_rules: tuple[tuple[Severity, float, int, int], ...] = tuple(
@@ -317,65 +330,85 @@ class RatioShard:
     def __init__(self, compiled: CompiledRatio, groups: dict[str, RatioGroup]) -> None:
         self.compiled = compiled
         self.groups = groups
-        #: Per-minute counts since the last checkpoint: (group key, minute) → [good, valid].
-        self.rollups: dict[tuple[str, int], list[int]] = {}
+        self._rollups: dict[tuple[str, int], list[int]] = {}
+
+    @property
+    def rollups(self) -> dict[tuple[str, int], list[int]]:
+        """Per-minute counts since the last checkpoint: (group key, minute) → [good, valid].
+
+        Each group's minute in progress is moved in first, so the result is complete;
+        the engine clears it once written.
+        """
+        pending = self._rollups
+        for key, state in self.groups.items():
+            if state.roll_valid:
+                _move_minute(pending, key, state)
+        return pending
 
     def on_event(self, event: EventLike) -> list[Breach]:
         # The hot path (once per selected event and objective): attributes are read
         # into locals once, and the common case, an event in the present bucket of a
-        # group that is neither pending nor breaching, costs no further method call.
+        # group that is neither pending nor breaching, costs one call (the window's add).
         compiled = self.compiled
         good = compiled.classify(event)
         if good is None:
-            return []
+            return _NONE
         groups = self.groups
         state = None if compiled._group_by else groups.get("")
         if state is None:
             group, key = compiled.group_and_key(event)
             state = groups.get(key)
+            if state is None:
+                group, key, folded = capped_group(groups, group, key, compiled.max_groups)
+                compiled.overflow_events += folded
+                state = groups.get(key)
+            if state is None:
+                state = RatioGroup(group=group, window=compiled.new_window())
+                groups[key] = state
         else:
-            group, key = state.group, ""  # an ungrouped objective's one group
-        if state is None:
-            group, key, folded = capped_group(groups, group, key, compiled.max_groups)
-            compiled.overflow_events += folded
-            state = groups.get(key)
-        if state is None:
-            state = RatioGroup(group=group, window=compiled.new_window())
-            groups[key] = state
-        out: list[Breach] = []
+            key = ""  # an ungrouped objective's one group
+        out = _NONE
         time = event.time
         clock = state.clock
         window = state.window
         if clock is None or time > clock:
-            expiry = window.next_expiry_ms()
+            head = window.head
             if (
                 clock is not None
-                and expiry is not None
-                and expiry > time
+                and head is not None
+                and window.valid
+                and time // window.bucket_ms <= head
                 and (state.open is not None or state.pending_since is None)
             ):
                 # No evaluation instant in (clock, time]: no bucket leaves the window
                 # (so advancing it is a no-op) and no ``for`` timer is running.
                 state.clock = time
             else:
+                out = []
                 self._advance(state, time, out, event)
         before = window.good
-        if window.add(time, good):
-            slot = (key, time - time % MINUTE_MS)
-            rollups = self.rollups
-            counts = rollups.get(slot)
-            if counts is None:
-                counts = rollups[slot] = [0, 0]
-            counts[0] += window.good - before
-            counts[1] += 1
-            if (
-                state.open is None
-                and state.pending_since is None
-                and not compiled.rule.breaching(window.good, window.valid)
-            ):
-                return out  # what _evaluate would conclude, without the call
-            assert state.clock is not None
-            self._evaluate(state, state.clock, out, event)
+        if not window.add(time, good):
+            return out
+        minute = time - time % MINUTE_MS
+        if minute != state.roll_minute:
+            if state.roll_valid:
+                _move_minute(self._rollups, key, state)
+            state.roll_minute = minute
+        state.roll_good += window.good - before
+        state.roll_valid += 1
+        if (
+            state.open is None
+            and state.pending_since is None
+            and not (
+                window.valid >= compiled._min_events
+                and window.good / window.valid < compiled._target
+            )
+        ):
+            return out  # what _evaluate would conclude (not breaching), without the call
+        if out is _NONE:
+            out = []
+        assert state.clock is not None
+        self._evaluate(state, state.clock, out, event)
         return out
 
     def advance(self, to_ms: int) -> list[Breach]:
@@ -463,3 +496,15 @@ class RatioShard:
 
     def open_breaches(self) -> int:
         return sum(1 for g in self.groups.values() if g.open is not None)
+
+
+def _move_minute(pending: dict[tuple[str, int], list[int]], key: str, state: RatioGroup) -> None:
+    """Add a group's minute in progress to the pending rollups and zero it."""
+    slot = (key, state.roll_minute)
+    counts = pending.get(slot)
+    if counts is None:
+        pending[slot] = [state.roll_good, state.roll_valid]
+    else:
+        counts[0] += state.roll_good
+        counts[1] += state.roll_valid
+    state.roll_good = state.roll_valid = 0
