@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -52,6 +53,26 @@ class Checkpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+
+
+class DedupSlice(Base):
+    """Event ids one evaluator partition saw within the dedup horizon, in one slice of
+    arrival (every id's event time at most ``bound``); written once with a checkpoint."""
+
+    __tablename__ = "evaluator_dedup_slices"
+    __table_args__ = (
+        Index(
+            "ix_evaluator_dedup_slices_partition", "consumer_group", "topic", "partition", "bound"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    consumer_group: Mapped[str] = mapped_column(String(255), nullable=False)
+    topic: Mapped[str] = mapped_column(String(255), nullable=False)
+    partition: Mapped[int] = mapped_column(Integer, nullable=False)
+    bound: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: orjson list of the ids, in arrival order.
+    ids: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class BreachRecord(Base):

@@ -53,7 +53,9 @@ class Settings(BaseSettings):
 
     # Evaluator
     allowed_lateness_ms: int = Field(default=30_000, ge=0)
-    checkpoint_every_events: int = Field(default=5_000, ge=1)
+    # A checkpoint snapshots every group of a partition: the count bounds the replay
+    # after a crash at high rates without checkpointing many times a second.
+    checkpoint_every_events: int = Field(default=100_000, ge=1)
     checkpoint_interval_ms: int = Field(default=5_000, ge=10)
     idle_tick_ms: int = Field(default=1_000, ge=10)
     #: Event time an id is remembered per partition, so a repeat is counted once.

@@ -15,24 +15,26 @@ reads only rows that counted the same events the same way.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.evaluator.engine import RebuildRequest, Rollup
-from shared.models import Checkpoint, SliRollup
+from services.evaluator.engine import DedupDelta, RebuildRequest, Rollup
+from shared.models import Checkpoint, DedupSlice, SliRollup
 
 
 @dataclass(frozen=True)
 class StoredCheckpoint:
-    """What was saved for one partition."""
+    """What was saved for one partition; on loading, with its stored dedup slices
+    ``(bound, ids)``, oldest first."""
 
     state: bytes
     next_offset: int
+    dedup: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
 _ROLLUP_UPSERT = text(
@@ -81,9 +83,13 @@ class CheckpointStore:
         self.topic = topic
 
     async def save(
-        self, checkpoints: Mapping[int, StoredCheckpoint], rollups: Sequence[Rollup] = ()
+        self,
+        checkpoints: Mapping[int, StoredCheckpoint],
+        rollups: Sequence[Rollup] = (),
+        dedup: Mapping[int, DedupDelta] | None = None,
     ) -> None:
-        """Upsert every partition's checkpoint, and add the rollups, in one transaction."""
+        """Upsert every partition's checkpoint, add the rollups and the new dedup slices
+        and delete the expired ones, in one transaction."""
         if not checkpoints:
             return
         rows = [
@@ -109,6 +115,33 @@ class CheckpointStore:
             await session.execute(statement)
             if rollups:
                 await session.execute(_ROLLUP_UPSERT, _rollup_rows(rollups))
+            for partition, delta in sorted((dedup or {}).items()):
+                await self._save_dedup(session, partition, delta)
+
+    async def _save_dedup(self, session: AsyncSession, partition: int, delta: DedupDelta) -> None:
+        if delta.expired_below is not None:
+            await session.execute(
+                delete(DedupSlice).where(
+                    DedupSlice.consumer_group == self.consumer_group,
+                    DedupSlice.topic == self.topic,
+                    DedupSlice.partition == partition,
+                    DedupSlice.bound < delta.expired_below,
+                )
+            )
+        if delta.new:
+            await session.execute(
+                insert(DedupSlice),
+                [
+                    {
+                        "consumer_group": self.consumer_group,
+                        "topic": self.topic,
+                        "partition": partition,
+                        "bound": bound,
+                        "ids": orjson.dumps(ids),
+                    }
+                    for bound, ids in delta.new
+                ],
+            )
 
     async def load(self, partitions: Iterable[int]) -> dict[int, StoredCheckpoint]:
         """The stored checkpoints of ``partitions`` (absent ones are left out)."""
@@ -120,9 +153,25 @@ class CheckpointStore:
             Checkpoint.topic == self.topic,
             Checkpoint.partition.in_(wanted),
         )
+        slices = (
+            select(DedupSlice.partition, DedupSlice.bound, DedupSlice.ids)
+            .where(
+                DedupSlice.consumer_group == self.consumer_group,
+                DedupSlice.topic == self.topic,
+                DedupSlice.partition.in_(wanted),
+            )
+            .order_by(DedupSlice.partition, DedupSlice.bound, DedupSlice.id)
+        )
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
-        return {p: StoredCheckpoint(state=bytes(s), next_offset=o) for p, s, o in rows}
+            stored = (await session.execute(slices)).all()
+        dedup: dict[int, list[tuple[int, list[str]]]] = {}
+        for partition, bound, ids in stored:
+            dedup.setdefault(partition, []).append((bound, orjson.loads(ids)))
+        return {
+            p: StoredCheckpoint(state=bytes(s), next_offset=o, dedup=dedup.get(p, []))
+            for p, s, o in rows
+        }
 
     async def load_rollups(self, requests: Sequence[RebuildRequest]) -> dict[str, list[Rollup]]:
         """Per requested objective, its rollup rows under the requested fingerprint from

@@ -253,7 +253,10 @@ class EvaluatorConsumer:
         }
         if saved:
             rollups = [r for p in saved for r in self.engine.take_rollups(p)]
-            await self.store.save(saved, rollups)
+            dedup = {p: self.engine.dedup_delta(p) for p in saved}
+            await self.store.save(saved, rollups, dedup)
+            for delta in dedup.values():
+                delta.stored()
             self.metrics.checkpoints.inc()
             await self._commit({p: cp.next_offset for p, cp in saved.items()})
         self._dirty.difference_update(partitions)
@@ -327,7 +330,10 @@ class EvaluatorConsumer:
                 stored = await self.store.load(fresh)
                 for p in fresh:
                     checkpoint = stored.get(p)
-                    self.engine.assign(p, checkpoint.state if checkpoint else None)
+                    if checkpoint is None:
+                        self.engine.assign(p, None)
+                    else:
+                        self.engine.assign(p, checkpoint.state, checkpoint.dedup)
                     if checkpoint is not None:
                         self._next_offsets[p] = checkpoint.next_offset
                         if self._consumer is not None:

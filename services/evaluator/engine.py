@@ -26,8 +26,9 @@ Duplicates: an event whose ``id`` was seen in the same partition within the dedu
 horizon (default 10 minutes of event time, behind the partition's newest event time)
 is counted once; the repeat is reported as ``duplicate`` and changes nothing. Ids are
 keyed per partition, which suffices because events are partitioned by service and an
-objective selects one service. The seen ids are part of the snapshot, so dedup holds
-across restarts and rebalances.
+objective selects one service. The seen ids are stored in slices beside the
+snapshot, each written once (:meth:`Engine.dedup_delta`), so dedup holds across
+restarts and rebalances while a checkpoint writes only the ids new since the last.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from services.evaluator import rebuild
 from services.evaluator.objectives import rollup_fingerprint_of
 from services.evaluator.objectives.base import CompiledObjective, EventLike, GroupStatus
 from services.evaluator.objectives.ratio import CompiledRatio
-from services.evaluator.state import PartitionState, decode, encode
+from services.evaluator.state import PartitionState, Slice, decode, encode
 from shared.schemas import Breach
 
 DEDUP_HORIZON_MS = 600_000
@@ -97,6 +98,26 @@ class Processed:
 
 #: The results of events that matched 0, 1, ... objectives and caused nothing.
 _QUIET = tuple(Processed(breaches=[], matched=n) for n in range(8))
+_DUPLICATE = Processed(breaches=[], duplicate=True)
+
+
+@dataclass(frozen=True)
+class DedupDelta:
+    """What a checkpoint writes of a partition's dedup ids: the slices not stored yet,
+    and ``expired_below``: stored slices whose bound is under it are past the horizon
+    (``None``: nothing has expired)."""
+
+    slices: list[Slice]
+    expired_below: int | None
+
+    @property
+    def new(self) -> list[tuple[int, list[str]]]:
+        return [(piece.bound, piece.ids) for piece in self.slices]
+
+    def stored(self) -> None:
+        """The checkpoint holding these slices is committed: never write them again."""
+        for piece in self.slices:
+            piece.saved = True
 
 
 @dataclass(frozen=True)
@@ -242,9 +263,15 @@ class Engine:
     def owns(self, partition: int) -> bool:
         return partition in self._partitions
 
-    def assign(self, partition: int, snapshot: bytes | None) -> None:
-        """Take a partition over, from its snapshot or empty."""
+    def assign(
+        self,
+        partition: int,
+        snapshot: bytes | None,
+        dedup: Iterable[tuple[int, list[str]]] = (),
+    ) -> None:
+        """Take a partition over, from its snapshot and stored dedup slices, or empty."""
         state = PartitionState() if snapshot is None else decode(snapshot, self.objectives)
+        state.seen.restore(dedup)
         self._partitions[partition] = state
 
     def revoke(self, partition: int) -> None:
@@ -270,16 +297,14 @@ class Engine:
                 return Processed(late_by_ms=watermark - time)
         event_id = event.id
         seen = state.seen
-        times = seen.times
-        if event_id in times:
-            return Processed(duplicate=True)
+        if event_id in seen.ids:
+            return _DUPLICATE
         if max_time is None or time > max_time:
+            if time >= seen.due:
+                seen.newest(time, max_time, self.dedup_horizon_ms)
             state.max_time = time
-            order = seen.order
-            if order and order[0][0] < time - self.dedup_horizon_ms:
-                seen.forget_before(time - self.dedup_horizon_ms)
-        times[event_id] = time  # SeenIds.add, inlined
-        seen.order.append((time, event_id))
+        seen.ids[event_id] = seen.open  # SeenIds.add, inlined
+        seen.open.ids.append(event_id)
         breaches: list[Breach] | None = None
         matched = 0
         shards = state.shards
@@ -333,7 +358,17 @@ class Engine:
         return self.tick(partition)
 
     def snapshot(self, partition: int) -> bytes:
+        """The partition's state, without the dedup ids (see :meth:`dedup_delta`)."""
         return encode(self._partitions[partition])
+
+    def dedup_delta(self, partition: int) -> DedupDelta:
+        """The dedup slices the partition's checkpoint must store (call
+        :meth:`DedupDelta.stored` once it has), and the bound below which stored slices
+        have expired."""
+        state = self._partitions[partition]
+        fresh = state.seen.unsaved(state.max_time)
+        cutoff = None if state.max_time is None else state.max_time - self.dedup_horizon_ms
+        return DedupDelta(fresh, cutoff)
 
     def status(self, objective_id: str) -> list[PartitionGroupStatus]:
         """Every group of one objective in the owned partitions."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
@@ -94,6 +96,7 @@ async def run(
             catalog = await load_catalog(session)
         engine = await build_engine(database, settings, clock, catalog)
         cleanups.callback(engine.close)
+        cleanups.enter_context(_collect_garbage_rarely())
         producer = kafka.producer(settings)
         await producer.start()
         cleanups.push_async_callback(producer.stop)
@@ -158,6 +161,29 @@ async def run(
             await supervisor.cancel_all()
         if supervisor.failure is not None:
             raise supervisor.failure
+
+
+#: Allocations between two young-generation collections (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def _collect_garbage_rarely() -> Iterator[None]:
+    """Fewer cyclic-GC passes while consuming (restored on exit).
+
+    Each record allocates a handful of short-lived objects and hardly ever a cycle,
+    while the windows and groups live long: with the default threshold the collector
+    runs every ~100 records and rescans the young state each time. What exists at
+    start (modules, compiled objectives) is frozen out of the scans altogether.
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 async def _first_of(*events: asyncio.Event) -> None:

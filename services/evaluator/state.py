@@ -4,8 +4,12 @@ Snapshot layout, version 1::
 
     {"v": 1,
      "max_time": <newest event time seen in the partition, or null>,
-     "seen": [[<event time>, <event id>], ...],     (optional: the dedup set)
      "objectives": {"<agreement>/<objective>": <the shard's own dump>, ...}}
+
+The ids seen within the dedup horizon are not in the snapshot: they are stored in
+slices next to it (:class:`SeenIds`), so a checkpoint writes only the new ones.
+Snapshots written before that carry them as ``"seen": [[<event time>, <id>], ...]``;
+those are read into one slice.
 
 On restore, the state of an objective that no longer exists is dropped, and so is
 the state of one whose window changed shape (it restarts empty); both are logged.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -29,53 +33,111 @@ from services.evaluator.objectives.base import CompiledObjective, Shard
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+#: An open dedup slice spans at most 1/60 of the horizon in event time (10 s of the
+#: default 10 minutes; see :class:`SeenIds`).
+SLICES_PER_HORIZON = 60
+
+
+class Slice:
+    """Ids that arrived while the partition's newest event time was at most ``bound``.
+
+    ``saved``: already written to PostgreSQL (a slice is written once, when sealed).
+    """
+
+    __slots__ = ("bound", "ids", "saved")
+
+    def __init__(self, bound: int, ids: list[str], saved: bool = False) -> None:
+        self.bound = bound
+        self.ids = ids
+        self.saved = saved
 
 
 class SeenIds:
-    """Event ids seen within the dedup horizon (event time), in arrival order.
+    """Event ids seen within the dedup horizon (event time), in slices of arrival.
 
-    ``forget_before(cutoff)`` drops ids from the front of the arrival order while
-    their event time is before ``cutoff``; an out-of-order early id behind a newer one
-    is kept a little longer, never shorter, than the horizon. Memory: about 120 bytes
-    per id held (dict entry, deque entry, the id string), i.e. events per second x
-    horizon; 10 minutes at 1,000 events/s per partition is about 70 MB.
+    ``ids`` maps each held id to its :class:`Slice`. New ids go into the open slice,
+    which is sealed when the newest event time moves a 60th of the horizon past the
+    slice's start, and when a checkpoint takes it (:meth:`take_unsaved`). Every id of
+    a sealed slice has an event time at most its ``bound``, so once ``bound`` is
+    behind ``newest - horizon`` the whole slice is forgotten: an id is held at least
+    the horizon, and at most about one slice (a 60th of it) longer.
+
+    Persistence is incremental: each sealed slice is written once next to its
+    partition's checkpoint and deleted once expired, so a checkpoint writes only the
+    ids that arrived since the previous one (:class:`~services.evaluator.checkpoint.
+    CheckpointStore`). Memory: about 110 bytes per id held (dict entry, list slot,
+    the id string), i.e. events per second x horizon.
     """
 
-    __slots__ = ("order", "times")
+    __slots__ = ("due", "ids", "open", "open_since", "sealed")
 
     def __init__(self) -> None:
-        self.times: dict[str, int] = {}
-        self.order: deque[tuple[int, str]] = deque()
+        self.ids: dict[str, Slice] = {}
+        self.sealed: deque[Slice] = deque()
+        self.open = Slice(0, [])
+        self.open_since: int | None = None
+        #: The newest event time from which :meth:`newest` has work (seal or expire):
+        #: the engine calls it only then.
+        self.due = 0
 
     def __len__(self) -> int:
-        return len(self.times)
+        return len(self.ids)
 
     def __contains__(self, event_id: str) -> bool:
-        return event_id in self.times
+        return event_id in self.ids
 
-    def add(self, event_id: str, time_ms: int) -> None:
-        self.times[event_id] = time_ms
-        self.order.append((time_ms, event_id))
+    def add(self, event_id: str) -> None:
+        self.ids[event_id] = self.open
+        self.open.ids.append(event_id)
 
-    def forget_before(self, cutoff: int) -> None:
-        order, times = self.order, self.times
-        while order and order[0][0] < cutoff:
-            time_ms, event_id = order.popleft()
-            if times.get(event_id) == time_ms:
-                del times[event_id]
+    def newest(self, time_ms: int, previous: int | None, horizon_ms: int) -> None:
+        """The partition's newest event time moved from ``previous`` to ``time_ms``."""
+        width = max(1, horizon_ms // SLICES_PER_HORIZON)
+        if self.open_since is None:
+            self.open_since = time_ms
+        elif time_ms - self.open_since >= width and previous is not None:
+            self.seal(previous)
+            self.open_since = time_ms
+        cutoff = time_ms - horizon_ms
+        sealed = self.sealed
+        while sealed and sealed[0].bound < cutoff:
+            expired = sealed.popleft()
+            ids = self.ids
+            for event_id in expired.ids:
+                if ids.get(event_id) is expired:
+                    del ids[event_id]
+        due = self.open_since + width
+        if sealed:
+            due = min(due, sealed[0].bound + horizon_ms + 1)
+        self.due = due
 
-    def dump(self) -> list[tuple[int, str]]:
-        """``[(time, id), ...]`` in arrival order (orjson writes tuples as arrays)."""
-        return list(self.order)
+    def seal(self, bound: int) -> None:
+        """Close the open slice (ids of event time ≤ ``bound``); a new one opens."""
+        if self.open.ids:
+            self.open.bound = bound
+            self.sealed.append(self.open)
+            self.open = Slice(0, [])
 
-    @classmethod
-    def load(cls, data: list[list[object]]) -> SeenIds:
-        seen = cls()
-        for time_ms, event_id in data:
-            if not isinstance(event_id, str) or not isinstance(time_ms, int):
-                raise StateFormatError("malformed dedup entry")
-            seen.add(event_id, time_ms)
-        return seen
+    def unsaved(self, bound: int | None) -> list[Slice]:
+        """Seal the open slice and return the slices not written yet (the caller marks
+        them ``saved`` once they are)."""
+        if bound is not None:
+            self.seal(bound)
+        return [s for s in self.sealed if not s.saved]
+
+    def oldest_bound(self) -> int | None:
+        """The bound of the oldest slice held: stored slices older than it have expired."""
+        return self.sealed[0].bound if self.sealed else None
+
+    def restore(self, slices: Iterable[tuple[int, list[str]]]) -> None:
+        """Add stored slices ``(bound, ids)``, oldest first, as saved."""
+        for bound, ids in sorted(slices, key=lambda s: s[0]):
+            piece = Slice(bound, list(ids), saved=True)
+            self.sealed.append(piece)
+            held = self.ids
+            for event_id in piece.ids:
+                held[event_id] = piece
+        self.due = 0  # let the next newer event expire what the horizon has passed
 
 
 @dataclass
@@ -94,7 +156,6 @@ def encode(state: PartitionState) -> bytes:
         {
             "v": STATE_VERSION,
             "max_time": state.max_time,
-            "seen": state.seen.dump(),
             "objectives": {oid: shard.dump() for oid, shard in state.shards.items()},
         }
     )
@@ -131,7 +192,9 @@ def _decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> Partiti
     seen = body.get("seen", [])
     if not isinstance(seen, list):
         raise StateFormatError("malformed dedup set")
-    state = PartitionState(max_time=max_time, seen=SeenIds.load(seen))
+    state = PartitionState(max_time=max_time)
+    if seen:
+        state.seen.restore([(max(_legacy_time(e) for e in seen), [_legacy_id(e) for e in seen])])
     for oid, shard_data in stored.items():
         compiled = objectives.get(oid)
         if compiled is None:
@@ -145,3 +208,15 @@ def _decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> Partiti
                 extra={"objective": oid, "error": str(exc)},
             )
     return state
+
+
+def _legacy_time(entry: object) -> int:
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int)):
+        raise StateFormatError("malformed dedup entry")
+    return entry[0]
+
+
+def _legacy_id(entry: list[object]) -> str:
+    if not isinstance(entry[1], str):
+        raise StateFormatError("malformed dedup entry")
+    return entry[1]

@@ -196,6 +196,9 @@ class CompiledRatio:
             # A quantile objective's window counts values within the threshold as
             # good: the quantile is above the threshold iff good / valid < quantile.
             target = objective.quantile
+        #: The outcome that is good when events are classified by outcome (else
+        #: ``None``), for :meth:`RatioShard.on_event` to classify without a call.
+        self._by_outcome = self._outcome if self._condition is None else None
         self._group_by = tuple(objective.group_by)
         self.window_ms = objective.window_ms
         self.rule = ThresholdRule(
@@ -350,9 +353,16 @@ class RatioShard:
         # into locals once, and the common case, an event in the present bucket of a
         # group that is neither pending nor breaching, costs one call (the window's add).
         compiled = self.compiled
-        good = compiled.classify(event)
-        if good is None:
-            return _NONE
+        wanted = compiled._by_outcome
+        if wanted is not None:
+            outcome = event.outcome
+            if outcome is None:
+                return _NONE
+            good: Any = outcome == wanted
+        else:
+            good = compiled.classify(event)
+            if good is None:
+                return _NONE
         groups = self.groups
         state = None if compiled._group_by else groups.get("")
         if state is None:

@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.evaluator.checkpoint import CheckpointStore, StoredCheckpoint
+from services.evaluator.engine import DedupDelta
+from services.evaluator.state import Slice
 from shared import db
 
 pytestmark = pytest.mark.integration
@@ -27,3 +29,19 @@ async def test_save_upserts_and_load_returns_the_latest(engine: AsyncEngine) -> 
     }
     assert await other_group.load([0]) == {0: StoredCheckpoint(b"x", 99)}
     await store.save({})
+
+
+async def test_dedup_slices_are_added_once_expired_and_loaded_per_partition(
+    engine: AsyncEngine,
+) -> None:
+    store = CheckpointStore(db.sessions(engine), "d-evaluator", "p.events")
+    first = DedupDelta([Slice(100, ["a", "b"]), Slice(200, ["c"])], None)
+    await store.save({0: StoredCheckpoint(b"s", 1)}, dedup={0: first})
+    second = DedupDelta([Slice(300, ["d"])], 150)  # the slice bound 100 has expired
+    await store.save(
+        {0: StoredCheckpoint(b"s", 2), 1: StoredCheckpoint(b"t", 5)},
+        dedup={0: second, 1: DedupDelta([Slice(50, ["z"])], None)},
+    )
+    loaded = await store.load([0, 1])
+    assert loaded[0].dedup == [(200, ["c"]), (300, ["d"])]
+    assert loaded[1].dedup == [(50, ["z"])]

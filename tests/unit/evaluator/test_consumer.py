@@ -11,7 +11,7 @@ import pytest
 
 from services.evaluator.checkpoint import StoredCheckpoint
 from services.evaluator.consumer import EvaluatorConsumer
-from services.evaluator.engine import RebuildRequest, Rollup
+from services.evaluator.engine import DedupDelta, RebuildRequest, Rollup
 from services.evaluator.metrics import EvaluatorMetrics
 from shared.metrics import new_registry
 from shared.schemas import Breach
@@ -42,6 +42,7 @@ class Effects:
         self.log: list[tuple[str, Any]] = []
         self.rollups: list[object] = []
         self.stored: dict[int, StoredCheckpoint] = {}
+        self.dedup: dict[int, list[tuple[int, list[str]]]] = {}
         self.fail_load = False
 
     # producer
@@ -55,16 +56,27 @@ class Effects:
 
     # checkpoint store
     async def save(
-        self, checkpoints: Mapping[int, StoredCheckpoint], rollups: Sequence[object] = ()
+        self,
+        checkpoints: Mapping[int, StoredCheckpoint],
+        rollups: Sequence[object] = (),
+        dedup: Mapping[int, DedupDelta] | None = None,
     ) -> None:
         self.rollups.extend(rollups)
         self.log.append(("save", {p: c.next_offset for p, c in checkpoints.items()}))
         self.stored.update(checkpoints)
+        for p, delta in (dedup or {}).items():
+            self.dedup.setdefault(p, []).extend(delta.new)
 
     async def load(self, partitions: list[int]) -> dict[int, StoredCheckpoint]:
         if self.fail_load:
             raise OSError("database down")
-        return {p: self.stored[p] for p in partitions if p in self.stored}
+        return {
+            p: StoredCheckpoint(
+                self.stored[p].state, self.stored[p].next_offset, self.dedup.get(p, [])
+            )
+            for p in partitions
+            if p in self.stored
+        }
 
     async def load_rollups(self, requests: Sequence[RebuildRequest]) -> dict[str, list[Rollup]]:
         self.log.append(("load_rollups", [r.objective_id for r in requests]))

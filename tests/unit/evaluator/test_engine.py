@@ -154,8 +154,9 @@ def test_duplicates_counted_once_within_the_horizon() -> None:
     assert repeat.duplicate and repeat.matched == 0
     # Restored from a snapshot, the id is still known.
     snapshot = evaluator.snapshot(0)
+    dedup = evaluator.dedup_delta(0).new
     evaluator.revoke(0)
-    evaluator.assign(0, snapshot)
+    evaluator.assign(0, snapshot, dedup)
     assert evaluator.process(0, event(T0 + 1, "bad", id="x")).duplicate
     # Past the horizon (and not late), the id is forgotten.
     lax = engine(agreement(), allowed_lateness_ms=10**9, dedup_horizon_ms=600_000)
