@@ -2,10 +2,10 @@
 
 No broker, no database: definitions come from YAML files, events from an NDJSON file
 or a JSON array of canonical events. Events are fed in file order to the very same
-:class:`~services.evaluator.engine.Engine` the live evaluator runs, with one
-partition per service (the live evaluator partitions by service, so every
-objective's events meet the same watermark unless several services share a
-partition; only events near the allowed lateness can then be judged differently).
+:class:`~services.evaluator.engine.Engine` the live evaluator runs, each into the
+partition the live pipeline would put it in (ingest keys events by service, and the
+partition is Kafka's default choice for that key among ``events_partitions``), so
+services that share a partition live share its watermark here too.
 After every event, event time is let pass to the watermark, as the live idle tick
 does; at the end, to the last watermark, or with ``until`` to that instant, so
 deadlines and freshness fire.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from services.evaluator.engine import Engine
@@ -85,6 +86,10 @@ class Backtest:
     end: int | None = None
 
 
+#: Partitions of the events topic when the caller does not say (the settings' default).
+EVENTS_PARTITIONS: int = Settings.model_fields["events_partitions"].default
+
+
 def run(
     catalog: Catalog,
     events: Iterable[Event],
@@ -95,6 +100,7 @@ def run(
     dedup_horizon_ms: int = 600_000,
     max_groups: int = MAX_GROUPS,
     max_open_entities: int = MAX_OPEN_ENTITIES,
+    events_partitions: int = EVENTS_PARTITIONS,
 ) -> Backtest:
     """Feed ``events`` through a fresh engine (see the module docstring).
 
@@ -107,12 +113,15 @@ def run(
         dedup_horizon_ms=dedup_horizon_ms,
     )
     partitions: dict[str, int] = {}
+    every = list(range(events_partitions))
+    choose = DefaultPartitioner()
     result = Backtest()
     for event in events:
         partition = partitions.get(event.service)
         if partition is None:
-            partition = partitions[event.service] = len(partitions)
-            engine.assign(partition, None)
+            partition = partitions[event.service] = choose(event.service.encode(), every, every)
+            if not engine.owns(partition):
+                engine.assign(partition, None)
         result.events += 1
         processed = engine.process(partition, event)
         result.late += processed.late
@@ -221,6 +230,7 @@ def limits(settings: Settings) -> dict[str, int]:
         "dedup_horizon_ms": settings.dedup_horizon_ms,
         "max_groups": settings.evaluator_max_groups,
         "max_open_entities": settings.evaluator_max_open_entities,
+        "events_partitions": settings.events_partitions,
     }
 
 

@@ -65,8 +65,8 @@ class SeenIds:
     Persistence is incremental: each sealed slice is written once next to its
     partition's checkpoint and deleted once expired, so a checkpoint writes only the
     ids that arrived since the previous one (:class:`~services.evaluator.checkpoint.
-    CheckpointStore`). Memory: about 110 bytes per id held (dict entry, list slot,
-    the id string), i.e. events per second x horizon.
+    CheckpointStore`). Memory: about 50 bytes per id held (dict entry, list slot)
+    plus the id string, i.e. proportional to events per second x horizon.
     """
 
     __slots__ = ("due", "ids", "open", "open_since", "sealed")
