@@ -6,6 +6,12 @@ file, trailing newline stripped), resolved at delivery time and never logged.
 Fields typed :data:`UrlOrSecret` take either a plain ``http(s)://`` URL or such a
 reference (Slack and Teams webhook URLs are themselves secrets).
 
+:meth:`Receiver.checks` refuses secrets slipped into plain fields (a chat webhook URL,
+``user:pass@`` or ``?token=`` in a URL, an ``Authorization`` header, ...; see
+:mod:`shared.definitions.kinds.secrets`), before the document reaches the history.
+It runs with every write (``validate``, ``apply``, the API), not when stored documents
+are loaded: a receiver stored before these checks still delivers.
+
 Every spec takes ``templates``: Jinja2 sources overriding the channel's default
 templates by name (see ``services/notifier/templates.py`` for the names per channel).
 """
@@ -17,6 +23,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.definitions.kinds.common import Metadata, Spec, duration
+from shared.definitions.kinds.secrets import (
+    RECEIVER_TYPE,
+    secret_header,
+    url_credentials,
+    webhook_service,
+)
 
 SecretRef = Annotated[str, Field(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")]
 """``env:NAME`` or ``file:/absolute/path``."""
@@ -118,3 +130,97 @@ class Receiver(Spec):
     kind: Literal["Receiver"]
     metadata: Metadata
     spec: ReceiverSpec
+
+    def checks(self) -> list[tuple[str, str]]:
+        """Secrets written inline in plain fields, as (field path, message)."""
+        return _inline_secrets(self.spec, self.metadata.name.upper().replace("-", "_"))
+
+
+_KEPT = "and definitions keep every version"
+
+
+def _inline_secrets(spec: object, var: str) -> list[tuple[str, str]]:
+    """``var``: the environment variable name suggested in messages (from the name)."""
+    out: list[tuple[str, str]] = []
+    if isinstance(spec, SlackReceiverSpec | TeamsReceiverSpec):
+        if spec.url.startswith(("http://", "https://")):
+            service = webhook_service(spec.url)
+            found = url_credentials(spec.url)
+            store = (
+                "store it in an environment variable of the notifier and write "
+                f"`url: env:{var}_URL` (or `url: file:/path`)"
+            )
+            if service is not None:
+                out.append(("spec.url", f"this URL is the {service} webhook's credential: {store}"))
+            elif found is not None:
+                out.append(("spec.url", f"{found} is a credential, {_KEPT}: {store}"))
+    elif isinstance(spec, WebhookReceiverSpec | AlertmanagerReceiverSpec | PagerDutyReceiverSpec):
+        service = webhook_service(spec.url)
+        found = url_credentials(spec.url)
+        if service is not None:
+            out.append(
+                (
+                    "spec.url",
+                    f"this URL is the {service} webhook's credential, {_KEPT}: use a "
+                    f"receiver of `type: {RECEIVER_TYPE[service]}` with `url: env:{var}_URL` "
+                    "and the URL in that environment variable of the notifier",
+                )
+            )
+        elif found is not None and isinstance(spec, PagerDutyReceiverSpec):
+            out.append(
+                (
+                    "spec.url",
+                    f"{found} is a credential, {_KEPT}: remove it; PagerDuty authenticates "
+                    "with `routingKey` (a secret reference)",
+                )
+            )
+        elif found is not None:
+            out.append(
+                (
+                    "spec.url",
+                    f"{found} is a credential, {_KEPT}: remove it from the URL and send it "
+                    f"as a header, e.g. `secretHeaders: {{Authorization: env:{var}_TOKEN}}` "
+                    "(this url cannot be a reference)",
+                )
+            )
+    if isinstance(spec, WebhookReceiverSpec | AlertmanagerReceiverSpec):
+        for name, value in spec.headers.items():
+            reference = value.startswith(("env:", "file:"))
+            if secret_header(name, value) or reference:
+                why = (
+                    "plain headers are sent as written, references are resolved only in "
+                    "secretHeaders"
+                    if reference
+                    else f"header {name} carries a credential, {_KEPT}"
+                )
+                out.append(
+                    (
+                        f"spec.headers.{name}",
+                        f"{why}: move header {name} to secretHeaders with an env:/file: "
+                        f"reference (`secretHeaders: {{{name}: env:{var}_{_env_word(name)}}}`)",
+                    )
+                )
+    if isinstance(spec, AlertmanagerReceiverSpec) and spec.generator_url is not None:
+        found = url_credentials(spec.generator_url)
+        if found is not None:
+            out.append(
+                (
+                    "spec.generatorUrl",
+                    f"{found} is a credential, {_KEPT}: remove it; generatorUrl is a link "
+                    "shown to people in Alertmanager",
+                )
+            )
+    if isinstance(spec, EmailReceiverSpec) and "@" in spec.host:
+        out.append(
+            (
+                "spec.host",
+                "host is a host name only; give credentials as `username` and "
+                f"`password: env:{var}_SMTP_PASSWORD` (a secret reference)",
+            )
+        )
+    return out
+
+
+def _env_word(header: str) -> str:
+    """``X-Api-Key`` → ``X_API_KEY`` (an environment variable name part)."""
+    return "".join(c if c.isalnum() else "_" for c in header.upper()).strip("_") or "HEADER"

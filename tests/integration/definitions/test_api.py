@@ -176,6 +176,42 @@ async def test_validate_endpoints_store_nothing(client: httpx.AsyncClient) -> No
     assert broken.json()["errors"][0]["field"] == "spec.notify[0].receivers[0]"
 
 
+async def test_receiver_with_an_inline_secret_is_refused_and_nothing_stored(
+    client: httpx.AsyncClient,
+) -> None:
+    secret = "xoxb-s3cr3t"
+    slack = receiver()
+    slack["spec"] = {"type": "slack", "url": f"https://hooks.slack.com/services/T0/B0/{secret}"}
+    header = receiver()
+    header["spec"]["headers"] = {"Authorization": f"Bearer {secret}"}
+    for method, path, body in [
+        ("POST", "/v1/receivers", slack),
+        ("PUT", "/v1/receivers/hook", slack),
+        ("POST", "/v1/receivers/validate", slack),
+        ("POST", "/v1/receivers", header),
+    ]:
+        response = await client.request(method, path, json=body)
+        assert response.status_code == 422, (method, path, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        problem = response.json()
+        assert problem["type"] == "urn:slawatch:problem:invalid-definition"
+        (error,) = problem["errors"]
+        if body is slack:
+            assert error["field"] == "spec.url"
+            assert "Slack webhook's credential" in error["message"]
+            assert "url: env:HOOK_URL" in error["message"]
+        else:
+            assert error["field"] == "spec.headers.Authorization"
+            assert "move header Authorization to secretHeaders" in error["message"]
+        assert secret not in response.text
+    whole = await client.post("/v1/definitions/validate", content=yaml.safe_dump(header))
+    assert whole.status_code == 422
+    assert whole.json()["errors"][0]["field"] == "spec.headers.Authorization"
+    assert (await client.get("/v1/receivers/hook")).status_code == 404
+    assert (await client.get("/v1/receivers/hook/versions")).status_code == 404
+    assert (await client.get("/v1/receivers")).json()["items"] == []
+
+
 async def test_delete_refused_while_referenced(client: httpx.AsyncClient) -> None:
     await client.post("/v1/receivers", json=receiver())
     await client.post("/v1/agreements", json=agreement())

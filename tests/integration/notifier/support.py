@@ -46,7 +46,7 @@ def receiver_doc(name: str, url: str) -> dict[str, Any]:
         "apiVersion": "slawatch/v1",
         "kind": "Receiver",
         "metadata": {"name": name},
-        "spec": {"type": "webhook", "url": url, "headers": {"X-Token": "secret"}},
+        "spec": {"type": "webhook", "url": url, "headers": {"X-Team": "payments"}},
     }
 
 

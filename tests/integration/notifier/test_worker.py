@@ -119,7 +119,7 @@ async def test_retries_until_delivered(
     assert outcomes == "retry:500,retry:500,delivered:200"
     keys = {r.headers["idempotency-key"] for r in server.requests}
     assert keys == {make_breach().event_key}
-    assert server.requests[0].headers["x-token"] == "secret"
+    assert server.requests[0].headers["x-team"] == "payments"
     sample = registry.get_sample_value
     assert sample("slawatch_notifications_total", {"channel": "webhook", "outcome": "retry"}) == 2
     assert (
@@ -206,7 +206,7 @@ async def test_many_workers_deliver_each_row_once(
 
         await run_workers(engine, settings, http, CollectorRegistry(), count=4, until=all_delivered)
     assert len(server.requests) == 40
-    pairs = {(r.headers["idempotency-key"], r.headers["x-token"]) for r in server.requests}
+    pairs = {(r.headers["idempotency-key"], r.headers["x-team"]) for r in server.requests}
     assert len({k for k, _ in pairs}) == 5
     assert await scalar(engine, "SELECT count(*) FROM delivery_attempts") == 40
 
