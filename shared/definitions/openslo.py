@@ -15,7 +15,10 @@ budgetingMethod            Occurrences (Timeslices / RatioTimeslices: noted, cou
 AlertPolicy + burnrate     ``alerting: {policy: burn-rate, burnRates: [...]}``: factor
 AlertCondition             = threshold, long = lookbackWindow, short = 1/12 of it
 AlertNotificationTarget    Receiver: URL → webhook; slack / teams / pagerduty → that
-                           type with its secret referenced as ``env:OPENSLO_<NAME>_…``
+                           type with its secret referenced as ``env:OPENSLO_<NAME>_…``;
+                           a Slack / Teams webhook URL → that type with ``env:…_URL``
+                           (noted); a URL with a credential in it is not converted
+                           (noted): never copied into the definitions history
 =========================  ==========================================================
 
 slawatch evaluates events, not metric queries: every ``metricSource`` is reported
@@ -35,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from shared.definitions.kinds.secrets import RECEIVER_TYPE, url_credentials, webhook_service
 from shared.definitions.load import (
     DefinitionError,
     DefinitionsInvalid,
@@ -294,7 +298,26 @@ def _receiver(target: _Doc, base: str, name: str) -> dict[str, Any] | None:
     text = str(target.get(f"{base}.target", ""))
     env = "OPENSLO_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
     spec: dict[str, Any]
-    if re.match(r"^https?://", text):
+    is_url = re.match(r"^https?://", text) is not None
+    service = webhook_service(text) if is_url else None
+    found = url_credentials(text) if is_url else None
+    if service is not None:
+        # the URL is the credential: referenced, never copied into the history
+        spec = {"type": RECEIVER_TYPE[service], "url": f"env:{env}_URL"}
+        target.note(
+            f"{base}.target",
+            f"{service} webhook URL, a credential: not copied into the definition; set "
+            f"${env}_URL in the notifier's environment to this target's URL",
+        )
+    elif found is not None:
+        target.note(
+            f"{base}.target",
+            f"not converted: {found} of the target URL is a credential and definitions keep "
+            f"every version; add a Receiver named {name!r} of type webhook with the URL "
+            "without it and the credential in secretHeaders (an env:/file: reference)",
+        )
+        return None
+    elif is_url:
         spec = {"type": "webhook", "url": text}
     elif "slack" in text.lower():
         spec = {"type": "slack", "url": f"env:{env}_URL"}

@@ -259,3 +259,42 @@ def test_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "DataSource" in report
     assert len(list(yaml.safe_load_all(out.read_text()))) == 6
     assert main(["validate", str(out)]) == 0
+
+
+def targets_converted(*urls: str) -> Any:
+    """An SLO notifying one AlertNotificationTarget per URL (``t0``, ``t1``, ...)."""
+    refs = [{"targetRef": f"t{i}"} for i in range(len(urls))]
+    policy = doc("AlertPolicy", "p", {"conditions": [], "notificationTargets": refs})
+    targets = [doc("AlertNotificationTarget", f"t{i}", {"target": u}) for i, u in enumerate(urls)]
+    raws = [slo(alertPolicies=[{"alertPolicyRef": "p"}]), policy, *targets]
+    return convert([("in.yaml", i, d) for i, d in enumerate(raws)])
+
+
+def test_target_with_an_inline_secret_url_is_never_copied_into_definitions() -> None:
+    """A Slack / Teams webhook URL becomes that type with an ``env:`` reference and a
+    report line naming the variable to set; a URL with a credential slawatch cannot
+    reference (webhook) is not converted, with a report line saying what to do."""
+    slack = "https://hooks.slack.com/services/T0/B0/s3cr3t"
+    teams = "https://contoso.webhook.office.com/webhookb2/x/IncomingWebhook/s3cr3t"
+    tokened = "https://status.example.com/hook?token=s3cr3t"
+    plain = "https://status.example.com/hook"
+    result = targets_converted(slack, teams, tokened, plain)
+    assert result.errors == []
+    assert "s3cr3t" not in result.yaml()
+    receivers = {
+        d["metadata"]["name"]: d["spec"] for d in result.documents if d["kind"] == "Receiver"
+    }
+    assert receivers == {
+        "t0": {"type": "slack", "url": "env:OPENSLO_T0_URL"},
+        "t1": {"type": "teams", "url": "env:OPENSLO_T1_URL"},
+        "t3": {"type": "webhook", "url": plain},
+    }
+    (agreement,) = (d for d in result.documents if d["kind"] == "Agreement")
+    assert agreement["spec"]["notify"] == [{"match": {}, "receivers": ["t0", "t1", "t3"]}]
+    notes = {n.index: n.message for n in result.notes if n.path == "spec.target"}
+    assert "set $OPENSLO_T0_URL in the notifier's environment" in notes[2]
+    assert notes[3].startswith("Teams webhook URL, a credential: not copied")
+    assert notes[4].startswith("not converted: query parameter 'token' of the target URL")
+    assert "secretHeaders" in notes[4]
+    assert 5 not in notes
+    assert all("s3cr3t" not in str(n) for n in result.notes)
