@@ -281,11 +281,20 @@ class EvaluatorConsumer:
         First a checkpoint of every owned partition, so the rollups counted so far are
         in PostgreSQL (each event in exactly one row, none lost with a replaced shard);
         then the rollups of the objectives to rebuild are read and handed to the engine.
+        Breaches the reload withdrew are resolved (published) before the next batch.
         """
         async with self._lock:
             await self._checkpoint(self.engine.partitions)
             history = await self._rebuild_history(objectives)
             changes = self.engine.reload(objectives, history)
+            self._dirty.update(self.engine.partitions)  # the next checkpoint keeps the result
+            withdrawn = self.engine.take_resolutions()
+            if withdrawn:
+                log.info(
+                    "resolving breaches whose rule a reload withdrew",
+                    extra={"breaches": [b.id for b in withdrawn]},
+                )
+                await self._publish(withdrawn, [])
             self.metrics.refresh(self.engine)
         log.info("objectives reloaded", extra={"changes": changes})
         return changes

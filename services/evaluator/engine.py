@@ -149,6 +149,7 @@ class Engine:
         self.allowed_lateness_ms = allowed_lateness_ms
         self._partitions: dict[int, PartitionState] = {}
         self._routes = _routes(self._by_service)
+        self._resolutions: list[Breach] = []
 
     def reload(
         self,
@@ -173,9 +174,13 @@ class Engine:
         has no database) it restarts.
 
         Any other change *restarts empty* (``"restarted"``): its windows refill from
-        new events; breaches it had open are forgotten without a ``breach.resolved``
-        (its id and rules may have changed). Removed objectives lose their state
-        (``"removed"``), new ones start empty (``"added"``).
+        new events. Removed objectives lose their state (``"removed"``), new ones start
+        empty (``"added"``).
+
+        A breach whose rule no longer holds it (restarted, removed, or rebuilt under
+        another alerting policy kind) is resolved as of its group's clock, so the
+        notifier and the services it paged close it; :meth:`take_resolutions` hands
+        these ``breach.resolved`` events to the shell to publish.
         """
         old = self.objectives
         fresh: dict[str, CompiledObjective] = {}
@@ -208,23 +213,33 @@ class Engine:
         for state in self._partitions.values():
             for oid in list(state.shards):
                 move = changes.get(oid)
+                if move == "kept":
+                    continue
+                held = state.shards[oid].resolutions()
                 if move == "carried":
                     moved = _carry(state, oid, fresh[oid])
                 elif move == "rebuilt":
                     moved = _rebuild(state, oid, old[oid], fresh[oid], minutes[oid])
-                elif move == "kept":
-                    continue
                 else:
                     del state.shards[oid]
-                    continue
+                    moved = True
                 if not moved:
                     changes[oid] = "restarted"
+                if held:
+                    shard = state.shards.get(oid)
+                    kept = {b.id for b in shard.resolutions()} if shard is not None else set()
+                    self._resolutions.extend(b for b in held if b.id not in kept)
         self.objectives = fresh
         self._by_service = {}
         for objective in fresh.values():
             self._by_service.setdefault(objective.service, []).append(objective)
         self._routes = _routes(self._by_service)
         return changes
+
+    def take_resolutions(self) -> list[Breach]:
+        """The ``breach.resolved`` events of breaches the last reloads withdrew (cleared)."""
+        out, self._resolutions = self._resolutions, []
+        return out
 
     def rebuild_requests(self, objectives: Iterable[CompiledObjective]) -> list[RebuildRequest]:
         """The rollups :meth:`reload` with these objectives would rebuild from.

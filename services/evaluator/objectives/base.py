@@ -115,6 +115,9 @@ class Shard(Protocol):
     def status(self) -> list[GroupStatus]: ...
 
     def open_breaches(self) -> int: ...
+    def resolutions(self) -> list[Breach]:
+        """``breach.resolved`` for every open breach, without changing the state."""
+        ...
 
 
 class CompiledObjective(Protocol):

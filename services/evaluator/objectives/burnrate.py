@@ -391,3 +391,12 @@ class BurnRateShard:
 
     def open_breaches(self) -> int:
         return sum(1 for g in self.groups.values() if g.open is not None)
+
+    def resolutions(self) -> list[Breach]:
+        """``breach.resolved`` for every open breach, as of its group's clock (state
+        unchanged): published when a reload withdraws the rule that opened them."""
+        return [
+            self.breach("breach.resolved", g, g.open, max(g.clock or 0, g.open.opened_at), None)
+            for g in self.groups.values()
+            if g.open is not None
+        ]

@@ -320,3 +320,12 @@ class DeadlineShard:
 
     def open_breaches(self) -> int:
         return sum(1 for e in self.entities.values() if e.opened)
+
+    def resolutions(self) -> list[Breach]:
+        """``breach.resolved`` for every open breach, as of its group's clock (state
+        unchanged): published when a reload withdraws the rule that opened them."""
+        return [
+            self._breach("breach.resolved", e, e.clock, None)
+            for e in self.entities.values()
+            if e.opened
+        ]

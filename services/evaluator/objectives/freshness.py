@@ -159,3 +159,28 @@ class FreshnessShard:
 
     def open_breaches(self) -> int:
         return sum(1 for g in self.groups.values() if g.open_id is not None)
+
+    def resolutions(self) -> list[Breach]:
+        """``breach.resolved`` for every open breach, as of its group's clock (state
+        unchanged): published when a reload withdraws the rule that opened them."""
+        c = self.compiled
+        out: list[Breach] = []
+        for g in self.groups.values():
+            if g.open_id is None or g.opened_at is None:
+                continue
+            at = max(g.last, g.opened_at)
+            out.append(
+                c.make_breach(
+                    "breach.resolved",
+                    id=g.open_id,
+                    group=g.group,
+                    rule=RULE,
+                    severity=c.severity,
+                    at=at,
+                    opened_at=g.opened_at,
+                    windows=self._windows(g, at),
+                    trigger=None,
+                    resolved=True,
+                )
+            )
+        return out

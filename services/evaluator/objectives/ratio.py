@@ -507,6 +507,17 @@ class RatioShard:
     def open_breaches(self) -> int:
         return sum(1 for g in self.groups.values() if g.open is not None)
 
+    def resolutions(self) -> list[Breach]:
+        """``breach.resolved`` for every open breach, as of its group's clock (state
+        unchanged): published when a reload withdraws the rule that opened them."""
+        return [
+            self.compiled.breach(
+                "breach.resolved", g, g.open, max(g.clock or 0, g.open.opened_at), None
+            )
+            for g in self.groups.values()
+            if g.open is not None
+        ]
+
 
 def _move_minute(pending: dict[tuple[str, int], list[int]], key: str, state: RatioGroup) -> None:
     """Add a group's minute in progress to the pending rollups and zero it."""

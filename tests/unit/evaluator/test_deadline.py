@@ -201,3 +201,19 @@ def test_freshness_fires_on_silence_and_resolves_on_the_next_event() -> None:
     assert [(b.kind, b.at) for b in out][-1] == ("breach.resolved", t0 + 9 * MIN)
     again = shard.advance(t0 + 20 * MIN)
     assert again[0].id != out[0].id and again[0].at == t0 + 14 * MIN
+
+
+def test_resolutions_name_every_breached_open_clock_without_changing_it() -> None:
+    shard = deadline()
+    start = t("2026-11-25T10:00:00+01:00")
+    shard.on_event(ticket("ticket.opened", start, entity="T-1"))
+    shard.on_event(ticket("ticket.opened", start, entity="T-2", priority="P2"))
+    opened = [b for b in shard.advance(start + 20 * MIN) if b.kind == "breach.opened"]
+    assert len(opened) == 1  # T-1 (15m) breached, T-2 (1h) not yet
+    [resolved] = shard.resolutions()
+    assert (resolved.kind, resolved.id, resolved.at) == (
+        "breach.resolved",
+        opened[0].id,
+        start + 20 * MIN,
+    )
+    assert shard.open_breaches() == 1  # unchanged: the reload decides what to drop

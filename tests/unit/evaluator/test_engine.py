@@ -275,3 +275,48 @@ def test_reload_carries_counts_over_a_target_change_and_decides_with_the_new_tar
     assert evaluator.reload(looser) == {"shop/availability": "carried"}
     resolved = evaluator.process(0, event(T0 + 21, "good")).breaches
     assert [(b.kind, b.id) for b in resolved] == [("breach.resolved", opened[0].id)]
+    assert evaluator.take_resolutions() == []  # carried: the breach lived on
+
+
+def test_a_reload_that_withdraws_a_rule_resolves_its_open_breaches() -> None:
+    from services.evaluator.objectives import compile_catalog
+    from shared.definitions.store import Catalog
+    from tests.unit.evaluator.factories import fixed_clock
+
+    def compiled(*docs: Any) -> list[Any]:
+        catalog = Catalog(agreements={d.metadata.name: d for d in docs}, receivers={})
+        return list(compile_catalog(catalog, fixed_clock))
+
+    def breaching() -> tuple[Engine, str]:
+        evaluator = Engine(compiled(agreement("shop")), allowed_lateness_ms=30_000)
+        evaluator.assign(0, None)
+        [opened] = evaluator.process(0, event(T0, "bad")).breaches
+        evaluator.process(0, event(T0 + 5, "bad"))
+        return evaluator, opened.id
+
+    # Another selection: the rule that opened it is gone; resolved at the group's clock.
+    evaluator, breach_id = breaching()
+    assert evaluator.reload(compiled(agreement("shop", good={"value": "<= 300"}))) == {
+        "shop/availability": "restarted"
+    }
+    [resolved] = evaluator.take_resolutions()
+    assert (resolved.kind, resolved.id, resolved.at, resolved.resolved_at) == (
+        "breach.resolved",
+        breach_id,
+        T0 + 5,
+        T0 + 5,
+    )
+    assert evaluator.take_resolutions() == []
+    # The objective removed: the same.
+    evaluator, breach_id = breaching()
+    assert evaluator.reload(compiled(agreement("other"))) == {
+        "shop/availability": "removed",
+        "other/availability": "added",
+    }
+    assert [(b.kind, b.id) for b in evaluator.take_resolutions()] == [
+        ("breach.resolved", breach_id)
+    ]
+    # Unchanged: nothing to resolve.
+    evaluator, _ = breaching()
+    evaluator.reload(compiled(agreement("shop")))
+    assert evaluator.take_resolutions() == []

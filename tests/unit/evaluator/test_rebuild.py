@@ -282,6 +282,7 @@ def test_an_open_breach_is_not_carried_across_a_policy_change() -> None:
     assert reload_with_rollups(evaluator, compiled(burn), []) == {OID: "rebuilt"}
     [status] = evaluator.status(OID)
     assert status.status.active_breach_id is None and status.status.valid == 1
+    assert [b.kind for b in evaluator.take_resolutions()] == ["breach.resolved"]
 
 
 def test_groups_are_rebuilt_in_the_partition_that_held_them() -> None:
