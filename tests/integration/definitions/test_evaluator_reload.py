@@ -87,3 +87,32 @@ async def _reloaded(settings: Settings) -> bool:
     body = await status(settings)
     groups = body.get("groups")
     return groups is not None and all(g["target"] == 0.9 for g in groups)
+
+
+async def test_a_withdrawn_rule_resolves_its_open_breach(
+    settings: Settings, make_settings: Callable[..., Settings], engine: AsyncEngine
+) -> None:
+    """An objective whose selection changes restarts; the breach its old rule had open
+    is resolved on the breaches topic, not left open for the notifier forever."""
+    await apply_definitions(engine, target=0.9, alerting={"minEvents": 3})
+    evaluator_settings = evaluator_settings_of(make_settings)
+    topics = Topics.from_settings(settings)
+    app = FastAPI()
+    app.include_router(config_router(db.sessions(engine)))
+    async with (
+        evaluator(evaluator_settings),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as api,
+    ):
+        await produce(settings, [make_event(i, T0 + i * 100, "bad").to_json() for i in range(4)])
+        await read_topic(settings, topics.breaches, lambda got: len(got) >= 1)
+        other_rule = agreement_doc(target=0.9, alerting={"minEvents": 3}, good={"value": "<= 300"})
+        response = await api.put(
+            "/v1/agreements/acme-checkout", json=other_rule, headers={"if-match": '"1"'}
+        )
+        assert response.status_code == 200, response.text
+        raw = await read_topic(settings, topics.breaches, lambda got: len(got) >= 2)
+
+    opened, resolved = (Breach.from_json(r) for r in raw[:2])
+    assert (opened.kind, resolved.kind) == ("breach.opened", "breach.resolved")
+    assert resolved.id == opened.id
+    assert resolved.at == T0 + 300  # the group's clock: its newest event
