@@ -48,7 +48,7 @@ class WebhookReceiverSpec(_ReceiverSpecBase):
     ``secret`` is set, signed (``X-Slawatch-Signature``, see docs/webhooks.md)."""
 
     type: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://")
+    url: UrlOrSecret
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, SecretRef] = Field(default_factory=dict)
     secret: SecretRef | None = None
@@ -73,7 +73,7 @@ class PagerDutyReceiverSpec(_ReceiverSpecBase):
 
     type: Literal["pagerduty"]
     routing_key: SecretRef
-    url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
+    url: UrlOrSecret = "https://events.pagerduty.com/v2/enqueue"
     source: str = "slawatch"
 
 
@@ -105,7 +105,7 @@ class AlertmanagerReceiverSpec(_ReceiverSpecBase):
     keeps it active (slawatch does not re-push); the resolution sends the real end."""
 
     type: Literal["alertmanager"]
-    url: str = Field(pattern=r"^https?://")
+    url: UrlOrSecret
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, SecretRef] = Field(default_factory=dict)
     firing_ttl: str = "24h"
@@ -154,7 +154,9 @@ def _inline_secrets(spec: object, var: str) -> list[tuple[str, str]]:
                 out.append(("spec.url", f"this URL is the {service} webhook's credential: {store}"))
             elif found is not None:
                 out.append(("spec.url", f"{found} is a credential, {_KEPT}: {store}"))
-    elif isinstance(spec, WebhookReceiverSpec | AlertmanagerReceiverSpec | PagerDutyReceiverSpec):
+    elif isinstance(
+        spec, WebhookReceiverSpec | AlertmanagerReceiverSpec | PagerDutyReceiverSpec
+    ) and spec.url.startswith(("http://", "https://")):
         service = webhook_service(spec.url)
         found = url_credentials(spec.url)
         if service is not None:
@@ -178,9 +180,10 @@ def _inline_secrets(spec: object, var: str) -> list[tuple[str, str]]:
             out.append(
                 (
                     "spec.url",
-                    f"{found} is a credential, {_KEPT}: remove it from the URL and send it "
-                    f"as a header, e.g. `secretHeaders: {{Authorization: env:{var}_TOKEN}}` "
-                    "(this url cannot be a reference)",
+                    f"{found} is a credential, {_KEPT}: send it as a header, e.g. "
+                    f"`secretHeaders: {{Authorization: env:{var}_TOKEN}}`, or, if the "
+                    f"endpoint only takes it in the URL, write `url: env:{var}_URL` with "
+                    "the whole URL in that environment variable of the notifier",
                 )
             )
     if isinstance(spec, WebhookReceiverSpec | AlertmanagerReceiverSpec):

@@ -91,8 +91,9 @@ REFUSED = [
         webhook(url=f"https://alerts:{SECRET}@status.example.com/hook"),
         "spec.url",
         "credentials before '@' in the URL is a credential, and definitions keep every "
-        "version: remove it from the URL and send it as a header, e.g. "
-        "`secretHeaders: {Authorization: env:TEAM_CHAT_TOKEN}`",
+        "version: send it as a header, e.g. "
+        "`secretHeaders: {Authorization: env:TEAM_CHAT_TOKEN}`, or, if the endpoint only "
+        "takes it in the URL, write `url: env:TEAM_CHAT_URL`",
     ),
     (
         "token in query",

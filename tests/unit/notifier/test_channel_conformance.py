@@ -287,8 +287,24 @@ async def test_missing_secret_is_a_config_error(case: ChannelCase, http: httpx.A
     assert (caught.value.reason, caught.value.retriable) == (Reason.CONFIG, True)
 
 
-def _without_secrets(case: ChannelCase, http: httpx.AsyncClient) -> Channel:
-    empty = Secrets({})
+async def test_a_url_given_as_a_reference_is_resolved_at_delivery(
+    case: ChannelCase, http: httpx.AsyncClient
+) -> None:
+    """Every HTTP channel takes ``url: env:NAME`` (a URL that is itself a credential)."""
+    if case.transport != "http":
+        pytest.skip("email has a host, not a url")
+    async with case.server("ok") as server:
+        spec = case.receiver(case.address(server)).spec.model_dump(by_alias=True)
+        target = receiver("x", {**spec, "url": "env:TARGET_URL"})
+        environ = {"SECRET": SECRET, "TARGET_URL": case.address(server)}
+        await _without_secrets(case, http, environ).deliver(simple(make_breach()), target)
+        assert len(server.requests) == 1
+
+
+def _without_secrets(
+    case: ChannelCase, http: httpx.AsyncClient, environ: dict[str, str] | None = None
+) -> Channel:
+    empty = Secrets(environ or {})
     kinds: dict[str, Callable[[], Channel]] = {
         "webhook": lambda: WebhookChannel(http, timeout_ms=1_000, secrets=empty),
         "slack": lambda: SlackChannel(http, timeout_ms=1_000, secrets=empty, renderer=Renderer()),

@@ -110,16 +110,17 @@ class AlertmanagerChannel:
             description = self._renderer.render("description", DEFAULTS, spec.templates, context)
             return alert(note, spec, summary, description)
 
-        def build() -> tuple[bytes, dict[str, str]]:
+        def build() -> tuple[str, bytes, dict[str, str]]:
             headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
             headers.update(spec.headers)
             headers.update({k: self._secrets.resolve(v) for k, v in spec.secret_headers.items()})
-            return orjson.dumps([one(note) for note in notes]), headers
+            url = self._secrets.url(spec.url)
+            return url, orjson.dumps([one(note) for note in notes]), headers
 
-        body, headers = prepare(build)
+        url, body, headers = prepare(build)
         return await post(
             self._http,
-            spec.url.rstrip("/") + "/api/v2/alerts",
+            url.rstrip("/") + "/api/v2/alerts",
             content=body,
             headers=headers,
             timeout_s=self._timeout_s,

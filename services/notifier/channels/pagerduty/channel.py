@@ -109,17 +109,18 @@ class PagerDutyChannel:
                 Reason.UNSUPPORTED_CHANNEL, "not a pagerduty receiver", retriable=False
             )
 
-        def build() -> bytes:
+        def build() -> tuple[str, bytes]:
             summary = self._renderer.render(
                 "summary", DEFAULTS, spec.templates, template_context(note)
             )
             key = self._secrets.resolve(spec.routing_key)
-            return orjson.dumps(event(note, key, summary, spec.source))
+            return self._secrets.url(spec.url), orjson.dumps(event(note, key, summary, spec.source))
 
+        url, body = prepare(build)
         return await post(
             self._http,
-            spec.url,
-            content=prepare(build),
+            url,
+            content=body,
             headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,

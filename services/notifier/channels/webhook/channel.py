@@ -133,11 +133,12 @@ class WebhookChannel:
             built.update({k: self._secrets.resolve(v) for k, v in spec.secret_headers.items()})
             return built
 
+        url, built = prepare(lambda: (self._secrets.url(spec.url), headers()))
         return await post(
             self._http,
-            spec.url,
+            url,
             content=body,
-            headers=prepare(headers),
+            headers=built,
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
             destinations=self._destinations,
