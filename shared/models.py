@@ -71,6 +71,8 @@ class DedupSlice(Base):
     topic: Mapped[str] = mapped_column(String(255), nullable=False)
     partition: Mapped[int] = mapped_column(Integer, nullable=False)
     bound: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: The next offset of the checkpoint written with this slice.
+    next_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
     #: orjson list of the ids, in arrival order.
     ids: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 

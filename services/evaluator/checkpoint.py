@@ -116,9 +116,12 @@ class CheckpointStore:
             if rollups:
                 await session.execute(_ROLLUP_UPSERT, _rollup_rows(rollups))
             for partition, delta in sorted((dedup or {}).items()):
-                await self._save_dedup(session, partition, delta)
+                offset = checkpoints[partition].next_offset
+                await self._save_dedup(session, partition, offset, delta)
 
-    async def _save_dedup(self, session: AsyncSession, partition: int, delta: DedupDelta) -> None:
+    async def _save_dedup(
+        self, session: AsyncSession, partition: int, next_offset: int, delta: DedupDelta
+    ) -> None:
         if delta.expired_below is not None:
             await session.execute(
                 delete(DedupSlice).where(
@@ -137,6 +140,7 @@ class CheckpointStore:
                         "topic": self.topic,
                         "partition": partition,
                         "bound": bound,
+                        "next_offset": next_offset,
                         "ids": orjson.dumps(ids),
                     }
                     for bound, ids in delta.new
@@ -154,7 +158,7 @@ class CheckpointStore:
             Checkpoint.partition.in_(wanted),
         )
         slices = (
-            select(DedupSlice.partition, DedupSlice.bound, DedupSlice.ids)
+            select(DedupSlice.partition, DedupSlice.next_offset, DedupSlice.bound, DedupSlice.ids)
             .where(
                 DedupSlice.consumer_group == self.consumer_group,
                 DedupSlice.topic == self.topic,
@@ -165,9 +169,13 @@ class CheckpointStore:
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
             stored = (await session.execute(slices)).all()
+        offsets = {p: o for p, _, o in rows}
         dedup: dict[int, list[tuple[int, list[str]]]] = {}
-        for partition, bound, ids in stored:
-            dedup.setdefault(partition, []).append((bound, orjson.loads(ids)))
+        for partition, written_at, bound, ids in stored:
+            # A slice written with a checkpoint beyond the stored one did not stand (an
+            # owner fenced out meanwhile): its ids may be of events still to be replayed.
+            if written_at <= offsets.get(partition, -1):
+                dedup.setdefault(partition, []).append((bound, orjson.loads(ids)))
         return {
             p: StoredCheckpoint(state=bytes(s), next_offset=o, dedup=dedup.get(p, []))
             for p, s, o in rows

@@ -113,11 +113,15 @@ class EvaluatorConsumer:
                     timeout_ms=self.settings.idle_tick_ms, max_records=MAX_BATCH_RECORDS
                 )
                 if self._fatal is not None:
-                    raise EvaluatorError("restoring assigned partitions failed") from self._fatal
+                    raise EvaluatorError("restoring or reloading failed") from self._fatal
                 async with self._lock:
                     await self._handle(batch)
                     await self._maybe_tick()
                     await self._maybe_checkpoint()
+            if self._fatal is not None:
+                # No final checkpoint: the state may lack what the failure lost (rollups
+                # taken, resolutions unpublished); the next run replays from the last one.
+                raise EvaluatorError("restoring or reloading failed") from self._fatal
             async with self._lock:
                 await self._checkpoint(self.engine.partitions)
             log.info(
@@ -284,17 +288,22 @@ class EvaluatorConsumer:
         Breaches the reload withdrew are resolved (published) before the next batch.
         """
         async with self._lock:
-            await self._checkpoint(self.engine.partitions)
-            history = await self._rebuild_history(objectives)
-            changes = self.engine.reload(objectives, history)
-            self._dirty.update(self.engine.partitions)  # the next checkpoint keeps the result
-            withdrawn = self.engine.take_resolutions()
-            if withdrawn:
-                log.info(
-                    "resolving breaches whose rule a reload withdrew",
-                    extra={"breaches": [b.id for b in withdrawn]},
-                )
-                await self._publish(withdrawn, [])
+            if self._fatal is not None:
+                raise EvaluatorError("the consumer has failed; not reloading") from self._fatal
+            try:
+                await self._checkpoint(self.engine.partitions)
+                history = await self._rebuild_history(objectives)
+                changes = self.engine.reload(objectives, history)
+                await self._publish_resolutions("a reload withdrew their rule")
+                # The reloaded state stands at once: a restore from the checkpoint before
+                # would apply the same plan again (see state.decode), at worst publishing
+                # the resolutions twice, with the same ids.
+                await self._checkpoint(self.engine.partitions)
+            except Exception as exc:
+                # What was taken for the failed step (rollups, resolutions) is not in
+                # PostgreSQL: stop without another checkpoint and replay (see run).
+                self._fatal = exc
+                raise
             self.metrics.refresh(self.engine)
         log.info("objectives reloaded", extra={"changes": changes})
         return changes
@@ -316,12 +325,21 @@ class EvaluatorConsumer:
             )
             return {}
 
+    async def _publish_resolutions(self, why: str) -> None:
+        withdrawn = self.engine.take_resolutions()
+        if withdrawn:
+            log.info(
+                "resolving breaches", extra={"why": why, "breaches": [b.id for b in withdrawn]}
+            )
+            await self._publish(withdrawn, [])
+
     async def on_revoked(self, partitions: list[int]) -> None:
         """Checkpoint and drop the partitions this instance loses."""
         async with self._lock:
             owned = [p for p in partitions if self.engine.owns(p)]
             try:
-                await self._checkpoint(owned)
+                if self._fatal is None:
+                    await self._checkpoint(owned)
             except Exception:
                 # The next owner replays from the previous checkpoint: same result.
                 log.exception("checkpoint on revoke failed", extra={"partitions": owned})
@@ -345,10 +363,12 @@ class EvaluatorConsumer:
                         self.engine.assign(p, checkpoint.state, checkpoint.dedup)
                     if checkpoint is not None:
                         self._next_offsets[p] = checkpoint.next_offset
+                        self._dirty.add(p)  # restored under today's definitions: keep that
                         if self._consumer is not None:
                             self._consumer.seek(
                                 TopicPartition(self.topics.events, p), checkpoint.next_offset
                             )
+                await self._publish_resolutions("their rule changed while the state was stored")
             except Exception as exc:
                 log.exception("restoring partitions failed", extra={"partitions": fresh})
                 for p in fresh:

@@ -287,6 +287,8 @@ class Engine:
         """Take a partition over, from its snapshot and stored dedup slices, or empty."""
         state = PartitionState() if snapshot is None else decode(snapshot, self.objectives)
         state.seen.restore(dedup)
+        self._resolutions.extend(state.resolutions)
+        state.resolutions.clear()
         self._partitions[partition] = state
 
     def revoke(self, partition: int) -> None:
@@ -374,7 +376,7 @@ class Engine:
 
     def snapshot(self, partition: int) -> bytes:
         """The partition's state, without the dedup ids (see :meth:`dedup_delta`)."""
-        return encode(self._partitions[partition])
+        return encode(self._partitions[partition], self.objectives)
 
     def dedup_delta(self, partition: int) -> DedupDelta:
         """The dedup slices the partition's checkpoint must store (call

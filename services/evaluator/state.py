@@ -4,7 +4,15 @@ Snapshot layout, version 1::
 
     {"v": 1,
      "max_time": <newest event time seen in the partition, or null>,
-     "objectives": {"<agreement>/<objective>": <the shard's own dump>, ...}}
+     "objectives": {"<agreement>/<objective>": <the shard's own dump>, ...},
+     "fingerprints": {"<agreement>/<objective>": [<fingerprint>, <measure fingerprint>]}}
+
+Restoring under definitions that changed meanwhile (a restart with other
+definitions, or a crash between a hot reload and the checkpoint after it) follows the
+hot reload's plan as far as it can without the rollups: same definition → loaded;
+same measurement → carried; anything else → restarted empty, its open breaches
+resolved (:attr:`PartitionState.resolutions`, published by the consumer; built with
+the new definition, so only where the old state still loads under it).
 
 The ids seen within the dedup horizon are not in the snapshot: they are stored in
 slices next to it (:class:`SeenIds`), so a checkpoint writes only the new ones.
@@ -29,6 +37,7 @@ import orjson
 
 from services.evaluator.exceptions import StateFormatError
 from services.evaluator.objectives.base import CompiledObjective, Shard
+from shared.schemas import Breach
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +138,20 @@ class SeenIds:
         """The bound of the oldest slice held: stored slices older than it have expired."""
         return self.sealed[0].bound if self.sealed else None
 
-    def restore(self, slices: Iterable[tuple[int, list[str]]]) -> None:
-        """Add stored slices ``(bound, ids)``, oldest first, as saved."""
-        for bound, ids in sorted(slices, key=lambda s: s[0]):
-            piece = Slice(bound, list(ids), saved=True)
-            self.sealed.append(piece)
-            held = self.ids
+    def restore(self, slices: Iterable[tuple[int, list[str]]], *, saved: bool = True) -> None:
+        """Add slices ``(bound, ids)``: stored ones (``saved``), or ones the next
+        checkpoint must write (ids of a snapshot from before slices existed)."""
+        pieces = sorted(
+            (Slice(bound, list(ids), saved=saved) for bound, ids in slices),
+            key=lambda piece: piece.bound,
+        )
+        held = self.ids
+        for piece in pieces:
             for event_id in piece.ids:
-                held[event_id] = piece
+                current = held.get(event_id)
+                if current is None or current.bound <= piece.bound:
+                    held[event_id] = piece  # the newest slice holding it decides expiry
+        self.sealed = deque(sorted([*self.sealed, *pieces], key=lambda piece: piece.bound))
         self.due = 0  # let the next newer event expire what the horizon has passed
 
 
@@ -148,15 +163,22 @@ class PartitionState:
     max_time: int | None = None
     shards: dict[str, Shard] = field(default_factory=dict)
     seen: SeenIds = field(default_factory=SeenIds)
+    #: ``breach.resolved`` of breaches whose rule changed while the state was stored.
+    resolutions: list[Breach] = field(default_factory=list)
 
 
-def encode(state: PartitionState) -> bytes:
-    """The snapshot of ``state``."""
+def encode(state: PartitionState, objectives: Mapping[str, CompiledObjective]) -> bytes:
+    """The snapshot of ``state``, with what each objective was when it was taken."""
     return orjson.dumps(
         {
             "v": STATE_VERSION,
             "max_time": state.max_time,
             "objectives": {oid: shard.dump() for oid, shard in state.shards.items()},
+            "fingerprints": {
+                oid: [objectives[oid].fingerprint, objectives[oid].measure_fingerprint]
+                for oid in state.shards
+                if oid in objectives
+            },
         }
     )
 
@@ -194,20 +216,44 @@ def _decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> Partiti
         raise StateFormatError("malformed dedup set")
     state = PartitionState(max_time=max_time)
     if seen:
-        state.seen.restore([(max(_legacy_time(e) for e in seen), [_legacy_id(e) for e in seen])])
+        legacy = (max(_legacy_time(e) for e in seen), [_legacy_id(e) for e in seen])
+        state.seen.restore([legacy], saved=False)  # stored nowhere else yet
+    fingerprints = body.get("fingerprints", {})
+    if not isinstance(fingerprints, dict):
+        raise StateFormatError("malformed fingerprints")
     for oid, shard_data in stored.items():
         compiled = objectives.get(oid)
         if compiled is None:
             log.warning("dropping state of removed objective", extra={"objective": oid})
             continue
         try:
-            state.shards[oid] = compiled.load_shard(shard_data)
+            shard = compiled.load_shard(shard_data)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning(
                 "objective state does not fit its definition; restarting it empty",
                 extra={"objective": oid, "error": str(exc)},
             )
+            continue
+        if _still_measures(fingerprints.get(oid), compiled):
+            state.shards[oid] = shard
+        else:
+            log.warning(
+                "objective changed while its state was stored; restarting it empty",
+                extra={"objective": oid},
+            )
+            state.resolutions.extend(shard.resolutions())
     return state
+
+
+def _still_measures(stored: object, compiled: CompiledObjective) -> bool:
+    """Whether state taken under ``stored`` fingerprints counts what ``compiled``
+    counts (snapshots without fingerprints are trusted, as before they existed)."""
+    if not (isinstance(stored, list) and len(stored) == 2):
+        return True
+    fingerprint, measure = stored
+    if fingerprint == compiled.fingerprint:
+        return True
+    return bool(measure) and measure == compiled.measure_fingerprint
 
 
 def _legacy_time(entry: object) -> int:

@@ -1,6 +1,8 @@
 """Evaluator: the event ids seen within the dedup horizon, in slices beside the
 checkpoint (each slice written once, deleted once past the horizon), instead of all
-of them inside every state snapshot.
+of them inside every state snapshot. Each row keeps the offset of the checkpoint that
+wrote it: rows of a checkpoint that did not stand (a fenced-out owner's) are ignored
+until the partition's checkpoint has passed that offset.
 
 On the evaluator's own branch (``db.migrate`` upgrades to "heads").
 
@@ -25,6 +27,7 @@ def upgrade() -> None:
         sa.Column("topic", sa.String(255), nullable=False),
         sa.Column("partition", sa.Integer, nullable=False),
         sa.Column("bound", sa.BigInteger, nullable=False),
+        sa.Column("next_offset", sa.BigInteger, nullable=False),
         sa.Column("ids", sa.LargeBinary, nullable=False),
     )
     op.create_index(

@@ -45,3 +45,23 @@ async def test_dedup_slices_are_added_once_expired_and_loaded_per_partition(
     loaded = await store.load([0, 1])
     assert loaded[0].dedup == [(200, ["c"]), (300, ["d"])]
     assert loaded[1].dedup == [(50, ["z"])]
+
+
+async def test_dedup_slices_of_a_checkpoint_that_did_not_stand_are_ignored(
+    engine: AsyncEngine,
+) -> None:
+    """An owner fenced out by a rebalance may still finish a checkpoint; when the new
+    owner's checkpoint (at an earlier offset) replaces it, the stale slice must not
+    mark the events the new owner replays as duplicates."""
+    zombie = CheckpointStore(db.sessions(engine), "z-evaluator", "p.events")
+    owner = CheckpointStore(db.sessions(engine), "z-evaluator", "p.events")
+    await zombie.save(
+        {0: StoredCheckpoint(b"a", 8)}, dedup={0: DedupDelta([Slice(70, ["e6", "e7"])], None)}
+    )
+    await owner.save(
+        {0: StoredCheckpoint(b"b", 6)}, dedup={0: DedupDelta([Slice(50, ["e5"])], None)}
+    )
+    assert (await owner.load([0]))[0].dedup == [(50, ["e5"])]
+    # Once the owner's own checkpoint passes that offset, the slice is harmless again.
+    await owner.save({0: StoredCheckpoint(b"c", 9)}, dedup={0: DedupDelta([], None)})
+    assert (await owner.load([0]))[0].dedup == [(50, ["e5"]), (70, ["e6", "e7"])]

@@ -12,6 +12,7 @@ import pytest
 from services.evaluator.checkpoint import StoredCheckpoint
 from services.evaluator.consumer import EvaluatorConsumer
 from services.evaluator.engine import DedupDelta, RebuildRequest, Rollup
+from services.evaluator.exceptions import EvaluatorError
 from services.evaluator.metrics import EvaluatorMetrics
 from shared.metrics import new_registry
 from shared.schemas import Breach
@@ -44,6 +45,7 @@ class Effects:
         self.stored: dict[int, StoredCheckpoint] = {}
         self.dedup: dict[int, list[tuple[int, list[str]]]] = {}
         self.fail_load = False
+        self.fail_save = False
 
     # producer
     async def send(self, topic: str, value: bytes, key: bytes) -> Any:
@@ -61,6 +63,8 @@ class Effects:
         rollups: Sequence[object] = (),
         dedup: Mapping[int, DedupDelta] | None = None,
     ) -> None:
+        if self.fail_save:
+            raise OSError("database down")
         self.rollups.extend(rollups)
         self.log.append(("save", {p: c.next_offset for p, c in checkpoints.items()}))
         self.stored.update(checkpoints)
@@ -232,3 +236,35 @@ async def test_reload_checkpoints_then_rebuilds_from_the_stored_rollups(store_fa
     else:
         assert changes == {"acme-checkout/availability": "rebuilt"}
         assert [(s.window, s.good, s.valid) for s in statuses] == [("10m", 2, 5)]
+
+
+async def test_a_failed_reload_stops_the_consumer_without_another_checkpoint() -> None:
+    """Rollups taken for a checkpoint that failed are in no row: the consumer must not
+    write a later checkpoint past those events, so it stops and the next run replays."""
+    effects = Effects()
+    loop = build(effects, checkpoint_interval_ms=3_600_000)
+    await loop.on_assigned([0])
+    await loop._handle(batch(0, 0, [event(T0 + i, "bad").to_json() for i in range(3)]))
+    effects.fail_save = True
+    longer = list(engine(agreement(window="10m")).objectives.values())
+    with pytest.raises(OSError):
+        await loop.reload(longer)
+    effects.fail_save = False
+    effects.log.clear()
+    with pytest.raises(EvaluatorError):
+        await loop.reload(longer)
+    await loop.on_revoked([0])
+    assert [entry for entry in effects.log if entry[0] == "save"] == []
+
+
+async def test_reload_publishes_withdrawn_breaches_then_checkpoints() -> None:
+    effects = Effects()
+    loop = build(effects, checkpoint_interval_ms=3_600_000)
+    await loop.on_assigned([0])
+    await loop._handle(batch(0, 0, [event(T0 + i, "bad").to_json() for i in range(3)]))
+    effects.log.clear()
+    other_rule = list(engine(agreement(good={"value": "<= 300"})).objectives.values())
+    assert await loop.reload(other_rule) == {"acme-checkout/availability": "restarted"}
+    kinds = [entry[0] for entry in effects.log]
+    # checkpoint, the resolution published and acknowledged, then the reloaded state
+    assert kinds == ["save", "commit", "send", "ack", "save", "commit"]

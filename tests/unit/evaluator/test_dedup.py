@@ -96,6 +96,19 @@ def test_expired_slices_are_named_for_deletion() -> None:
 def test_a_snapshot_holds_no_ids_and_an_old_one_with_ids_still_loads() -> None:
     state = PartitionState(max_time=T0)
     state.seen.add("x")
-    assert b"seen" not in encode(state)
+    assert b"seen" not in encode(state, {})
     legacy = orjson.dumps({"v": 1, "max_time": T0, "seen": [[T0, "x"]], "objectives": {}})
     assert "x" in decode(legacy, {}).seen
+
+
+def test_ids_of_an_old_snapshot_are_written_with_the_first_checkpoint() -> None:
+    evaluator = engine(agreement(), dedup_horizon_ms=HORIZON)
+    legacy = orjson.dumps({"v": 1, "max_time": T0, "seen": [[T0, "x"]], "objectives": {}})
+    evaluator.assign(0, legacy)
+    evaluator.process(0, event(T0 + 1, id="y"))
+    delta = evaluator.dedup_delta(0)
+    assert [ids for _, ids in delta.new] == [["x"], ["y"]]
+    delta.stored()
+    restored = engine(agreement(), dedup_horizon_ms=HORIZON)
+    restored.assign(0, evaluator.snapshot(0), delta.new)
+    assert restored.process(0, event(T0, id="x")).duplicate

@@ -74,3 +74,25 @@ def test_removed_or_reshaped_objectives_restart_empty() -> None:
     reshaped = engine(agreement(window="2h"))
     reshaped.assign(0, snapshot)
     assert reshaped.status("acme-checkout/availability") == []
+
+
+def test_restored_under_a_changed_measurement_restarts_and_resolves_its_breaches() -> None:
+    """A crash between a hot reload and the checkpoint after it (or a restart with other
+    definitions) restores state taken under the old definition: the reload's plan is
+    applied again, so old counts never stand under a new selection."""
+    old = engine(agreement())
+    old.assign(0, None)
+    [opened] = old.process(0, event(T0, "bad")).breaches
+    snapshot = old.snapshot(0)
+
+    other_rule = engine(agreement(good={"value": "<= 300"}))
+    other_rule.assign(0, snapshot)
+    assert other_rule.status("acme-checkout/availability") == []
+    [resolved] = other_rule.take_resolutions()
+    assert (resolved.kind, resolved.id) == ("breach.resolved", opened.id)
+
+    tighter = engine(agreement(target=0.5))  # same measurement: carried, breach kept
+    tighter.assign(0, snapshot)
+    [status] = tighter.status("acme-checkout/availability")
+    assert status.status.active_breach_id == opened.id
+    assert tighter.take_resolutions() == []
