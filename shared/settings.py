@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,3 +84,14 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     shutdown_grace_s: float = 8.0
+
+    @model_validator(mode="after")
+    def _dedup_covers_lateness(self) -> Settings:
+        # An accepted late event may repeat an id up to the lateness behind the newest
+        # event; a shorter horizon would have forgotten it and count it twice.
+        if self.dedup_horizon_ms < self.allowed_lateness_ms:
+            raise ValueError(
+                "dedup_horizon_ms must be at least allowed_lateness_ms, or a late repeat "
+                "of an event would be counted twice"
+            )
+        return self

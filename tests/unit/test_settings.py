@@ -64,3 +64,9 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValidationError):
         s.evaluator_max_groups = 1  # type: ignore[misc]
+
+
+def test_dedup_horizon_must_cover_the_allowed_lateness() -> None:
+    with pytest.raises(ValidationError, match="allowed_lateness_ms"):
+        Settings(allowed_lateness_ms=60_000, dedup_horizon_ms=30_000)
+    assert Settings(allowed_lateness_ms=60_000, dedup_horizon_ms=60_000).dedup_horizon_ms == 60_000

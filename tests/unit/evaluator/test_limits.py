@@ -57,7 +57,11 @@ def test_code_defaults_are_the_settings_defaults() -> None:
 
 
 def test_engine_built_by_main_has_the_configured_horizon() -> None:
-    engine = new_engine(catalog(agreement()), settings(dedup_horizon_ms=1_000), fixed_clock)
+    engine = new_engine(
+        catalog(agreement()),
+        settings(dedup_horizon_ms=1_000, allowed_lateness_ms=1_000),
+        fixed_clock,
+    )
     assert engine.dedup_horizon_ms == 1_000
     engine.assign(0, None)
     engine.process(0, event(T0, id="x"))
