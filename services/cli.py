@@ -118,6 +118,12 @@ def _source(settings: Settings, args: argparse.Namespace) -> int:
     return source_cli.main(settings, args)
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from services.notifier.reports import cli as report_cli
+
+    return report_cli.main(settings, args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slawatch", description="SLA breach detection")
     sub = root.add_subparsers(dest="command", required=True)
@@ -141,6 +147,9 @@ def parser() -> argparse.ArgumentParser:
     from services.ingest.source_cli import add_command as add_source
 
     add_source(sub)
+    from services.notifier.reports.cli import add_command as add_report
+
+    add_report(sub)
     return root
 
 
@@ -152,6 +161,7 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
     "migrate": _migrate,
     "backtest": _backtest,
     "source": _source,
+    "report": _report,
     **definitions_cli.HANDLERS,
 }
 

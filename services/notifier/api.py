@@ -13,6 +13,7 @@
     POST /v1/ack/{token}   (form or JSON by/comment, optional) → AckPublic; 403 bad/expired
     POST /v1/silences {match, starts_at?, ends_at | duration, created_by, comment}
     GET  /v1/silences?active=true          DELETE /v1/silences/{id} (expires it)
+    GET /v1/agreements/{name}/report?period=&at=&format=   (services.notifier.reports.api)
     GET /healthz, /readyz, /metrics   (shared.runtime.ops_router)
 
 Errors are ``application/problem+json`` (RFC 9457). Times are epoch milliseconds.
@@ -43,6 +44,7 @@ from services.notifier import acks
 from services.notifier.acklink import AckLinks, BadToken
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import dt_to_ms
+from services.notifier.reports.api import reports_router
 from shared.models import (
     BreachEventRecord,
     BreachRecord,
@@ -509,11 +511,9 @@ def create_app(
     app.include_router(ops_router(registry, checks))
     app.include_router(breaches_router(sessions))
     app.include_router(receivers_router(sessions))
-    app.include_router(
-        lifecycle_router(
-            sessions, lifecycle or Lifecycle(wall_clock_ms, AckLinks(b"", "http://127.0.0.1"))
-        )
-    )
+    life = lifecycle or Lifecycle(wall_clock_ms, AckLinks(b"", "http://127.0.0.1"))
+    app.include_router(lifecycle_router(sessions, life))
+    app.include_router(reports_router(sessions, life.clock))
 
     @app.exception_handler(Problem)
     async def on_problem(_request: Request, exc: Problem) -> JSONResponse:

@@ -1,0 +1,82 @@
+"""``GET /v1/agreements/{name}/report``: an agreement's period report.
+
+    ?period=2026-11 | 2026-W48 | 2026-Q4 | 2026-11-15   the period containing it
+    ?at=2026-11-15T10:00:00Z                            same, by an instant
+    (neither: the period containing now)
+    ?format=json | csv | html    (else ``Accept: text/csv`` gives CSV; default JSON)
+
+Errors are ``application/problem+json``: 404 for an unknown agreement, 400 naming the
+parameter for a bad period, an ``at`` given with ``period``, or an unknown format.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notifier.reports import render
+from services.notifier.reports.exceptions import BadPeriod, UnknownAgreement
+from services.notifier.reports.store import report_for
+from shared.timeutil import Clock
+
+PROBLEM = "application/problem+json"
+
+
+def _problem(status: int, title: str, detail: str, param: str | None = None) -> JSONResponse:
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if param is not None:
+        body["invalid-params"] = [{"name": param, "reason": detail}]
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _format(requested: str | None, accept: str) -> str | None:
+    if requested is not None:
+        return requested if requested in render.FORMATS else None
+    return "csv" if "text/csv" in accept else "json"
+
+
+def reports_router(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> APIRouter:
+    router = APIRouter(prefix="/v1/agreements", tags=["reports"])
+
+    @router.get("/{name}/report", response_model=None)
+    async def agreement_report(
+        name: str,
+        request: Request,
+        period: str | None = None,
+        at: str | None = None,
+        fmt: Annotated[str | None, Query(alias="format")] = None,
+    ) -> Response:
+        chosen = _format(fmt, request.headers.get("accept", ""))
+        if chosen is None:
+            detail = f"format: {fmt!r} is not one of {', '.join(render.FORMATS)}"
+            return _problem(400, "Bad Request", detail, "format")
+        if period is not None and at is not None:
+            return _problem(400, "Bad Request", "at: give 'period' or 'at', not both", "at")
+        param = "at" if at is not None else "period"
+        try:
+            async with sessions() as session:
+                report = await report_for(session, name, period=period or at, now=clock())
+        except UnknownAgreement as exc:
+            return _problem(404, "Not Found", str(exc))
+        except BadPeriod as exc:
+            return _problem(400, "Bad Request", f"{param}: {exc}", param)
+        if chosen == "csv":
+            filename = f"{report.agreement}-{report.label}.csv"
+            return Response(
+                render.to_csv(report),
+                media_type="text/csv; charset=utf-8",
+                headers={"content-disposition": f'attachment; filename="{filename}"'},
+            )
+        if chosen == "html":
+            return HTMLResponse(render.to_html(report))
+        return JSONResponse(render.as_dict(report))
+
+    return router

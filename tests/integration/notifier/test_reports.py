@@ -1,0 +1,262 @@
+"""Period reports over the real PostgreSQL: stored definitions, rollups and breaches,
+through the notifier app (httpx's ASGI transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services import cli
+from services.notifier.acklink import AckLinks
+from services.notifier.api import Lifecycle, create_app
+from services.notifier.intake import upsert_breach
+from shared import db
+from shared.definitions import store
+from shared.definitions.load import validate_model
+from shared.models import SliRollup
+from shared.schemas import AgreementRef
+from shared.settings import Settings
+from tests.unit.notifier.support import make_breach
+
+pytestmark = pytest.mark.integration
+
+MIN = 60_000
+HOUR = 3_600_000
+# Berlin months: November starts at 23:00 UTC on 31 October.
+NOV = int(datetime(2026, 10, 31, 23, tzinfo=UTC).timestamp() * 1000)
+OCT = int(datetime(2026, 9, 30, 22, tzinfo=UTC).timestamp() * 1000)
+NOW = NOV + 10 * 86_400_000
+
+AGREEMENT: dict[str, Any] = {
+    "apiVersion": "slawatch/v1",
+    "kind": "Agreement",
+    "metadata": {"name": "acme-checkout"},
+    "spec": {
+        "type": "SLA",
+        "provider": "shopco",
+        "consumer": "acme",
+        "period": {"every": "month", "timezone": "Europe/Berlin"},
+        "objectives": [
+            {
+                "name": "availability",
+                "kind": "ratio",
+                "service": "checkout",
+                "good": {"outcome": "good"},
+                "target": 0.999,
+                "window": "30d",
+                "groupBy": ["customer"],
+            }
+        ],
+        "penalties": [{"below": 0.999, "creditPercent": 10}, {"below": 0.99, "creditPercent": 25}],
+        "termination": {"consecutiveMissedPeriods": 2},
+        "maintenance": {"exclude": True},
+    },
+}
+MAINTENANCE: dict[str, Any] = {
+    "apiVersion": "slawatch/v1",
+    "kind": "MaintenanceWindow",
+    "metadata": {"name": "db-upgrade"},
+    "spec": {
+        "match": {"service": "checkout"},
+        "start": NOV + HOUR,
+        "end": NOV + 2 * HOUR,
+        "excludeFromCompliance": True,
+    },
+}
+
+
+def rollup(minute: int, good: int, valid: int, customer: str, fingerprint: str = "f1") -> SliRollup:
+    return SliRollup(
+        objective_id="acme-checkout/availability",
+        fingerprint=fingerprint,
+        group_key=f"customer={customer}",
+        minute=minute,
+        group={"customer": customer},
+        good=good,
+        valid=valid,
+    )
+
+
+async def seed(engine: AsyncEngine) -> None:
+    ref = AgreementRef(name="acme-checkout", type="SLA", provider="shopco", consumer="acme")
+    async with db.sessions(engine)() as session, session.begin():
+        docs = [validate_model(AGREEMENT), validate_model(MAINTENANCE)]
+        await store.apply(session, docs, check=False)
+        session.add_all(
+            [
+                # acme: 985 of 1000, and the same minute again under a later definition.
+                rollup(NOV, 490, 500, "acme"),
+                rollup(NOV, 495, 500, "acme", fingerprint="f2"),
+                # Inside the maintenance window: left out.
+                rollup(NOV + HOUR + 5 * MIN, 0, 1000, "acme"),
+                rollup(NOV + 3 * HOUR, 1000, 1000, "beta"),
+                # October: missed too.
+                rollup(OCT + HOUR, 50, 100, "acme"),
+                # December: not this period.
+                rollup(NOV + 31 * 86_400_000, 0, 100, "acme"),
+            ]
+        )
+        for breach in (
+            make_breach(
+                id="a" * 32,
+                agreement=ref,
+                objective_id="acme-checkout/availability",
+                opened_at=NOV - HOUR,
+                at=NOV - HOUR,
+            ),
+            make_breach(
+                id="a" * 32,
+                kind="breach.resolved",
+                agreement=ref,
+                objective_id="acme-checkout/availability",
+                opened_at=NOV - HOUR,
+                at=NOV + 30 * MIN,
+                resolved_at=NOV + 30 * MIN,
+            ),
+            make_breach(
+                id="b" * 32,
+                agreement=ref,
+                objective_id="acme-checkout/availability",
+                group={"customer": "beta"},
+                opened_at=NOW - HOUR,
+                at=NOW - HOUR,
+            ),
+        ):
+            await upsert_breach(session, breach)
+
+
+@pytest.fixture
+async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    life = Lifecycle(lambda: NOW, AckLinks(b"k", "http://notifier"))
+    app = create_app(db.sessions(engine), CollectorRegistry(), {}, life)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as http:
+        yield http
+
+
+async def test_json_report(engine: AsyncEngine, client: httpx.AsyncClient) -> None:
+    await seed(engine)
+    response = await client.get("/v1/agreements/acme-checkout/report", params={"period": "2026-11"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["period"]["start"] == NOV
+    assert body["period"]["complete"] is False
+    [availability] = body["objectives"]
+    total = availability["total"]
+    # 985 + 1000 of 1000 + 1000 valid; the maintenance minute's 1000 are left out.
+    assert (total["good"], total["valid"], total["excluded_valid"]) == (1985, 2000, 1000)
+    assert total["attainment"] == pytest.approx(0.9925)
+    assert total["error_budget_used"] == pytest.approx(7.5)
+    acme, beta = availability["groups"]
+    assert acme["attainment"] == pytest.approx(0.985)
+    assert acme["credit_percent"] == 25
+    assert [b["duration_ms"] for b in acme["breaches"]] == [30 * MIN]
+    assert beta["breaches"][0]["open_at_end"] is True
+    assert beta["breached_ms"] == HOUR
+    assert availability["exclusions"] == ["MaintenanceWindow/db-upgrade"]
+    assert body["credit"] == {
+        "percent": 10.0,
+        "objective": "availability",
+        "attainment": total["attainment"],
+    }
+    assert body["termination"]["consecutive_missed_periods"] == 2
+    assert body["termination"]["at_risk"] is True
+    assert body["notes"] == [
+        "availability: counted under 2 definitions of what it measures in the periods read"
+    ]
+    # The default period is the one containing now; `at` names it by an instant.
+    assert (await client.get("/v1/agreements/acme-checkout/report")).json() == body
+    at = await client.get(
+        "/v1/agreements/acme-checkout/report", params={"at": "2026-11-15T12:00:00Z"}
+    )
+    assert at.json() == body
+
+
+async def test_csv_and_html(engine: AsyncEngine, client: httpx.AsyncClient) -> None:
+    await seed(engine)
+    by_accept = await client.get(
+        "/v1/agreements/acme-checkout/report?period=2026-11", headers={"accept": "text/csv"}
+    )
+    assert by_accept.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(by_accept.text)))
+    assert [(r["group"], r["valid"], r["credit_percent"]) for r in rows] == [
+        ("", "2000", "10.0"),
+        ("customer=acme", "1000", "25.0"),
+        ("customer=beta", "1000", "0.0"),
+    ]
+    by_param = await client.get("/v1/agreements/acme-checkout/report?period=2026-11&format=csv")
+    assert by_param.text == by_accept.text
+    page = await client.get("/v1/agreements/acme-checkout/report?period=2026-11&format=html")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "acme-checkout" in page.text
+    assert "99.250 %" in page.text
+    assert "termination risk" in page.text
+
+
+async def test_an_earlier_period(engine: AsyncEngine, client: httpx.AsyncClient) -> None:
+    await seed(engine)
+    body = (await client.get("/v1/agreements/acme-checkout/report?period=2026-10")).json()
+    assert body["period"]["start"] == OCT
+    assert body["period"]["complete"] is True
+    assert body["objectives"][0]["total"]["attainment"] == 0.5
+    assert body["credit"]["percent"] == 25
+    # The breach opened an hour before November: its October part only, still open
+    # when October ended.
+    [breach] = body["objectives"][0]["total"]["breaches"]
+    assert (breach["duration_ms"], breach["open_at_end"]) == (HOUR, True)
+    # September had nothing: the run of missed periods is one long.
+    assert body["termination"]["consecutive_missed_periods"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "param"),
+    [
+        ("/v1/agreements/nope/report", 404, None),
+        ("/v1/agreements/acme-checkout/report?period=2026-13", 400, "period"),
+        ("/v1/agreements/acme-checkout/report?at=yesterday", 400, "at"),
+        ("/v1/agreements/acme-checkout/report?period=2026-11&at=2026-11-01", 400, "at"),
+        ("/v1/agreements/acme-checkout/report?format=pdf", 400, "format"),
+    ],
+)
+async def test_problems(
+    engine: AsyncEngine, client: httpx.AsyncClient, query: str, status: int, param: str | None
+) -> None:
+    await seed(engine)
+    response = await client.get(query)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    if param is not None:
+        assert problem["invalid-params"][0]["name"] == param
+        assert problem["detail"].startswith(param)
+
+
+async def test_cli_report(
+    engine: AsyncEngine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await seed(engine)
+    assert settings.database_url is not None
+    monkeypatch.setenv("SLAWATCH_DATABASE_URL", settings.database_url)
+    argv = ["report", "acme-checkout", "--period", "2026-10", "--format", "csv"]
+    # The command runs its own event loop, as from a shell.
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["group"], r["attainment"], r["credit_percent"]) for r in rows] == [
+        ("", "0.5", "25.0"),
+        ("customer=acme", "0.5", "25.0"),
+    ]
+    assert await asyncio.to_thread(cli.main, ["report", "nope"]) == 1
+    assert "no agreement named 'nope'" in capsys.readouterr().err
