@@ -109,20 +109,7 @@ class FreshnessShard:
         if event.time <= g.last:
             return out
         if g.open_id is not None and g.opened_at is not None:
-            out.append(
-                c.make_breach(
-                    "breach.resolved",
-                    id=g.open_id,
-                    group=g.group,
-                    rule=RULE,
-                    severity=c.severity,
-                    at=event.time,
-                    opened_at=g.opened_at,
-                    windows=self._windows(g, event.time),
-                    trigger=event,
-                    resolved=True,
-                )
-            )
+            out.append(self._resolved(g, g.open_id, g.opened_at, event.time, event))
             g.open_id = g.opened_at = None
         g.last = event.time
         return out
@@ -163,24 +150,25 @@ class FreshnessShard:
     def resolutions(self) -> list[Breach]:
         """``breach.resolved`` for every open breach, as of its group's clock (state
         unchanged): published when a reload withdraws the rule that opened them."""
+        return [
+            self._resolved(g, g.open_id, g.opened_at, max(g.last, g.opened_at), None)
+            for g in self.groups.values()
+            if g.open_id is not None and g.opened_at is not None
+        ]
+
+    def _resolved(
+        self, g: FreshGroup, open_id: str, opened_at: int, at: int, trigger: EventLike | None
+    ) -> Breach:
         c = self.compiled
-        out: list[Breach] = []
-        for g in self.groups.values():
-            if g.open_id is None or g.opened_at is None:
-                continue
-            at = max(g.last, g.opened_at)
-            out.append(
-                c.make_breach(
-                    "breach.resolved",
-                    id=g.open_id,
-                    group=g.group,
-                    rule=RULE,
-                    severity=c.severity,
-                    at=at,
-                    opened_at=g.opened_at,
-                    windows=self._windows(g, at),
-                    trigger=None,
-                    resolved=True,
-                )
-            )
-        return out
+        return c.make_breach(
+            "breach.resolved",
+            id=open_id,
+            group=g.group,
+            rule=RULE,
+            severity=c.severity,
+            at=at,
+            opened_at=opened_at,
+            windows=self._windows(g, at),
+            trigger=trigger,
+            resolved=True,
+        )
