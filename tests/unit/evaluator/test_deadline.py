@@ -197,8 +197,16 @@ def test_freshness_fires_on_silence_and_resolves_on_the_next_event() -> None:
     assert out == []
     out += shard.advance(t0 + 5 * MIN + 1)
     assert [(b.kind, b.at) for b in out] == [("breach.opened", t0 + 5 * MIN)]
+    # A reload withdrawing the rule now would resolve it as of the last heartbeat.
+    [withdrawn] = shard.resolutions()
+    assert (withdrawn.kind, withdrawn.id, withdrawn.at) == (
+        "breach.resolved",
+        out[0].id,
+        t0 + 5 * MIN,
+    )
     out += shard.on_event(Event(id="h2", service="checkout", type="heartbeat", time=t0 + 9 * MIN))
     assert [(b.kind, b.at) for b in out][-1] == ("breach.resolved", t0 + 9 * MIN)
+    assert shard.resolutions() == []
     again = shard.advance(t0 + 20 * MIN)
     assert again[0].id != out[0].id and again[0].at == t0 + 14 * MIN
 
