@@ -49,8 +49,8 @@ from services.evaluator.objectives.burnrate import BUCKETS, BUDGET_BUCKETS, Burn
 from services.evaluator.objectives.burnrate import RULE as BURN_RULE
 from services.evaluator.objectives.quantile import CompiledQuantile
 from services.evaluator.objectives.ratio import CompiledRatio, RatioShard
-from services.evaluator.period import Period, period_bounds
 from services.evaluator.window import MAX_BUCKETS, bucket_width_ms
+from shared.periods import Period, period_bounds
 from shared.schemas import group_key
 
 #: One rollup row of a group: (minute start in epoch ms, good, valid).

@@ -1,7 +1,7 @@
 """Which reporting period a request names, and how a period is labelled (pure).
 
 A period is ``[start, end)`` in epoch ms, computed by
-:func:`services.evaluator.period.period_bounds` (local midnights of the agreement's
+:func:`shared.periods.period_bounds` (local midnights of the agreement's
 time zone; weeks from Monday). A request names a period by any instant inside it:
 
     2026-11        the month's first local midnight      (label of a month period)
@@ -20,8 +20,8 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from services.evaluator.period import Period, period_bounds
 from services.notifier.reports.exceptions import BadPeriod
+from shared.periods import Period, period_bounds
 from shared.timeutil import parse_time_ms
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

@@ -13,10 +13,10 @@ from services.evaluator import rebuild
 from services.evaluator.engine import Engine, Rollup
 from services.evaluator.objectives import compile_catalog, rollup_fingerprint_of
 from services.evaluator.objectives.base import CompiledObjective
-from services.evaluator.period import period_bounds
 from services.evaluator.window import SlidingWindow, bucket_width_ms
 from shared.definitions.model import Agreement
 from shared.definitions.store import Catalog
+from shared.periods import period_bounds
 from shared.schemas import breach_id
 from tests.unit.evaluator.factories import T0, agreement, event, fixed_clock
 
