@@ -90,14 +90,18 @@ class DenseBins:
     """One bucket's sketch: bins of positive values as a dense ``array('I')`` from key
     ``lo`` (4 bytes per bin in the occupied range, grown on demand), the rare zero and
     negative bins in a dict. About 1 KiB for a typical latency spread, against ~9 KiB
-    for a dict of the same bins."""
+    for a dict of the same bins. ``hi`` is one past the last dense key; ``good`` and
+    ``valid`` are the bucket's counts for its window (see :class:`QuantileWindow`)."""
 
-    __slots__ = ("counts", "lo", "other")
+    __slots__ = ("counts", "good", "hi", "lo", "other", "valid")
 
     def __init__(self) -> None:
         self.lo = 0
+        self.hi = 0
         self.counts = array("I")
         self.other: dict[int, int] | None = None
+        self.good = 0
+        self.valid = 0
 
     def add(self, key: int, count: int = 1) -> None:
         if key <= 0:
@@ -108,7 +112,7 @@ class DenseBins:
             return
         counts = self.counts
         if not counts:
-            self.lo = key
+            self.lo, self.hi = key, key + 1
             counts.append(count)
             return
         index = key - self.lo
@@ -118,6 +122,7 @@ class DenseBins:
             index = 0
         elif index >= len(counts):
             counts.frombytes(bytes(4 * (index - len(counts) + 1)))
+            self.hi = key + 1
         counts[index] += count
 
     def items(self) -> Iterator[tuple[int, int]]:
@@ -147,8 +152,6 @@ class QuantileWindow:
 
     __slots__ = (
         "_bins",
-        "_good",
-        "_valid",
         "bucket_ms",
         "good",
         "head",
@@ -167,9 +170,8 @@ class QuantileWindow:
         self.limit_key = key_of(threshold)
         if value_of(self.limit_key) > threshold:
             self.limit_key -= 1  # the bin holding the threshold stands for more than it
+        #: Per bucket its sketch and counts (``None``: no value in it).
         self._bins: list[DenseBins | None] = [None] * self.size
-        self._good = [0] * self.size
-        self._valid = [0] * self.size
         self.head: int | None = None
         self.good = 0
         self.valid = 0
@@ -206,13 +208,12 @@ class QuantileWindow:
         self.head = target
 
     def _expire(self, slot: int) -> None:
-        if self._bins[slot] is None:
+        bins = self._bins[slot]
+        if bins is None:
             return
-        self.good -= self._good[slot]
-        self.valid -= self._valid[slot]
+        self.good -= bins.good
+        self.valid -= bins.valid
         self._bins[slot] = None
-        self._good[slot] = 0
-        self._valid[slot] = 0
 
     def add(self, time_ms: int, value: float) -> bool:
         index = time_ms // self.bucket_ms
@@ -234,18 +235,17 @@ class QuantileWindow:
         bins = self._bins[slot]
         if bins is None:
             bins = self._bins[slot] = DenseBins()
-        # DenseBins.add inlined for the common case: a positive value within the
-        # bucket's occupied range.
-        counts = bins.counts
-        offset = key - bins.lo
-        if key > 0 and counts and 0 <= offset < len(counts):
-            counts[offset] += 1
+        # DenseBins.add inlined for the common case: a value within the bucket's
+        # occupied dense range (positive keys only live there).
+        lo = bins.lo
+        if lo <= key < bins.hi:
+            bins.counts[key - lo] += 1
         else:
             bins.add(key)
-        self._valid[slot] += 1
+        bins.valid += 1
         self.valid += 1
         if key <= self.limit_key:
-            self._good[slot] += 1
+            bins.good += 1
             self.good += 1
         return True
 
@@ -256,7 +256,6 @@ class QuantileWindow:
 
     def nbytes(self) -> int:
         total = sys.getsizeof(self) + sys.getsizeof(self._bins)
-        total += sys.getsizeof(self._good) + sys.getsizeof(self._valid)
         return total + sum(b.nbytes() for b in self._bins if b is not None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,9 +282,9 @@ class QuantileWindow:
                 if count <= 0:
                     raise ValueError("bin count out of range")
                 bins.add(int(key), int(count))
-                window._valid[slot] += int(count)
+                bins.valid += int(count)
                 window.valid += int(count)
                 if key <= window.limit_key:
-                    window._good[slot] += int(count)
+                    bins.good += int(count)
                     window.good += int(count)
         return window
