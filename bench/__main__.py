@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import importlib
 import pkgutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from bench.results import Results, write
 
-Benchmark = Callable[[Results], Awaitable[None]]
+Benchmark = Callable[[Results], Coroutine[Any, Any, None]]
 
 
 def discover() -> dict[str, Benchmark]:

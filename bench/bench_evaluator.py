@@ -29,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -191,6 +193,19 @@ async def evaluator_rate(settings: Settings) -> float:
         await asyncio.wait_for(task, 30)
 
 
+def rate_in_fresh_process(settings: Settings) -> float:
+    """:func:`evaluator_rate` in a new interpreter: one evaluator per process, as in
+    production, so nothing an earlier run left in this process (FastAPI keeps every
+    app's endpoints in a process-wide cache) weighs on the next one."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_evaluator", settings.model_dump_json()],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 async def throughput(infra: Any, results: Results, data: Path) -> None:
     records = events()
     for quantile in (False, True):
@@ -219,7 +234,7 @@ async def throughput(infra: Any, results: Results, data: Path) -> None:
             await produce(settings, records)
             bare = await ceiling(settings)
             results.add("evaluator.ceiling.events_per_s", bare, "events/s")
-            rate = await evaluator_rate(settings)
+            rate = await asyncio.to_thread(rate_in_fresh_process, settings)
             name = "ratio_quantile" if quantile else "ratio"
             results.add(f"evaluator.{name}.events_per_s", rate, "events/s")
             if quantile:
@@ -294,3 +309,8 @@ async def run(results: Results) -> None:
             assert infra.database_url is not None
             await db.migrate(infra.database_url)
             await throughput(infra, results, data)
+
+
+if __name__ == "__main__":
+    # ``python -m bench.bench_evaluator SETTINGS_JSON``: one throughput run, printed.
+    print(asyncio.run(evaluator_rate(Settings.model_validate_json(sys.argv[1]))))
