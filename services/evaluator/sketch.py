@@ -26,6 +26,7 @@ import math
 import sys
 from array import array
 from collections.abc import Iterator
+from itertools import compress
 from typing import Any
 
 from services.evaluator.window import bucket_width_ms
@@ -126,10 +127,9 @@ class DenseBins:
         counts[index] += count
 
     def items(self) -> Iterator[tuple[int, int]]:
-        lo = self.lo
-        for offset, count in enumerate(self.counts):
-            if count:
-                yield lo + offset, count
+        lo, counts = self.lo, self.counts
+        for key in compress(range(lo, lo + len(counts)), counts):
+            yield key, counts[key - lo]
         if self.other:
             yield from self.other.items()
 

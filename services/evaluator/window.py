@@ -36,6 +36,7 @@ from __future__ import annotations
 import sys
 from array import array
 from functools import lru_cache
+from itertools import compress
 from typing import Any
 
 MAX_BUCKETS = 600
@@ -144,13 +145,13 @@ class SlidingWindow:
         buckets: list[list[int]] = []
         head = self.head
         if head is not None and self.valid:
-            # Locals: every checkpoint walks every bucket of every group.
+            # Every checkpoint dumps every group: compress() finds the occupied slots
+            # in C, so a sparse ring costs its occupied buckets, not all of them.
             size, good, valid = self.size, self._good, self._valid
-            for index in range(head - size + 1, head + 1):
-                slot = index % size
-                count = valid[slot]
-                if count:
-                    buckets.append([index, good[slot], count])
+            for slot in compress(range(size), valid):
+                index = head - (head - slot) % size
+                buckets.append([index, good[slot], valid[slot]])
+            buckets.sort()
         return {"w": self.bucket_ms, "n": self.size, "head": self.head, "b": buckets}
 
     @classmethod
