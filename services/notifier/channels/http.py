@@ -24,8 +24,8 @@ import httpx
 from services.notifier.backoff import parse_retry_after_ms
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationPolicy
-from services.notifier.secrets import SecretUnavailable
-from services.notifier.templates import TemplateFailed
+from services.notifier.secrets import Secrets, SecretUnavailable
+from services.notifier.templates import Renderer, TemplateFailed
 
 USER_AGENT = "slawatch-notifier/1"
 DEFAULT_POLICY = DestinationPolicy()
@@ -143,3 +143,22 @@ async def post_json(
         receiver_name=receiver_name,
         destinations=destinations,
     )
+
+
+class TemplatedChannel:
+    """An HTTP channel that renders templates and resolves secrets at delivery."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        timeout_ms: int,
+        secrets: Secrets,
+        renderer: Renderer,
+        destinations: DestinationPolicy | None = None,
+    ) -> None:
+        self._destinations = destinations
+        self._http = http
+        self._timeout_s = timeout_ms / 1000
+        self._secrets = secrets
+        self._renderer = renderer

@@ -16,15 +16,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
-from services.notifier.channels.destinations import DestinationPolicy
-from services.notifier.channels.http import USER_AGENT, post, prepare
+from services.notifier.channels.http import USER_AGENT, TemplatedChannel, post, prepare
 from services.notifier.message import GroupNotification, Notification
-from services.notifier.secrets import Secrets
-from services.notifier.templates import TEXT, TITLE, Renderer, template_context
+from services.notifier.templates import TEXT, TITLE, template_context
 from shared.definitions.kinds.receivers import AlertmanagerReceiverSpec
 from shared.definitions.model import Receiver
 from shared.timeutil import parse_duration_ms, to_rfc3339
@@ -69,23 +66,8 @@ def alert(
     return body
 
 
-class AlertmanagerChannel:
+class AlertmanagerChannel(TemplatedChannel):
     """Delivers to ``spec.type: alertmanager`` receivers."""
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        timeout_ms: int,
-        secrets: Secrets,
-        renderer: Renderer,
-        destinations: DestinationPolicy | None = None,
-    ) -> None:
-        self._destinations = destinations
-        self._http = http
-        self._timeout_s = timeout_ms / 1000
-        self._secrets = secrets
-        self._renderer = renderer
 
     @property
     def name(self) -> str:

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
-from services.notifier.channels.destinations import DestinationPolicy
-from services.notifier.channels.http import USER_AGENT, post, prepare
+from services.notifier.channels.http import USER_AGENT, TemplatedChannel, post, prepare
 from services.notifier.message import GroupNotification, Notification
-from services.notifier.secrets import Secrets
-from services.notifier.templates import TITLE, Renderer, template_context
+from services.notifier.templates import TITLE, template_context
 from shared.definitions.kinds.receivers import PagerDutyReceiverSpec
 from shared.definitions.model import Receiver
 from shared.timeutil import to_rfc3339
@@ -71,23 +68,8 @@ def event(note: Notification, routing_key: str, summary: str, source: str) -> di
     return body
 
 
-class PagerDutyChannel:
+class PagerDutyChannel(TemplatedChannel):
     """Delivers to ``spec.type: pagerduty`` receivers."""
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        timeout_ms: int,
-        secrets: Secrets,
-        renderer: Renderer,
-        destinations: DestinationPolicy | None = None,
-    ) -> None:
-        self._destinations = destinations
-        self._http = http
-        self._timeout_s = timeout_ms / 1000
-        self._secrets = secrets
-        self._renderer = renderer
 
     @property
     def name(self) -> str:

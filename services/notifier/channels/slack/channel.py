@@ -11,26 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-import orjson
-
-from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
-from services.notifier.channels.destinations import DestinationPolicy
-from services.notifier.channels.http import post_json, prepare
+from services.notifier.channels.chat import ChatChannel
 from services.notifier.message import GroupNotification, Notification
-from services.notifier.secrets import Secrets
-from services.notifier.templates import (
-    GROUP_DEFAULTS,
-    TEXT,
-    TITLE,
-    Renderer,
-    group_context,
-    template_context,
-)
 from shared.definitions.kinds.receivers import SlackReceiverSpec
-from shared.definitions.model import Receiver
 
-DEFAULTS = {"title": TITLE, "text": TEXT}
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
 
@@ -84,66 +68,16 @@ def blocks(title: str, text: str, note: Notification) -> dict[str, Any]:
     }
 
 
-class SlackChannel:
+class SlackChannel(ChatChannel):
     """Delivers to ``spec.type: slack`` receivers."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        timeout_ms: int,
-        secrets: Secrets,
-        renderer: Renderer,
-        destinations: DestinationPolicy | None = None,
-    ) -> None:
-        self._destinations = destinations
-        self._http = http
-        self._timeout_s = timeout_ms / 1000
-        self._secrets = secrets
-        self._renderer = renderer
+    channel = "slack"
+    spec_type = SlackReceiverSpec
 
-    @property
-    def name(self) -> str:
-        return "slack"
+    def message(
+        self, title: str, text: str, note: Notification, context: dict[str, Any]
+    ) -> dict[str, Any]:
+        return blocks(title, text, note)
 
-    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
-        spec = receiver.spec
-        if not isinstance(spec, SlackReceiverSpec):
-            raise DeliveryError(Reason.UNSUPPORTED_CHANNEL, "not a slack receiver", retriable=False)
-
-        def build() -> tuple[str, bytes]:
-            context = template_context(note)
-            title = self._renderer.render("title", DEFAULTS, spec.templates, context)
-            text = self._renderer.render("text", DEFAULTS, spec.templates, context)
-            return self._secrets.url(spec.url), orjson.dumps(blocks(title, text, note))
-
-        url, body = prepare(build)
-        return await self._post(url, body, note.idempotency_key, receiver)
-
-    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
-        spec = receiver.spec
-        if not isinstance(spec, SlackReceiverSpec):
-            raise DeliveryError(Reason.UNSUPPORTED_CHANNEL, "not a slack receiver", retriable=False)
-
-        def build() -> tuple[str, bytes]:
-            context = group_context(group, self._renderer, spec.templates)
-            text = self._renderer.render("group_text", GROUP_DEFAULTS, spec.templates, context)
-            return self._secrets.url(spec.url), orjson.dumps(
-                group_blocks(context["headline"], text, group)
-            )
-
-        url, body = prepare(build)
-        return await self._post(url, body, group.idempotency_key, receiver)
-
-    async def _post(
-        self, url: str, body: bytes, idempotency_key: str, receiver: Receiver
-    ) -> DeliveryResult:
-        return await post_json(
-            self._http,
-            url,
-            body,
-            idempotency_key,
-            timeout_s=self._timeout_s,
-            receiver_name=receiver.metadata.name,
-            destinations=self._destinations,
-        )
+    def group_message(self, headline: str, text: str, group: GroupNotification) -> dict[str, Any]:
+        return group_blocks(headline, text, group)

@@ -11,26 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-import orjson
-
-from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
-from services.notifier.channels.destinations import DestinationPolicy
-from services.notifier.channels.http import post_json, prepare
+from services.notifier.channels.chat import ChatChannel
 from services.notifier.message import GroupNotification, Notification
-from services.notifier.secrets import Secrets
-from services.notifier.templates import (
-    GROUP_DEFAULTS,
-    TEXT,
-    TITLE,
-    Renderer,
-    group_context,
-    template_context,
-)
 from shared.definitions.kinds.receivers import TeamsReceiverSpec
-from shared.definitions.model import Receiver
 
-DEFAULTS = {"title": TITLE, "text": TEXT}
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 
 
@@ -98,66 +82,16 @@ def card(title: str, text: str, note: Notification, context: dict[str, Any]) -> 
     return _message(title, text, note.action == "resolve", facts, actions)
 
 
-class TeamsChannel:
+class TeamsChannel(ChatChannel):
     """Delivers to ``spec.type: teams`` receivers."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        timeout_ms: int,
-        secrets: Secrets,
-        renderer: Renderer,
-        destinations: DestinationPolicy | None = None,
-    ) -> None:
-        self._destinations = destinations
-        self._http = http
-        self._timeout_s = timeout_ms / 1000
-        self._secrets = secrets
-        self._renderer = renderer
+    channel = "teams"
+    spec_type = TeamsReceiverSpec
 
-    @property
-    def name(self) -> str:
-        return "teams"
+    def message(
+        self, title: str, text: str, note: Notification, context: dict[str, Any]
+    ) -> dict[str, Any]:
+        return card(title, text, note, context)
 
-    async def deliver(self, note: Notification, receiver: Receiver) -> DeliveryResult:
-        spec = receiver.spec
-        if not isinstance(spec, TeamsReceiverSpec):
-            raise DeliveryError(Reason.UNSUPPORTED_CHANNEL, "not a teams receiver", retriable=False)
-
-        def build() -> tuple[str, bytes]:
-            context = template_context(note)
-            title = self._renderer.render("title", DEFAULTS, spec.templates, context)
-            text = self._renderer.render("text", DEFAULTS, spec.templates, context)
-            return self._secrets.url(spec.url), orjson.dumps(card(title, text, note, context))
-
-        url, body = prepare(build)
-        return await self._post(url, body, note.idempotency_key, receiver)
-
-    async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
-        spec = receiver.spec
-        if not isinstance(spec, TeamsReceiverSpec):
-            raise DeliveryError(Reason.UNSUPPORTED_CHANNEL, "not a teams receiver", retriable=False)
-
-        def build() -> tuple[str, bytes]:
-            context = group_context(group, self._renderer, spec.templates)
-            text = self._renderer.render("group_text", GROUP_DEFAULTS, spec.templates, context)
-            return self._secrets.url(spec.url), orjson.dumps(
-                group_card(context["headline"], text, group)
-            )
-
-        url, body = prepare(build)
-        return await self._post(url, body, group.idempotency_key, receiver)
-
-    async def _post(
-        self, url: str, body: bytes, idempotency_key: str, receiver: Receiver
-    ) -> DeliveryResult:
-        return await post_json(
-            self._http,
-            url,
-            body,
-            idempotency_key,
-            timeout_s=self._timeout_s,
-            receiver_name=receiver.metadata.name,
-            destinations=self._destinations,
-        )
+    def group_message(self, headline: str, text: str, group: GroupNotification) -> dict[str, Any]:
+        return group_card(headline, text, group)
