@@ -9,8 +9,6 @@ import os
 import random
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from shared.embedded import free_port
 from shared.schemas import Event, group_key
 from shared.settings import Settings
 from shared.topics import Topics
-from tests.integration.evaluator.test_evaluator import produce, read_topic
+from tests.integration.evaluator.test_evaluator import eventually, produce, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +157,7 @@ async def test_sigkill_at_random_points_changes_nothing(
     try:
         for _ in range(KILLS):
             process = await start()
-            await wait_for(lambda: statuses(port), "the evaluator to serve", 30)
+            await eventually(lambda: statuses(port), "the evaluator to serve", 30)
             await asyncio.sleep(rng.uniform(0.3, 2.5))  # a random point of the stream
             process.send_signal(signal.SIGKILL)
             await process.wait()
@@ -171,7 +169,7 @@ async def test_sigkill_at_random_points_changes_nothing(
                 got = await statuses(port)
                 return {k: (g["good"], g["valid"]) for k, g in got.items()} == expected
 
-            await wait_for(done, "final SLIs equal to the uninterrupted run", 60)
+            await eventually(done, "final SLIs equal to the uninterrupted run", 60)
         finally:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), 30)
@@ -231,11 +229,5 @@ def reference_status(
 async def feed(settings: Settings, chunks: list[list[Event]]) -> None:
     for chunk in chunks:
         await produce(settings, [e.to_json() for e in chunk])
+        # Paced on purpose: the stream must still be arriving when the kills land.
         await asyncio.sleep(0.4)
-
-
-async def wait_for(check: Callable[[], Any], what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)

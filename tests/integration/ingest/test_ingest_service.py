@@ -22,6 +22,7 @@ from shared.errors import InfrastructureError
 from shared.schemas import Event
 from shared.settings import Settings
 from shared.topics import Topics
+from tests.integration.ingest.conftest import wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -58,26 +59,11 @@ async def service(ingest_settings: Settings) -> AsyncIterator[Running]:
     task = asyncio.create_task(run(ingest_settings, stop, registry=registry, clock=lambda: NOW))
     base = f"http://{ingest_settings.host}:{ingest_settings.ingest_port}"
     async with httpx.AsyncClient(base_url=base, timeout=10.0) as client:
-        await _wait_ready(client, task)
+        await wait_ready(client, task)
         yield Running(ingest_settings, Topics.from_settings(ingest_settings), client, registry)
         stop.set()
         # a clean stop: run() returns (no exception) well within the grace period
         await asyncio.wait_for(task, ingest_settings.shutdown_grace_s + 2)
-
-
-async def _wait_ready(client: httpx.AsyncClient, task: asyncio.Task[None]) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        if task.done():
-            task.result()
-            raise AssertionError("ingest stopped before it was ready")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"ingest not ready within {WAIT_S} s")
 
 
 async def consume(settings: Settings, topic: str, count: int) -> list[tuple[bytes, bytes]]:
@@ -227,7 +213,7 @@ async def test_stop_lets_an_in_flight_request_finish(ingest_settings: Settings) 
         yield b"]"
 
     async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10.0) as client:
-        await _wait_ready(client, task)
+        await wait_ready(client, task)
         post = asyncio.create_task(
             client.post(
                 "/v1/events", content=slow_body(), headers={"content-type": "application/json"}
