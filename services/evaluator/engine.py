@@ -443,25 +443,15 @@ Route = tuple[str, "frozenset[str] | None", bool, CompiledObjective]
 
 
 def _routes(by_service: dict[str, list[CompiledObjective]]) -> dict[str, tuple[Route, ...]]:
-    """Per service, its objectives as ``(id, types, check, objective)``.
-
-    An objective that states its selection (``selection``: the event types it takes,
-    empty for any, and whether attribute matchers remain) lets :meth:`Engine.process`
-    test the type inline and call ``matches`` only when matchers remain; any other
-    objective is asked ``matches`` for every event of its service.
-    """
-    out: dict[str, tuple[Route, ...]] = {}
-    for service, objectives in by_service.items():
-        routes: list[Route] = []
-        for o in objectives:
-            selection: tuple[frozenset[str], bool] | None = getattr(o, "selection", None)
-            if selection is None:
-                routes.append((o.objective_id, None, True, o))
-            else:
-                types, matchers = selection
-                routes.append((o.objective_id, types or None, matchers, o))
-        out[service] = tuple(routes)
-    return out
+    """Per service, its objectives as ``(id, types, check, objective)``: from each
+    objective's ``selection``, :meth:`Engine.process` tests the event type inline and
+    calls ``matches`` only where attribute matchers remain."""
+    return {
+        service: tuple(
+            (o.objective_id, o.selection[0] or None, o.selection[1], o) for o in objectives
+        )
+        for service, objectives in by_service.items()
+    }
 
 
 def _same_measurement(old: CompiledObjective, new: CompiledObjective) -> bool:

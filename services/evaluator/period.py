@@ -6,8 +6,6 @@ import sys
 
 from shared.periods import Period, period_bounds
 
-__all__ = ["Period", "PeriodCounter", "period_bounds"]
-
 
 class PeriodCounter:
     """Good and valid counts since the start of the current calendar period.

@@ -129,6 +129,9 @@ class CompiledObjective(Protocol):
     fingerprint: str
     #: What its counts depend on (not targets or alerting); "" when state cannot carry over.
     measure_fingerprint: str
+    #: The event types it takes (empty: any) and whether attribute matchers remain for
+    #: :meth:`matches`: the engine's router tests the type itself.
+    selection: tuple[frozenset[str], bool]
 
     @property
     def objective_id(self) -> str:

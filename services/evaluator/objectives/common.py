@@ -35,6 +35,7 @@ class Selected:
         self._service = objective.service
         self._types = frozenset(objective.select.types)
         self._matchers = tuple(objective.select.attributes.items())
+        self.selection = (self._types, bool(self._matchers))
         self._group_by = tuple(objective.group_by)
         self.severity: Severity = objective.severity
         self.clock = clock

@@ -183,8 +183,6 @@ class CompiledRatio:
         self._service = objective.service
         self._types = frozenset(objective.select.types)
         self._matchers = tuple(objective.select.attributes.items())
-        #: For the engine's router: the types taken (empty: any) and whether
-        #: attribute matchers remain to be checked by :meth:`matches`.
         self.selection = (self._types, bool(self._matchers))
         self._outcome: str | None = None
         self._condition: ValueCondition | None = None
