@@ -7,9 +7,10 @@ deterministic ids).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.errors import ConfigError
@@ -58,3 +59,18 @@ def consumer(
 
 def admin_client(settings: Settings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings), request_timeout_ms=15_000)
+
+
+class FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Makes a rebalance wait until the batch in progress (held under ``lock``) is
+    produced and committed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None

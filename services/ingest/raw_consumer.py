@@ -26,13 +26,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from services.ingest.exceptions import PublishError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import OutRecord, RawRecord, Routed, route_raw
+from shared.kafka import FinishBatchOnRevoke
 from shared.timeutil import Clock
 from shared.topics import Topics
 
@@ -42,20 +43,6 @@ log = logging.getLogger(__name__)
 def group_id(topic_prefix: str) -> str:
     """The consumer group of the raw path."""
     return f"{topic_prefix}-ingest-raw"
-
-
-class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Makes a rebalance wait until the batch in progress is produced and committed."""
-
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self._lock:
-            pass
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
 
 
 class RawConsumer:
@@ -87,7 +74,7 @@ class RawConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, route, produce, commit; between batches, return once ``stop`` is set."""
-        self._consumer.subscribe([self._topics.raw], listener=_FinishBatchOnRevoke(self._lock))
+        self._consumer.subscribe([self._topics.raw], listener=FinishBatchOnRevoke(self._lock))
         await self._consumer.start()
         try:
             while not stop.is_set():

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -50,6 +50,7 @@ from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import MAX_DETAIL_CHARS, MAX_ORIGINAL_BYTES, OutRecord, event_record
 from shared.deadletter import DeadLetter
 from shared.definitions.kinds.source import SourceSpec
+from shared.kafka import FinishBatchOnRevoke
 from shared.schemas import Event
 from shared.timeutil import Clock
 from shared.topics import Topics
@@ -182,18 +183,6 @@ class SourceConsumer(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
 
-class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self._lock:
-            pass
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
-
-
 class SourceRunner:
     """Consumes one source until ``stop`` is set; owns its consumer's start and stop."""
 
@@ -242,7 +231,7 @@ class SourceRunner:
             self._consumer.resume(*assigned)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._consumer.subscribe(list(self.spec.topics), listener=_FinishBatchOnRevoke(self._lock))
+        self._consumer.subscribe(list(self.spec.topics), listener=FinishBatchOnRevoke(self._lock))
         await self._consumer.start()
         try:
             while not stop.is_set():
