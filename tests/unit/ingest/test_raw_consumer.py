@@ -15,9 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from services.ingest.exceptions import PublishError
 from services.ingest.metrics import IngestMetrics
-from services.ingest.raw_consumer import RawConsumer, _FinishBatchOnRevoke, group_id
+from services.ingest.raw_consumer import RawConsumer, group_id
 from services.ingest.records import OutRecord
 from shared.deadletter import DeadLetter
+from shared.kafka import FinishBatchOnRevoke
 from shared.schemas import Event
 from shared.topics import Topics
 
@@ -183,7 +184,7 @@ async def test_nothing_left_to_commit_after_full_revocation() -> None:
 
 async def test_revoke_waits_for_the_batch_in_progress() -> None:
     lock = asyncio.Lock()
-    listener = _FinishBatchOnRevoke(lock)
+    listener = FinishBatchOnRevoke(lock)
     async with lock:
         revoke = asyncio.create_task(listener.on_partitions_revoked({TP0}))
         await asyncio.sleep(0)
