@@ -7,6 +7,13 @@ figure is latency without queueing.
 Figures: ``notifier.delivery_latency_p50_ms``, ``notifier.delivery_latency_p99_ms``,
 and the first leg alone, published → intake transaction recording it began
 (``notifier.intake_latency_p50_ms``: wall clock against ``recorded_at`` = ``now()``).
+
+Isolation case: a second notifier (same infra, fresh topics) serves two receivers, one
+that accepts connections and never answers and one healthy; a burst of
+``ISOLATION_ALERTS`` breaches is routed to both. For each healthy delivery, the delay
+from its outbox row's insert (``deliveries.created_at``) to the healthy receiver having
+it: ``notifier.isolation_healthy_delay_max_ms`` / ``_p50_ms``, and how many of them
+waited longer than 100 ms (``notifier.isolation_healthy_over_100ms``, a count).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from shared.topics import Topics, ensure_topics
 
 WARMUP = 20
 SAMPLES = 300
+ISOLATION_ALERTS = 20
 
 
 def _free_port() -> int:
@@ -100,11 +108,13 @@ async def run(results: Results) -> None:
         with embedded_infra(
             need_kafka=True, need_postgres=True, data_dir=data, kafka_port=0, postgres_port=0
         ) as infra:
-            await _measure(infra.kafka_bootstrap or "", infra.database_url or "", data, results)
+            bootstrap, url = infra.kafka_bootstrap or "", infra.database_url or ""
+            await _measure(bootstrap, url, data, results)
+            await _isolation(bootstrap, url, data, results)
 
 
-async def _measure(bootstrap: str, database_url: str, data: Path, results: Results) -> None:
-    settings = Settings(
+def _settings(bootstrap: str, database_url: str, data: Path) -> Settings:
+    return Settings(
         kafka_bootstrap=bootstrap,
         database_url=database_url,
         topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
@@ -113,6 +123,10 @@ async def _measure(bootstrap: str, database_url: str, data: Path, results: Resul
         kafka_session_timeout_ms=6_000,
         kafka_heartbeat_interval_ms=500,
     )
+
+
+async def _measure(bootstrap: str, database_url: str, data: Path, results: Results) -> None:
+    settings = _settings(bootstrap, database_url, data)
     await db.migrate(db.database_url(settings))
     await ensure_topics(settings)
     receiver = Receiver()
@@ -198,3 +212,117 @@ async def _measure(bootstrap: str, database_url: str, data: Path, results: Resul
 
 async def run_notifier(settings: Settings, stop: asyncio.Event) -> None:
     await run_service(settings, stop)
+
+
+class Hanging:
+    """A receiver that accepts connections, reads the request, and never answers."""
+
+    def __init__(self) -> None:
+        self.connections: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.append(writer)
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass  # hold the connection open, answer nothing
+
+
+def _route_doc(receivers: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        *(
+            {
+                "apiVersion": "slawatch/v1",
+                "kind": "Receiver",
+                "metadata": {"name": name},
+                "spec": {"type": "webhook", "url": url},
+            }
+            for name, url in receivers.items()
+        ),
+        {
+            "apiVersion": "slawatch/v1",
+            "kind": "Agreement",
+            "metadata": {"name": "isolation"},
+            "spec": {
+                "type": "SLA",
+                "objectives": [
+                    {
+                        "name": "availability",
+                        "kind": "ratio",
+                        "service": "checkout",
+                        "good": {"outcome": "good"},
+                        "target": 0.999,
+                        "window": "1h",
+                    }
+                ],
+                "notify": [{"receivers": sorted(receivers)}],
+            },
+        },
+    ]
+
+
+async def _isolation(bootstrap: str, database_url: str, data: Path, results: Results) -> None:
+    settings = _settings(bootstrap, database_url, data)
+    await ensure_topics(settings)
+    hanging = Hanging()
+    hang_server = await asyncio.start_server(hanging.handle, "127.0.0.1", 0)
+    hang_port = hang_server.sockets[0].getsockname()[1]
+    receiver = Receiver()
+    port = _free_port()
+    server = _Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_config=None,
+                                    access_log=False, lifespan="off"))  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    engine = db.engine(settings)
+    async with db.sessions(engine)() as session:
+        # "a-hang" sorts first: in each breach's rows the hanging receiver's comes first.
+        docs = _route_doc(
+            {"a-hang": f"http://127.0.0.1:{hang_port}/", "b-ok": f"http://127.0.0.1:{port}/"}
+        )
+        await apply(session, [parse_document(d) for d in docs])
+        await session.commit()
+    stop = asyncio.Event()
+    notifier = asyncio.create_task(run_notifier(settings, stop))
+    producer = kafka.producer(settings, linger_ms=0)
+    await producer.start()
+    topic = Topics.from_settings(settings).breaches
+    events = [breach(i).model_copy(update={"agreement": _isolation_ref()}) for i in range(
+        ISOLATION_ALERTS)]  # fmt: skip
+    keys = {e.id: e.event_key for e in events}
+    waits = [receiver.expect(key) for key in keys.values()]
+    try:
+        # Delays count from each row's insert, so the consumer group's join is not in them.
+        for event in events:
+            await producer.send_and_wait(topic, event.to_json(), key=event.objective_id.encode())
+        async with asyncio.timeout(120):
+            for waiter in waits:
+                await waiter.wait()
+        wall_minus_perf = time.time() - time.perf_counter()
+    finally:
+        await producer.stop()
+        stop.set()
+        await asyncio.wait_for(notifier, 30)
+        server.should_exit = True
+        await serving
+        for writer in hanging.connections:
+            writer.close()
+        hang_server.close()
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT breach_id, extract(epoch FROM created_at) * 1000 FROM deliveries"
+                " WHERE receiver = 'b-ok' AND breach_id = ANY(:ids)"
+            ),
+            {"ids": list(keys)},
+        )
+        delays = [
+            (receiver.arrived[keys[b]] + wall_minus_perf) * 1000 - float(ms) for b, ms in rows
+        ]
+    await engine.dispose()
+    results.add("notifier.isolation_healthy_delay_max_ms", max(delays), "ms")
+    results.add("notifier.isolation_healthy_delay_p50_ms", statistics.median(delays), "ms")
+    results.add(
+        "notifier.isolation_healthy_over_100ms", float(sum(d > 100 for d in delays)), "count"
+    )
+
+
+def _isolation_ref() -> AgreementRef:
+    return AgreementRef(name="isolation", type="SLA", provider="p", consumer="c")
