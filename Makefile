@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-unit test-integration lint format bench clean
+.PHONY: venv run test test-unit test-integration test-kafka lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-unit: venv
 
 test-integration: venv
 	$(BIN)/pytest -m "integration or e2e" $(PYTEST_ARGS)
+
+# The same tests on a 3-node Apache Kafka cluster (fetched once with mvn; needs Java 17+).
+test-kafka: venv
+	SLAWATCH_TEST_BROKER=kafka $(BIN)/pytest -m "integration or e2e or chaos" $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

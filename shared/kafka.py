@@ -2,21 +2,32 @@
 
 Never relied on: the idempotent producer, transactions, auto-commit, end offsets.
 Exactly-once effects come from our own design (state + offsets in PostgreSQL,
-deterministic ids).
+deterministic ids). The idempotent producer is still used where the broker has it
+(:func:`start_producer`, Apache Kafka): it keeps producer retries from writing a
+record twice or out of order, which our design tolerates but need not pay for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import UnknownError, UnsupportedVersionError
 
 from shared.errors import ConfigError
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
+
 MAX_REQUEST_BYTES = 1024 * 1024
+#: What a broker without the idempotent producer answers to InitProducerId (the
+#: embedded broker: UnknownError, at once).
+IDEMPOTENCE_REFUSED = (UnknownError, UnsupportedVersionError)
+#: Per bootstrap string: does the broker take the idempotent producer (asked once).
+_idempotence_supported: dict[str, bool] = {}
 
 
 def bootstrap(settings: Settings) -> str:
@@ -26,7 +37,8 @@ def bootstrap(settings: Settings) -> str:
 
 
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    """acks=all, no idempotence, a 1 MiB request cap like Apache Kafka's default."""
+    """acks=all, no idempotence (see :func:`start_producer`), a 1 MiB request cap like
+    Apache Kafka's default."""
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap(settings),
         "acks": "all",
@@ -37,6 +49,43 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     }
     config.update(overrides)
     return AIOKafkaProducer(**config)
+
+
+async def start_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """A started :func:`producer`, idempotent per ``settings.kafka_idempotence``.
+
+    "auto" starts an idempotent producer and, if the broker refuses it, a plain one
+    (the answer is remembered per bootstrap); "on" fails on such a broker; "off" and
+    an explicit ``enable_idempotence`` override never ask.
+    """
+    mode = settings.kafka_idempotence
+    address = bootstrap(settings)
+    wanted = mode == "on" or (mode == "auto" and _idempotence_supported.get(address, True))
+    if wanted and "enable_idempotence" not in overrides:
+        started = producer(settings, **{**overrides, "enable_idempotence": True})
+        try:
+            await started.start()
+        except IDEMPOTENCE_REFUSED as error:
+            await started.stop()
+            if mode == "on":
+                raise ConfigError(
+                    f"SLAWATCH_KAFKA_IDEMPOTENCE=on but the broker refuses it: {error!r}"
+                ) from error
+            _idempotence_supported[address] = False
+            log.info("the broker has no idempotent producer; producing without it")
+        else:
+            _idempotence_supported[address] = True
+            return started
+    plain = producer(settings, **overrides)
+    await plain.start()
+    return plain
+
+
+def is_idempotent(started: AIOKafkaProducer) -> bool:
+    """Whether a producer was built idempotent (for tests and logs)."""
+    # aiokafka has no public flag: it builds a transaction manager exactly when
+    # idempotence (or transactions) is on.
+    return started._txn_manager is not None
 
 
 def consumer(

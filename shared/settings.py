@@ -7,6 +7,7 @@ Only this module reads the environment. ``main()`` of each command builds one
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     breaches_partitions: int = Field(default=2, ge=1)
     deadletter_partitions: int = Field(default=1, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+    #: Set on slawatch's topics only when below the replication factor (with RF 3, one
+    #: broker may fail and acks=all writes still land on 2); else the broker's default.
+    topic_min_insync_replicas: int = Field(default=2, ge=1)
 
     # HTTP
     host: str = "127.0.0.1"
@@ -78,6 +82,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 1_000
     kafka_fetch_max_wait_ms: int = 50
+    #: Idempotent producer: "auto" uses it where the broker supports it (Apache Kafka),
+    #: not on the embedded broker, which refuses it.
+    kafka_idempotence: Literal["auto", "on", "off"] = "auto"
 
     # Where `slawatch up` loads definitions from
     definitions_path: Path | None = None

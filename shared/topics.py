@@ -47,6 +47,15 @@ def topic_partitions(settings: Settings) -> dict[str, int]:
     }
 
 
+def topic_configs(settings: Settings) -> dict[str, str]:
+    """Per-topic configs: ``min.insync.replicas`` only where it is below the
+    replication factor (RF 1 on the embedded broker keeps the broker's default; a
+    minimum equal to the RF would stop acks=all writes when any one broker is down)."""
+    if settings.topic_min_insync_replicas < settings.topic_replication_factor:
+        return {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+    return {}
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Create every topic with its configured partition count; existing ones are kept.
 
@@ -60,8 +69,14 @@ async def ensure_topics(settings: Settings) -> None:
     try:
         wanted = topic_partitions(settings)
         existing = set(await admin.list_topics())
+        configs = topic_configs(settings)
         missing = [
-            NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication_factor)
+            NewTopic(
+                name,
+                num_partitions=n,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=configs,
+            )
             for name, n in wanted.items()
             if name not in existing
         ]

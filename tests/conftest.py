@@ -3,6 +3,8 @@
 Embedded ones are started unless these point at external servers:
   SLAWATCH_TEST_KAFKA_BOOTSTRAP   e.g. 127.0.0.1:9092
   SLAWATCH_TEST_DATABASE_URL      a server URL; the suite creates and drops its own database
+SLAWATCH_TEST_BROKER=kafka starts a 3-node Apache Kafka cluster instead of the embedded
+broker (``make test-kafka``; see tests/infra/broker.py and the ``broker`` fixture).
 Each test gets its own topic prefix and empty tables.
 """
 
@@ -22,20 +24,27 @@ from shared import db
 from shared.embedded import EmbeddedInfra, embedded_infra
 from shared.settings import Settings
 from shared.topics import ensure_topics
+from tests.infra.broker import TestBroker, session_broker
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedInfra]:
-    kafka = os.environ.get("SLAWATCH_TEST_KAFKA_BOOTSTRAP")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBroker]:
+    """The session's broker: embedded, or Apache Kafka with SLAWATCH_TEST_BROKER=kafka."""
+    with session_broker(tmp_path_factory.mktemp("broker")) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory, broker: TestBroker) -> Iterator[EmbeddedInfra]:
     postgres = os.environ.get("SLAWATCH_TEST_DATABASE_URL")
     with embedded_infra(
-        need_kafka=not kafka,
+        need_kafka=False,
         need_postgres=not postgres,
         data_dir=tmp_path_factory.mktemp("infra"),
         kafka_port=0,
         postgres_port=0,
     ) as started:
-        started.kafka_bootstrap = kafka or started.kafka_bootstrap
+        started.kafka_bootstrap = broker.bootstrap
         server_url = postgres or started.database_url
         assert server_url is not None
         name = f"slawatch_test_{uuid.uuid4().hex[:10]}"
@@ -57,7 +66,7 @@ async def _admin(url: str, statement: str) -> None:
 
 
 @pytest.fixture
-def make_settings(infra: EmbeddedInfra, tmp_path: Path):  # type: ignore[no-untyped-def]
+def make_settings(infra: EmbeddedInfra, broker: TestBroker, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings on the session's broker and database, with a topic prefix of this test."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
 
@@ -71,6 +80,7 @@ def make_settings(infra: EmbeddedInfra, tmp_path: Path):  # type: ignore[no-unty
             "kafka_heartbeat_interval_ms": 500,
             "events_partitions": 2,
             "raw_events_partitions": 2,
+            "topic_replication_factor": broker.replication_factor,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Test infrastructure that is not part of the product: the Apache Kafka cluster."""
