@@ -97,8 +97,7 @@ async def run(
         engine = await build_engine(database, settings, clock, catalog)
         cleanups.callback(engine.close)
         cleanups.enter_context(_collect_garbage_rarely())
-        producer = kafka.producer(settings)
-        await producer.start()
+        producer = await kafka.start_producer(settings)
         cleanups.push_async_callback(producer.stop)
 
         metrics = EvaluatorMetrics(registry)

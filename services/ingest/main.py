@@ -67,8 +67,7 @@ async def run(
 
     loop = asyncio.get_running_loop()
     deadline: float | None = None
-    producer = kafka.producer(settings)
-    await producer.start()
+    producer = await kafka.start_producer(settings)
     supervisor = Supervisor()
     try:
         publisher = KafkaPublisher(producer)

@@ -93,8 +93,7 @@ async def run(
         catalog = CatalogCache(sessions, clock)
         await catalog.reload()
 
-        producer = kafka.producer(settings)
-        await producer.start()
+        producer = await kafka.start_producer(settings)
         cleanups.push_async_callback(producer.stop)
         consumer = kafka.consumer(settings, topics.breaches, group_id=consumer_group(settings))
         await consumer.start()
