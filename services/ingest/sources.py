@@ -18,14 +18,17 @@ polling, with every assigned partition paused) so a pause does not rebalance.
 
 Lag per source = Σ over assigned partitions of (high watermark - next offset to
 process), from the high watermark the last fetch reported
-(``AIOKafkaConsumer.highwater``). On the embedded test broker these figures are not
-exact (its offsets are wrong when a batch holds several records): the lag
-arithmetic is tested against a fake consumer.
+(``AIOKafkaConsumer.highwater``); while paused, partitions are not fetched, so the log
+end is asked for instead (``end_offsets``) and the lag keeps growing. On the embedded
+test broker these figures are not exact (its offsets are wrong when a batch holds
+several records): the lag arithmetic is tested against a fake consumer, and exactly
+on Apache Kafka (tests/integration/ingest/test_source_lag.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.ingest.exceptions import PublishError
@@ -180,6 +183,7 @@ class SourceConsumer(Protocol):
     def pause(self, *partitions: TopicPartition) -> None: ...
     def resume(self, *partitions: TopicPartition) -> None: ...
     def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
 
@@ -215,6 +219,7 @@ class SourceRunner:
         self._retry_backoff_s = retry_backoff_s
         self._lock = asyncio.Lock()
         self._next: dict[TopicPartition, int] = {}
+        self._paused_ends: dict[TopicPartition, int] = {}
         self.paused = False
         self.lag: int | None = None
         metrics.register(name)
@@ -246,13 +251,26 @@ class SourceRunner:
                 if batch:  # records fetched before a pause are still processed, never skipped
                     async with self._lock:
                         await self._handle(batch)
+                await self._refresh_paused_ends(assigned)
                 self.update_lag()
         finally:
             await self._consumer.stop()
 
+    async def _refresh_paused_ends(self, assigned: set[TopicPartition]) -> None:
+        """Paused partitions are not fetched, so their high watermark stands still: ask
+        the broker for the log end instead, so the lag of a paused source grows."""
+        if not (self.paused and assigned):
+            self._paused_ends = {}
+            return
+        # broker unreachable: the gauge keeps its last figure until it answers
+        with contextlib.suppress(KafkaError):
+            self._paused_ends = await self._consumer.end_offsets(list(assigned))
+
     def update_lag(self) -> None:
         assigned = self._consumer.assignment()
-        highwaters = {tp: self._consumer.highwater(tp) for tp in assigned}
+        highwaters = {
+            tp: self._paused_ends.get(tp, self._consumer.highwater(tp)) for tp in assigned
+        }
         self.lag = lag_of(highwaters, self._next)
         if self.lag is not None:
             self._metrics.lag.labels(self.name).set(self.lag)

@@ -108,6 +108,9 @@ class FakeConsumer:
     def highwater(self, partition: Any) -> int | None:
         return self.highwaters.get(partition)
 
+    async def end_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        return {tp: h for tp in partitions if (h := self.highwaters.get(tp)) is not None}
+
     async def commit(self, offsets: dict[Any, int]) -> None:
         self.log.append("commit")
         self.commits.append(offsets)
