@@ -50,6 +50,9 @@ class Checkpoint(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     next_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
     state: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    #: The log ``next_offset`` belongs to (shared.logid.LogIdentity.encode); None for
+    #: checkpoints written before identities were recorded.
+    log_identity: Mapped[str | None] = mapped_column(String(600), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

@@ -19,21 +19,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.evaluator.engine import DedupDelta, RebuildRequest, Rollup
+from shared.logid import LogIdentity
 from shared.models import Checkpoint, DedupSlice, SliRollup
 
 
 @dataclass(frozen=True)
 class StoredCheckpoint:
-    """What was saved for one partition; on loading, with its stored dedup slices
-    ``(bound, ids)``, oldest first."""
+    """What was saved for one partition: state, next offset and the log that offset
+    belongs to (None for checkpoints older than identities); on loading, with its
+    stored dedup slices ``(bound, ids)``, oldest first."""
 
     state: bytes
     next_offset: int
+    log: LogIdentity | None = None
     dedup: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
@@ -87,9 +90,15 @@ class CheckpointStore:
         checkpoints: Mapping[int, StoredCheckpoint],
         rollups: Sequence[Rollup] = (),
         dedup: Mapping[int, DedupDelta] | None = None,
+        rebased: Mapping[int, int] | None = None,
     ) -> None:
         """Upsert every partition's checkpoint, add the rollups and the new dedup slices
-        and delete the expired ones, in one transaction."""
+        and delete the expired ones, in one transaction.
+
+        ``rebased`` maps a partition that moved to a new log (shared.logid) to the
+        offset its previous checkpoint had in the old log: its slices that stood there
+        are carried over to the new log, the others dropped (see :meth:`_rebase`).
+        """
         if not checkpoints:
             return
         rows = [
@@ -99,6 +108,7 @@ class CheckpointStore:
                 "partition": partition,
                 "next_offset": cp.next_offset,
                 "state": cp.state,
+                "log_identity": None if cp.log is None else cp.log.encode(),
             }
             for partition, cp in sorted(checkpoints.items())
         ]
@@ -108,16 +118,32 @@ class CheckpointStore:
             set_={
                 "next_offset": statement.excluded.next_offset,
                 "state": statement.excluded.state,
+                "log_identity": statement.excluded.log_identity,
                 "updated_at": func.now(),
             },
         )
         async with self.sessions.begin() as session:
             await session.execute(statement)
+            for partition, old_offset in sorted((rebased or {}).items()):
+                if partition in checkpoints:
+                    await self._rebase(session, partition, old_offset)
             if rollups:
                 await session.execute(_ROLLUP_UPSERT, _rollup_rows(rollups))
             for partition, delta in sorted((dedup or {}).items()):
                 offset = checkpoints[partition].next_offset
                 await self._save_dedup(session, partition, offset, delta)
+
+    async def _rebase(self, session: AsyncSession, partition: int, old_offset: int) -> None:
+        """A slice stands when it was written at or below the checkpoint's offset; in a
+        new log offsets start again, so the slices that stood in the old one are
+        re-tagged with offset 0 (standing at any offset) and the rest are deleted."""
+        where = (
+            DedupSlice.consumer_group == self.consumer_group,
+            DedupSlice.topic == self.topic,
+            DedupSlice.partition == partition,
+        )
+        await session.execute(delete(DedupSlice).where(*where, DedupSlice.next_offset > old_offset))
+        await session.execute(update(DedupSlice).where(*where).values(next_offset=0))
 
     async def _save_dedup(
         self, session: AsyncSession, partition: int, next_offset: int, delta: DedupDelta
@@ -152,7 +178,9 @@ class CheckpointStore:
         wanted = sorted(set(partitions))
         if not wanted:
             return {}
-        query = select(Checkpoint.partition, Checkpoint.state, Checkpoint.next_offset).where(
+        query = select(
+            Checkpoint.partition, Checkpoint.state, Checkpoint.next_offset, Checkpoint.log_identity
+        ).where(
             Checkpoint.consumer_group == self.consumer_group,
             Checkpoint.topic == self.topic,
             Checkpoint.partition.in_(wanted),
@@ -169,7 +197,7 @@ class CheckpointStore:
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
             stored = (await session.execute(slices)).all()
-        offsets = {p: o for p, _, o in rows}
+        offsets = {p: o for p, _, o, _ in rows}
         dedup: dict[int, list[tuple[int, list[str]]]] = {}
         for partition, written_at, bound, ids in stored:
             # A slice written with a checkpoint beyond the stored one did not stand (an
@@ -177,8 +205,13 @@ class CheckpointStore:
             if written_at <= offsets.get(partition, -1):
                 dedup.setdefault(partition, []).append((bound, orjson.loads(ids)))
         return {
-            p: StoredCheckpoint(state=bytes(s), next_offset=o, dedup=dedup.get(p, []))
-            for p, s, o in rows
+            p: StoredCheckpoint(
+                state=bytes(s),
+                next_offset=o,
+                log=LogIdentity.decode(log),
+                dedup=dedup.get(p, []),
+            )
+            for p, s, o, log in rows
         }
 
     async def load_rollups(self, requests: Sequence[RebuildRequest]) -> dict[str, list[Rollup]]:

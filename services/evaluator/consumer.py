@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.evaluator.checkpoint import CheckpointStore, StoredCheckpoint
 from services.evaluator.engine import Engine, Rollup
@@ -49,6 +51,7 @@ from services.evaluator.metrics import EvaluatorMetrics
 from services.evaluator.objectives.base import CompiledObjective
 from shared import kafka
 from shared.deadletter import DeadLetter
+from shared.logid import LogIdentity, ResetReason, decide_identity, decide_log_end, fetch_identities
 from shared.schemas import Breach, group_key
 from shared.settings import Settings
 from shared.timeutil import Clock
@@ -58,6 +61,18 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = 2_000
 METRICS_REFRESH_MS = 5_000
+#: Share of ``shutdown_grace_s`` spent reading to the end of the log on stop; the rest
+#: is for the final checkpoint and leaving the group.
+DRAIN_SHARE = 0.6
+#: Retry delays of a checkpoint PostgreSQL did not take (doubling up to the cap).
+CHECKPOINT_RETRY_MS = (500, 10_000)
+#: The cluster identity is checked this often, so a broker that restarted empty under
+#: a running consumer is noticed even without a rebalance.
+IDENTITY_CHECK_MS = 2_000
+
+#: Errors of a checkpoint that a later attempt may not meet (PostgreSQL stopped,
+#: restarting, unreachable). A checkpoint is one transaction: retrying it is safe.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
 
 
 def consumer_group(settings: Settings) -> str:
@@ -81,8 +96,10 @@ class EvaluatorConsumer:
         producer: AIOKafkaProducer,
         metrics: EvaluatorMetrics,
         clock: Clock,
+        identify: Callable[[], Awaitable[LogIdentity | None]] | None = None,
     ) -> None:
         self.settings = settings
+        self._identify = identify or self._current_log
         self.topics = Topics.from_settings(settings)
         self.group_id = consumer_group(settings)
         self.engine = engine
@@ -100,6 +117,15 @@ class EvaluatorConsumer:
         self._last_refresh_at = clock()
         self._fatal: BaseException | None = None
         self._active: set[int] = set()  # partitions that received records since the tick
+        self._log: LogIdentity | None = None  # the log the offsets in hand belong to
+        self._last_identity_check_at = clock()
+        # partition -> its offset in the previous log, until a checkpoint in the new one
+        self._rebased: dict[int, int] = {}
+        # rollups taken for a checkpoint PostgreSQL did not take, written with the next
+        self._unsaved_rollups: dict[int, list[Rollup]] = {}
+        self._checkpoint_failing_since: int | None = None
+        self._checkpoint_retry_ms = CHECKPOINT_RETRY_MS[0]
+        self._next_checkpoint_attempt_at = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint, commit and leave the group."""
@@ -109,15 +135,8 @@ class EvaluatorConsumer:
         await consumer.start()
         try:
             while not stop.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=self.settings.idle_tick_ms, max_records=MAX_BATCH_RECORDS
-                )
-                if self._fatal is not None:
-                    raise EvaluatorError("restoring or reloading failed") from self._fatal
-                async with self._lock:
-                    await self._handle(batch)
-                    await self._maybe_tick()
-                    await self._maybe_checkpoint()
+                await self._poll_once(consumer)
+            await self._drain(consumer)
             if self._fatal is not None:
                 # No final checkpoint: the state may lack what the failure lost (rollups
                 # taken, resolutions unpublished); the next run replays from the last one.
@@ -130,6 +149,106 @@ class EvaluatorConsumer:
         finally:
             self._consumer = None
             await consumer.stop()
+
+    async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
+        batch = await consumer.getmany(
+            timeout_ms=self.settings.idle_tick_ms, max_records=MAX_BATCH_RECORDS
+        )
+        if self._fatal is not None:
+            raise EvaluatorError("restoring or reloading failed") from self._fatal
+        async with self._lock:
+            await self._check_log_end(consumer)
+            await self._handle(batch)
+            await self._maybe_tick()
+            await self._maybe_check_identity()
+            await self._maybe_checkpoint()
+
+    async def _drain(self, consumer: AIOKafkaConsumer) -> None:
+        """On stop: read on until every owned partition is at its log end (what ingest
+        acknowledged before it stopped), within a share of the shutdown grace."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace_s * DRAIN_SHARE
+        while self._fatal is None and loop.time() < deadline:
+            behind = self._behind(consumer)
+            if not behind:
+                return
+            await self._poll_once(consumer)
+        if self._fatal is None and (behind := self._behind(consumer)):
+            log.warning(
+                "stopping before the end of the log; the next owner reads the rest",
+                extra={"partitions": behind},
+            )
+
+    def _behind(self, consumer: AIOKafkaConsumer) -> list[int]:
+        """Owned partitions not known to be at their log end (high watermark)."""
+        out = []
+        for p in self.engine.partitions:
+            highwater = consumer.highwater(TopicPartition(self.topics.events, p))
+            if highwater is None or self._next_offsets.get(p, 0) < highwater:
+                out.append(p)
+        return out
+
+    async def _check_log_end(self, consumer: AIOKafkaConsumer) -> None:
+        """An offset in hand past the partition's log end belongs to another log (a
+        broker that restarted empty): resume at the log start, keeping the state."""
+        moved = False
+        for p, next_offset in list(self._next_offsets.items()):
+            highwater = consumer.highwater(TopicPartition(self.topics.events, p))
+            if highwater is not None and decide_log_end(next_offset, highwater):
+                await self._reset(p, next_offset, ResetReason.BEYOND_LOG_END, log_end=highwater)
+                moved = True
+        if moved:  # checkpoints from now on belong to the log in hand
+            self._log = await self._identify() or self._log
+
+    async def _reset(
+        self, partition: int, stored: int, reason: ResetReason, *, log_end: int | None = None
+    ) -> None:
+        """Resume ``partition`` at the log start, keeping its state (the new log holds new
+        events; one read twice is a duplicate by id within the dedup horizon)."""
+        log.warning(
+            "stored offset not used: %s; resuming at the log start with the state kept",
+            reason.value,
+            extra={
+                "topic": self.topics.events,
+                "partition": partition,
+                "stored_offset": stored,
+                "log_end": log_end,
+                "reason": reason.value,
+            },
+        )
+        self.metrics.offset_resets.labels(self.topics.events, reason.value).inc()
+        self._rebased.setdefault(partition, stored)
+        # The state in hand is the new log's at its start: a checkpoint now stands.
+        self._next_offsets[partition] = 0
+        self._dirty.add(partition)
+        if self._consumer is not None:
+            await self._consumer.seek_to_beginning(TopicPartition(self.topics.events, partition))
+
+    async def _current_log(self) -> LogIdentity | None:
+        """The events topic's log identity now, None if the broker cannot tell."""
+        if self._consumer is None:
+            return None
+        try:
+            # aiokafka's consumer keeps its broker client private; the identity request
+            # must go over the same cluster connection.
+            client = self._consumer._client
+            found = await asyncio.wait_for(fetch_identities(client, [self.topics.events]), 5)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("broker identity unavailable", extra={"error": repr(exc)})
+            return None
+        return found[self.topics.events]
+
+    async def _maybe_check_identity(self) -> None:
+        now = self.clock()
+        if now - self._last_identity_check_at < IDENTITY_CHECK_MS or self._log is None:
+            return
+        self._last_identity_check_at = now
+        current = await self._identify()
+        if current is None or decide_identity(self._log, current) is None:
+            return
+        self._log = current
+        for p in self.engine.partitions:
+            await self._reset(p, self._next_offsets.get(p, 0), ResetReason.OTHER_LOG)
 
     async def _handle(self, batch: dict[Any, list[Any]]) -> None:
         """Evaluate a batch; the per-record loop is the hot path, kept flat on purpose."""
@@ -245,27 +364,68 @@ class EvaluatorConsumer:
         due_by_time = (
             self.clock() - self._last_checkpoint_at >= self.settings.checkpoint_interval_ms
         )
-        if self._dirty and (due_by_count or due_by_time):
-            await self._checkpoint(sorted(self._dirty))
+        retry_wait = self.clock() < self._next_checkpoint_attempt_at
+        if self._dirty and (due_by_count or due_by_time) and not retry_wait:
+            try:
+                await self._checkpoint(sorted(self._dirty))
+            except TRANSIENT_DB_ERRORS as exc:
+                self._checkpoint_failed(exc)
 
     async def _checkpoint(self, partitions: list[int]) -> None:
         """PostgreSQL first (state + offset, one transaction), then the Kafka commit."""
         saved = {
-            p: StoredCheckpoint(self.engine.snapshot(p), self._next_offsets[p])
+            p: StoredCheckpoint(self.engine.snapshot(p), self._next_offsets[p], self._log)
             for p in partitions
             if self.engine.owns(p) and p in self._next_offsets
         }
         if saved:
-            rollups = [r for p in saved for r in self.engine.take_rollups(p)]
+            for p in saved:
+                self._unsaved_rollups.setdefault(p, []).extend(self.engine.take_rollups(p))
+            rollups = [r for p in saved for r in self._unsaved_rollups[p]]
             dedup = {p: self.engine.dedup_delta(p) for p in saved}
-            await self.store.save(saved, rollups, dedup)
+            rebased = {p: self._rebased[p] for p in saved if p in self._rebased}
+            await self.store.save(saved, rollups, dedup, rebased)
+            for p in saved:
+                self._unsaved_rollups.pop(p, None)
+                self._rebased.pop(p, None)
             for delta in dedup.values():
                 delta.stored()
             self.metrics.checkpoints.inc()
+            self._checkpoint_recovered()
             await self._commit({p: cp.next_offset for p, cp in saved.items()})
         self._dirty.difference_update(partitions)
         self._since_checkpoint = 0
         self._last_checkpoint_at = self.clock()
+
+    def _checkpoint_failed(self, exc: BaseException) -> None:
+        """Keep consuming with the state in memory; retry with backoff. Breach events go
+        on being published; after a crash meanwhile, the replay republishes them with
+        the same ids."""
+        self.metrics.checkpoint_failures.inc()
+        now = self.clock()
+        if self._checkpoint_failing_since is None:
+            self._checkpoint_failing_since = now
+            log.warning(
+                "checkpoint failed; PostgreSQL unavailable? retrying with backoff",
+                extra={"error": repr(exc)},
+            )
+        self._next_checkpoint_attempt_at = now + self._checkpoint_retry_ms
+        self._checkpoint_retry_ms = min(self._checkpoint_retry_ms * 2, CHECKPOINT_RETRY_MS[1])
+
+    def _checkpoint_recovered(self) -> None:
+        if self._checkpoint_failing_since is not None:
+            log.info(
+                "checkpoints written again",
+                extra={"failing_ms": self.clock() - self._checkpoint_failing_since},
+            )
+        self._checkpoint_failing_since = None
+        self._checkpoint_retry_ms = CHECKPOINT_RETRY_MS[0]
+        self._next_checkpoint_attempt_at = 0
+
+    @property
+    def checkpoints_failing(self) -> bool:
+        """True while PostgreSQL does not take checkpoints (readiness)."""
+        return self._checkpoint_failing_since is not None
 
     async def _commit(self, offsets: dict[int, int]) -> None:
         if self._consumer is None:
@@ -347,6 +507,9 @@ class EvaluatorConsumer:
                 self.engine.revoke(p)
                 self._next_offsets.pop(p, None)
                 self._dirty.discard(p)
+                # The next owner replays from the stored checkpoint and counts these again.
+                self._unsaved_rollups.pop(p, None)
+                self._rebased.pop(p, None)
             self.metrics.refresh(self.engine)
 
     async def on_assigned(self, partitions: list[int]) -> None:
@@ -354,20 +517,27 @@ class EvaluatorConsumer:
         async with self._lock:
             fresh = [p for p in partitions if not self.engine.owns(p)]
             try:
+                current = await self._identify()
+                if current is None:
+                    raise EvaluatorError("the broker did not tell which log it holds")
+                self._log = current
                 stored = await self.store.load(fresh)
                 for p in fresh:
                     checkpoint = stored.get(p)
                     if checkpoint is None:
                         self.engine.assign(p, None)
-                    else:
-                        self.engine.assign(p, checkpoint.state, checkpoint.dedup)
-                    if checkpoint is not None:
-                        self._next_offsets[p] = checkpoint.next_offset
-                        self._dirty.add(p)  # restored under today's definitions: keep that
-                        if self._consumer is not None:
-                            self._consumer.seek(
-                                TopicPartition(self.topics.events, p), checkpoint.next_offset
-                            )
+                        continue
+                    self.engine.assign(p, checkpoint.state, checkpoint.dedup)
+                    self._dirty.add(p)  # restored under today's definitions: keep that
+                    reason = decide_identity(checkpoint.log, current)
+                    if reason is not None:
+                        await self._reset(p, checkpoint.next_offset, reason)
+                        continue
+                    self._next_offsets[p] = checkpoint.next_offset
+                    if self._consumer is not None:
+                        self._consumer.seek(
+                            TopicPartition(self.topics.events, p), checkpoint.next_offset
+                        )
                 await self._publish_resolutions("their rule changed while the state was stored")
             except Exception as exc:
                 log.exception("restoring partitions failed", extra={"partitions": fresh})

@@ -18,6 +18,8 @@ slawatch_burn_rate                          objective, window      ungrouped bur
 slawatch_error_budget_remaining             objective              ungrouped burn-rate only
 slawatch_detection_latency_seconds          —                      1 histogram
 slawatch_checkpoints_total                  —                      1
+slawatch_checkpoint_failures_total          —                      1
+slawatch_offset_resets_total                topic, reason          2 per topic (shared.logid)
 ==========================================  =====================  =========================
 
 ``objective`` is ``"<agreement>/<objective>"``. ``slawatch_sli`` is exported only for
@@ -32,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.evaluator.engine import Engine
 from services.evaluator.objectives.deadline import take_refused
+from shared.logid import OffsetResetMetrics
 from shared.metrics import LATENCY_BUCKETS_S
 
 
@@ -39,6 +42,12 @@ class EvaluatorMetrics:
     """Every evaluator metric, bound to one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.offset_resets = OffsetResetMetrics(registry).resets
+        self.checkpoint_failures = Counter(
+            "slawatch_checkpoint_failures_total",
+            "Checkpoints that PostgreSQL did not take (retried; the state is kept).",
+            registry=registry,
+        )
         self.events_evaluated = Counter(
             "slawatch_events_evaluated_total",
             "Events from the events topic evaluated (not late, well formed).",

@@ -3,6 +3,7 @@ checkpoint, then the Kafka commit; revoke and assign move state through the stor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from services.evaluator.consumer import EvaluatorConsumer
 from services.evaluator.engine import DedupDelta, RebuildRequest, Rollup
 from services.evaluator.exceptions import EvaluatorError
 from services.evaluator.metrics import EvaluatorMetrics
+from shared.logid import LogIdentity
 from shared.metrics import new_registry
 from shared.schemas import Breach
 from shared.settings import Settings
@@ -46,6 +48,9 @@ class Effects:
         self.dedup: dict[int, list[tuple[int, list[str]]]] = {}
         self.fail_load = False
         self.fail_save = False
+        self.log_identity: LogIdentity | None = LogIdentity("cluster-a", "topic-1")
+        self.highwaters: dict[int, int] = {}
+        self.rebased: dict[int, int] = {}
 
     # producer
     async def send(self, topic: str, value: bytes, key: bytes) -> Any:
@@ -62,11 +67,13 @@ class Effects:
         checkpoints: Mapping[int, StoredCheckpoint],
         rollups: Sequence[object] = (),
         dedup: Mapping[int, DedupDelta] | None = None,
+        rebased: Mapping[int, int] | None = None,
     ) -> None:
         if self.fail_save:
             raise OSError("database down")
         self.rollups.extend(rollups)
         self.log.append(("save", {p: c.next_offset for p, c in checkpoints.items()}))
+        self.rebased.update(rebased or {})
         self.stored.update(checkpoints)
         for p, delta in (dedup or {}).items():
             self.dedup.setdefault(p, []).extend(delta.new)
@@ -76,7 +83,10 @@ class Effects:
             raise OSError("database down")
         return {
             p: StoredCheckpoint(
-                self.stored[p].state, self.stored[p].next_offset, self.dedup.get(p, [])
+                self.stored[p].state,
+                self.stored[p].next_offset,
+                self.stored[p].log,
+                self.dedup.get(p, []),
             )
             for p in partitions
             if p in self.stored
@@ -103,6 +113,16 @@ class Effects:
     def seek(self, tp: Any, offset: int) -> None:
         self.log.append(("seek", (tp.partition, offset)))
 
+    async def seek_to_beginning(self, tp: Any) -> None:
+        self.log.append(("seek_to_beginning", tp.partition))
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.highwaters.get(tp.partition)
+
+    # broker identity
+    async def identify(self) -> LogIdentity | None:
+        return self.log_identity
+
 
 def build(effects: Effects, **settings: Any) -> EvaluatorConsumer:
     evaluator = engine(agreement(target=0.5))
@@ -113,6 +133,7 @@ def build(effects: Effects, **settings: Any) -> EvaluatorConsumer:
         effects,
         EvaluatorMetrics(new_registry()),
         fixed_clock,
+        identify=effects.identify,
     )
     loop._consumer = effects
     return loop
@@ -268,3 +289,110 @@ async def test_reload_publishes_withdrawn_breaches_then_checkpoints() -> None:
     kinds = [entry[0] for entry in effects.log]
     # checkpoint, the resolution published and acknowledged, then the reloaded state
     assert kinds == ["save", "commit", "send", "ack", "save", "commit"]
+
+
+async def _stored_at(effects: Effects, offset: int, outcomes: list[str]) -> None:
+    """A previous owner's checkpoint of partition 0 at ``offset``, in the current log."""
+    first = build(effects)
+    await first.on_assigned([0])
+    start = offset - len(outcomes)
+    await first._handle(
+        batch(0, start, [event(T0 + i, o).to_json() for i, o in enumerate(outcomes)])
+    )
+    await first.on_revoked([0])
+    effects.log.clear()
+
+
+def _resets(loop: EvaluatorConsumer, reason: str) -> float:
+    value = loop.metrics.offset_resets.labels(TOPIC, reason)._value.get()
+    return float(value)
+
+
+async def test_a_checkpoint_of_another_log_resumes_at_the_log_start_keeping_the_state() -> None:
+    """The embedded broker restarted empty: its new log has a new cluster id."""
+    effects = Effects()
+    await _stored_at(effects, 372, ["good", "bad"])
+    effects.log_identity = LogIdentity("cluster-b", "topic-2")
+    loop = build(effects)
+    await loop.on_assigned([0])
+    assert effects.log == [("seek_to_beginning", 0)]
+    assert _resets(loop, "other_log") == 1
+    # The new log's first events are counted on top of the restored state, not skipped.
+    await loop._handle(batch(0, 0, [event(T0 + 10, "good").to_json()]))
+    [status] = loop.engine.status("acme-checkout/availability")
+    assert (status.status.good, status.status.valid) == (2, 3)
+    await loop.on_revoked([0])
+    assert effects.stored[0].next_offset == 1
+    assert effects.stored[0].log == LogIdentity("cluster-b", "topic-2")
+    assert effects.rebased == {0: 372}
+
+
+async def test_an_offset_past_the_log_end_resumes_at_the_log_start() -> None:
+    effects = Effects()
+    await _stored_at(effects, 372, ["good"])
+    loop = build(effects)
+    await loop.on_assigned([0])
+    assert effects.log == [("seek", (0, 372))]
+    effects.highwaters[0] = 6  # the first fetch tells the log end
+    await loop._check_log_end(effects)  # type: ignore[arg-type]
+    assert effects.log[-1] == ("seek_to_beginning", 0)
+    assert _resets(loop, "beyond_log_end") == 1
+    await loop._handle(batch(0, 0, [event(T0 + 10, "bad").to_json()]))
+    [status] = loop.engine.status("acme-checkout/availability")
+    assert (status.status.good, status.status.valid) == (1, 2)
+
+
+async def test_an_offset_within_the_log_is_used() -> None:
+    effects = Effects()
+    await _stored_at(effects, 372, ["good"])
+    loop = build(effects)
+    await loop.on_assigned([0])
+    effects.highwaters[0] = 372
+    await loop._check_log_end(effects)  # type: ignore[arg-type]
+    assert effects.log == [("seek", (0, 372))]
+    assert _resets(loop, "beyond_log_end") == 0
+
+
+async def test_a_checkpoint_without_an_identity_is_trusted() -> None:
+    """Written before identities were recorded: only the log in use can have made it."""
+    effects = Effects()
+    await _stored_at(effects, 40, ["good"])
+    effects.stored[0] = dataclasses.replace(effects.stored[0], log=None)
+    effects.log_identity = LogIdentity("cluster-b", "topic-2")
+    loop = build(effects)
+    await loop.on_assigned([0])
+    assert effects.log == [("seek", (0, 40))]
+
+
+async def test_a_changed_cluster_under_a_running_consumer_resets_every_owned_partition() -> None:
+    effects = Effects()
+    loop = build(effects, checkpoint_interval_ms=3_600_000)
+    await loop.on_assigned([0, 1])
+    await loop._handle(batch(0, 0, [event(T0, "good").to_json()]))
+    effects.log_identity = LogIdentity("cluster-b", "topic-2")
+    loop._last_identity_check_at = -(10**12)  # due
+    await loop._maybe_check_identity()
+    assert sorted(e for e in effects.log if e[0] == "seek_to_beginning") == [
+        ("seek_to_beginning", 0),
+        ("seek_to_beginning", 1),
+    ]
+    assert _resets(loop, "other_log") == 2
+
+
+async def test_a_checkpoint_postgresql_refuses_is_retried_with_its_rollups() -> None:
+    """PostgreSQL down: the loop keeps evaluating; the next checkpoint that succeeds
+    writes every rollup taken meanwhile, each once."""
+    effects = Effects()
+    loop = build(effects, checkpoint_every_events=1)
+    await loop.on_assigned([0])
+    effects.fail_save = True
+    await loop._handle(batch(0, 0, [event(T0, "good").to_json()]))
+    await loop._maybe_checkpoint()
+    assert loop.checkpoints_failing
+    effects.fail_save = False
+    await loop._handle(batch(0, 1, [event(T0 + 1, "bad").to_json()]))
+    loop._next_checkpoint_attempt_at = 0  # the backoff has passed
+    await loop._maybe_checkpoint()
+    assert not loop.checkpoints_failing
+    assert [e for e in effects.log if e[0] == "save"] == [("save", {0: 2})]
+    assert sum(r.valid for r in effects.rollups if isinstance(r, Rollup)) == 2

@@ -1,0 +1,221 @@
+"""Which log a stored offset belongs to, and whether it may be used.
+
+An offset only means something in the log it was read from. A checkpoint therefore
+records the log's identity: the broker's cluster id and the topic's id. Apache Kafka
+reports both (Metadata v10 and later). The embedded broker is memory only, so every
+start is a new log; it is started with a fresh cluster id (shared.embedded), which is
+the identity the project can prove there.
+
+On assignment a stored offset is used only when (:func:`decide_resume`):
+
+- it was stored for the same log (cluster id and, where both sides know one, topic id);
+- it is not past the partition's log end (known from the first fetch's high
+  watermark; ``end_offsets`` is wrong on the embedded broker).
+
+Otherwise the consumer resumes at the log start, keeps the state it has (the new log
+holds new events), logs a warning naming topic, partition and both offsets, and
+counts ``slawatch_offset_resets_total{topic,reason}``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import (
+    AbstractType,
+    Boolean,
+    CompactArray,
+    CompactString,
+    Int16,
+    Int32,
+    Schema,
+    TaggedFields,
+)
+from prometheus_client import CollectorRegistry, Counter
+
+#: The topic id Kafka reports for "none" (an all-zero UUID).
+_ZERO_UUID = bytes(16)
+
+
+@dataclass(frozen=True)
+class LogIdentity:
+    """The log an offset was read from: the cluster, and the topic where known."""
+
+    cluster_id: str
+    topic_id: str | None = None
+
+    def same_log(self, other: LogIdentity) -> bool:
+        """Same cluster, and the same topic where both sides know the topic id."""
+        if self.cluster_id != other.cluster_id:
+            return False
+        if self.topic_id is None or other.topic_id is None:
+            return True
+        return self.topic_id == other.topic_id
+
+    def encode(self) -> str:
+        return f"{self.cluster_id}/{self.topic_id or ''}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> LogIdentity | None:
+        """None for a checkpoint written before identities were recorded."""
+        if not text:
+            return None
+        cluster, _, topic = text.rpartition("/")
+        return cls(cluster, topic or None)
+
+
+class ResetReason(enum.StrEnum):
+    """Why a stored offset was not used (the ``reason`` label of the reset counter)."""
+
+    OTHER_LOG = "other_log"
+    BEYOND_LOG_END = "beyond_log_end"
+
+
+def decide_identity(stored: LogIdentity | None, current: LogIdentity) -> ResetReason | None:
+    """None when an offset stored under ``stored`` may be used in ``current``'s log.
+
+    A checkpoint without an identity (written before they were recorded) is trusted:
+    it can only have come from the log the running deployment has always used.
+    """
+    if stored is None or stored.same_log(current):
+        return None
+    return ResetReason.OTHER_LOG
+
+
+def decide_log_end(next_offset: int, log_end: int) -> ResetReason | None:
+    """None when ``next_offset`` lies within the log (at its end at most)."""
+    return ResetReason.BEYOND_LOG_END if next_offset > log_end else None
+
+
+class OffsetResetMetrics:
+    """``slawatch_offset_resets_total{topic,reason}``: stored offsets not used."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.resets = Counter(
+            "slawatch_offset_resets_total",
+            "Stored offsets not used because they belong to another log or lie past its "
+            "end; the consumer resumed at the log start",
+            ["topic", "reason"],
+            registry=registry,
+        )
+
+
+# -- Metadata v12: the one request that reports topic ids --------------------------------
+
+
+class _Uuid(AbstractType[str | None]):  # type: ignore[misc]
+    """A Kafka UUID (16 bytes); the all-zero UUID means none."""
+
+    @classmethod
+    def encode(cls, value: str | None) -> bytes:
+        return _ZERO_UUID if value is None else uuid.UUID(value).bytes
+
+    @classmethod
+    def decode(cls, data: BytesIO) -> str | None:
+        raw = data.read(16)
+        if len(raw) != 16:
+            raise ValueError("Buffer underrun decoding a UUID")
+        return None if raw == _ZERO_UUID else str(uuid.UUID(bytes=raw))
+
+
+class _MetadataResponseV12(Response):  # type: ignore[misc]
+    API_KEY = 3
+    API_VERSION = 12
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "brokers",
+            CompactArray(
+                ("node_id", Int32),
+                ("host", CompactString("utf-8")),
+                ("port", Int32),
+                ("rack", CompactString("utf-8")),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("cluster_id", CompactString("utf-8")),
+        ("controller_id", Int32),
+        (
+            "topics",
+            CompactArray(
+                ("error_code", Int16),
+                ("name", CompactString("utf-8")),
+                ("topic_id", _Uuid),
+                ("is_internal", Boolean),
+                (
+                    "partitions",
+                    CompactArray(
+                        ("error_code", Int16),
+                        ("partition_index", Int32),
+                        ("leader_id", Int32),
+                        ("leader_epoch", Int32),
+                        ("replica_nodes", CompactArray(Int32)),
+                        ("isr_nodes", CompactArray(Int32)),
+                        ("offline_replicas", CompactArray(Int32)),
+                        ("tags", TaggedFields),
+                    ),
+                ),
+                ("topic_authorized_operations", Int32),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("tags", TaggedFields),
+    )
+
+
+class _MetadataRequestV12(RequestStruct):  # type: ignore[misc]
+    FLEXIBLE_VERSION = True
+    API_KEY = 3
+    API_VERSION = 12
+    RESPONSE_TYPE = _MetadataResponseV12
+    SCHEMA = Schema(
+        (
+            "topics",
+            CompactArray(
+                ("topic_id", _Uuid), ("name", CompactString("utf-8")), ("tags", TaggedFields)
+            ),
+        ),
+        ("allow_auto_topic_creation", Boolean),
+        ("include_topic_authorized_operations", Boolean),
+        ("tags", TaggedFields),
+    )
+
+
+class _TopicIdsRequest(Request[_MetadataRequestV12]):  # type: ignore[misc]
+    """Metadata of named topics, never creating them."""
+
+    API_KEY = 3
+
+    def __init__(self, topics: list[str]) -> None:
+        self._topics = topics
+
+    def build(self, request_struct_class: type[_MetadataRequestV12]) -> _MetadataRequestV12:
+        return request_struct_class([(None, name, {}) for name in self._topics], False, False, {})
+
+
+async def fetch_identities(client: Any, topics: list[str]) -> dict[str, LogIdentity]:
+    """The identity of each topic's log, from any broker ``client`` (an aiokafka
+    ``AIOKafkaClient``, e.g. ``consumer._client`` or ``producer.client``) reaches.
+
+    Brokers without Metadata v12 answer with the cluster id only (topic ids None).
+    """
+    node_id = client.get_random_node()
+    if node_id is None:
+        await client.force_metadata_update()
+        node_id = client.get_random_node()
+    try:
+        response = await client.send(node_id, _TopicIdsRequest(topics))
+    except NotImplementedError:  # the broker has no Metadata v12: cluster id only
+        from aiokafka.protocol.metadata import MetadataRequest
+
+        response = await client.send(node_id, MetadataRequest([]))
+        cluster_id = getattr(response, "cluster_id", None) or ""
+        return {name: LogIdentity(cluster_id) for name in topics}
+    cluster_id = response.cluster_id or ""
+    ids = {name: topic_id for _, name, topic_id, *_ in response.topics}
+    return {name: LogIdentity(cluster_id, ids.get(name)) for name in topics}
