@@ -42,20 +42,34 @@ def _up(settings: Settings, _args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     print("slawatch: starting (the first start initialises the database)...", flush=True)
-    with running_stack(settings) as stack:
+    with running_stack(settings, announce=_say) as stack:
         print(_banner(stack), flush=True)
-        while not stop.wait(0.2):
-            if dead := stack.dead():
-                print(f"slawatch: {', '.join(dead)} exited; stopping the stack", file=sys.stderr)
-                return 1
-        print("\nslawatch: stopping...", flush=True)
+        # Children that exit are restarted by the stack's supervisor; only a signal
+        # stops the stack. (A timed wait: the signal handler runs between waits.)
+        while not stop.wait(1.0):
+            pass
+        print(
+            "\nslawatch: stopping: ingest first, then the evaluator and the notifier drain"
+            " what it accepted...",
+            flush=True,
+        )
     print("slawatch: stopped", flush=True)
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _banner(stack: Stack) -> str:
     s = stack.settings
     ingest, evaluator, notifier = (stack.url(n) for n in ("ingest", "evaluator", "notifier"))
+    memory = (
+        "\nThe embedded broker keeps events in memory only; a graceful stop (Ctrl-C) drains"
+        " them first and loses nothing.\n"
+        if stack.infra.kafka_bootstrap
+        else ""
+    )
     return f"""
 slawatch is up.
   ingest     {ingest}   (POST /v1/events, docs at /docs)
@@ -64,13 +78,13 @@ slawatch is up.
   kafka      {s.kafka_bootstrap}
   postgres   {s.database_url}
   logs       {s.data_dir / "logs"}
-
+{memory}
 Watch alerts arrive:   slawatch receiver --port 9000      (in another terminal)
 Send an event:
   curl -s -XPOST {ingest}/v1/events -H 'content-type: application/json' \\
     -d '{{"service":"checkout","type":"request","outcome":"bad"}}'
 
-Ctrl-C stops everything.
+A service that exits is restarted. Ctrl-C stops everything.
 """
 
 

@@ -2,8 +2,25 @@
 
 Start order: embedded broker and PostgreSQL (only those not configured), migrations,
 topics, definitions, then ingest, evaluator and notifier as separate processes,
-each waited for on ``/readyz``. Stop order is the reverse; every child dies with
-this process even when it is killed (see shared.embedded).
+each waited for on ``/readyz``.
+
+While it runs, a :class:`StackSupervisor` restarts any child that exits — a service,
+the embedded broker (it comes back empty and gets its topics again; consumers notice
+the new log by its cluster id) or PostgreSQL (on its data directory) — with the
+backoff of :mod:`services.supervision`. Only the caller stops the stack.
+
+Stop order drains the pipeline front to back, each step after the previous one
+exited, so every event ingest acknowledged is evaluated and every breach it caused is
+in the notifier's outbox before the memory-only broker goes away:
+
+1. ingest (answers 503 + ``Retry-After`` to new requests, finishes the ones in
+   flight, flushes its producer);
+2. the evaluator (reads the events topic to its end, publishes, checkpoints);
+3. the notifier (reads the breaches topic to its end into the outbox, finishes
+   in-flight deliveries);
+4. PostgreSQL and the broker.
+
+Every child dies with this process even when it is killed (see shared.embedded).
 """
 
 from __future__ import annotations
@@ -12,25 +29,44 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from services.supervision import RestartPolicy, RestartTracker
 from shared import db
 from shared.definitions.load import load_paths
 from shared.definitions.store import Applied, apply
 from shared.embedded import ChildProcess, EmbeddedInfra, embedded_infra, port_open, spawn
 from shared.errors import InfrastructureError
 from shared.settings import Settings
+from shared.timeutil import Clock
 from shared.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "evaluator", "notifier")
+#: Front to back: each one drains what the previous one produced (module docstring).
+STOP_ORDER = SERVICES
+#: On top of ``shutdown_grace_s``: interpreter exit, closing clients, leaving the group.
+STOP_MARGIN_S = 5.0
+POLL_S = 0.1
+
+Announce = Callable[[str], None]
+
+
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def _log_only(message: str) -> None:
+    log.info(message)
 
 
 @dataclass
@@ -41,6 +77,9 @@ class Stack:
     infra: EmbeddedInfra
     services: dict[str, ChildProcess] = field(default_factory=dict)
     applied: list[Applied] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    supervisor: StackSupervisor | None = None
+    announce: Announce = _log_only
 
     def url(self, service: str) -> str:
         port = getattr(self.settings, f"{service}_port")
@@ -49,11 +88,155 @@ class Stack:
     def dead(self) -> list[str]:
         return [name for name, child in self.services.items() if not child.running()]
 
+    @property
+    def restarts(self) -> dict[str, int]:
+        """Restarts so far per child name (services, ``broker``, ``postgres``)."""
+        return self.supervisor.counts() if self.supervisor else {}
+
+    def spawn_service(self, name: str) -> ChildProcess:
+        child = spawn(
+            name,
+            [sys.executable, "-m", "services.cli", name],
+            log_file=self.settings.data_dir / "logs" / f"{name}.log",
+            env=self.env,
+        )
+        self.services[name] = child
+        return child
+
     def stop_services(self) -> dict[str, int]:
+        """Stop restarting, then stop the services one after the other in
+        :data:`STOP_ORDER`; their exit codes."""
+        if self.supervisor is not None:
+            self.supervisor.pause()
+        grace_s = self.settings.shutdown_grace_s + STOP_MARGIN_S
         codes: dict[str, int] = {}
-        for name, child in reversed(list(self.services.items())):
-            codes[name] = child.stop(grace_s=self.settings.shutdown_grace_s + 2)
+        for name in STOP_ORDER:
+            child = self.services.get(name)
+            if child is None:
+                continue
+            was_running = child.running()
+            codes[name] = child.stop(grace_s=grace_s)
+            if was_running:
+                self.announce(f"slawatch: {name} stopped ({_exit_text(codes[name])})")
         return codes
+
+
+class StackSupervisor:
+    """Restarts every child of a :class:`Stack` that exits, from its own thread.
+
+    The thread lives until :meth:`close`, after every child is stopped: a child gets
+    SIGTERM when the thread that started it ends (``PR_SET_PDEATHSIG``), so a thread
+    that ended earlier would stop the children it restarted out of order.
+    """
+
+    def __init__(
+        self,
+        stack: Stack,
+        policy: RestartPolicy,
+        clock: Clock = monotonic_ms,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self._stack = stack
+        self._policy = policy
+        self._clock = clock
+        self._poll_s = poll_s
+        self._trackers: dict[str, RestartTracker] = {}
+        self._due: dict[str, int] = {}  # child name -> when to start it again
+        self._lock = threading.Lock()  # one check at a time; pause() waits for it
+        self._paused = False
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slawatch-supervisor", daemon=True)
+
+    def start(self) -> None:
+        for name, _child in self._children():
+            self._trackers[name] = RestartTracker(self._policy, self._clock)
+        self._thread.start()
+
+    def pause(self) -> None:
+        """No restart from now on (a restart in progress finishes first)."""
+        with self._lock:
+            self._paused = True
+
+    def close(self) -> None:
+        self.pause()
+        self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def counts(self) -> dict[str, int]:
+        return {name: tracker.count for name, tracker in self._trackers.items()}
+
+    def _children(self) -> list[tuple[str, ChildProcess]]:
+        stack = self._stack
+        return [*stack.services.items(), *((c.name, c) for c in stack.infra.children or [])]
+
+    def _run(self) -> None:
+        while not self._closed.wait(self._poll_s):
+            with self._lock:
+                if self._paused:
+                    continue
+                try:
+                    self.check()
+                except Exception:  # keep supervising the other children
+                    log.exception("supervision check failed")
+
+    def check(self) -> None:
+        """One pass: schedule a restart for each child that exited, run those due."""
+        for name, child in self._children():
+            due = self._due.get(name)
+            if due is None:
+                if not child.running():
+                    self._schedule(name, f"exited with {_exit_text(child.process.returncode)}")
+            elif self._clock() >= due:
+                self._restart(name)
+
+    def _schedule(self, name: str, what: str) -> None:
+        tracker = self._trackers.setdefault(name, RestartTracker(self._policy, self._clock))
+        decision = tracker.exited()
+        self._due[name] = self._clock() + decision.delay_ms
+        message = (
+            f"slawatch: {name} {what}; restarting in {decision.delay_ms / 1000:.1f} s"
+            f" (restart {decision.count})"
+        )
+        log.warning(
+            message,
+            extra={"child": name, "restarts": decision.count, "delay_ms": decision.delay_ms},
+        )
+        self._stack.announce(message)
+
+    def _restart(self, name: str) -> None:
+        stack = self._stack
+        try:
+            if name in SERVICES:
+                child = stack.spawn_service(name)
+            else:
+                child = stack.infra.restart(name)
+                if name == "broker":
+                    _recreate_topics(stack.settings)
+        except (InfrastructureError, OSError) as exc:
+            self._schedule(name, f"did not start ({exc})")
+            return
+        del self._due[name]
+        self._trackers[name].started()
+        log.info("%s restarted", name, extra={"child": name, "pid": child.process.pid})
+
+
+def _recreate_topics(settings: Settings) -> None:
+    """A new embedded broker is empty: create the topics before a producer's first send
+    creates them with the broker's default partition count."""
+    try:
+        asyncio.run(ensure_topics(settings))
+    except Exception:  # the services' own topic guard retries
+        log.exception("topics not created on the restarted broker")
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"code {code} ({signal.Signals(-code).name})"
+    return f"code {code}"
 
 
 async def prepare(settings: Settings, definitions: list[Path]) -> list[Applied]:
@@ -106,8 +289,16 @@ def default_definitions(settings: Settings) -> list[Path]:
 
 
 @contextlib.contextmanager
-def running_stack(settings: Settings, definitions: list[Path] | None = None) -> Iterator[Stack]:
-    """Start everything; stop everything on exit, even after a failed start."""
+def running_stack(
+    settings: Settings,
+    definitions: list[Path] | None = None,
+    *,
+    restart_policy: RestartPolicy | None = None,
+    announce: Announce = _log_only,
+) -> Iterator[Stack]:
+    """Start everything, supervised (``restart_policy``, default :class:`RestartPolicy`);
+    stop everything in the drain order on exit, even after a failed start.
+    ``announce`` receives the lines meant for a person (restarts, stops)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for service in SERVICES:
         port = getattr(settings, f"{service}_port")
@@ -115,35 +306,43 @@ def running_stack(settings: Settings, definitions: list[Path] | None = None) -> 
             raise InfrastructureError(
                 f"port {port} for {service} is in use; set SLAWATCH_{service.upper()}_PORT"
             )
-    with embedded_infra(
-        need_kafka=not settings.kafka_bootstrap,
-        need_postgres=not settings.database_url,
-        data_dir=settings.data_dir,
-        kafka_port=settings.embedded_kafka_port,
-        postgres_port=settings.embedded_postgres_port,
-    ) as infra:
+    with contextlib.ExitStack() as exits:
+        # Registered first, so it runs last: after the infrastructure stopped.
+        supervisors: list[StackSupervisor] = []
+
+        @exits.callback
+        def close_supervision() -> None:
+            for supervisor in supervisors:
+                supervisor.close()
+
+        infra = exits.enter_context(
+            embedded_infra(
+                need_kafka=not settings.kafka_bootstrap,
+                need_postgres=not settings.database_url,
+                data_dir=settings.data_dir,
+                kafka_port=settings.embedded_kafka_port,
+                postgres_port=settings.embedded_postgres_port,
+            )
+        )
         effective = settings.model_copy(
             update={
                 "kafka_bootstrap": settings.kafka_bootstrap or infra.kafka_bootstrap,
                 "database_url": settings.database_url or infra.database_url,
             }
         )
-        stack = Stack(effective, infra)
+        stack = Stack(effective, infra, env=service_env(effective), announce=announce)
         stack.applied = asyncio.run(
             prepare(
                 effective, default_definitions(settings) if definitions is None else definitions
             )
         )
-        env = service_env(effective)
         try:
             for service in SERVICES:
-                stack.services[service] = spawn(
-                    service,
-                    [sys.executable, "-m", "services.cli", service],
-                    log_file=effective.data_dir / "logs" / f"{service}.log",
-                    env=env,
-                )
+                stack.spawn_service(service)
             wait_ready(stack)
+            stack.supervisor = StackSupervisor(stack, restart_policy or RestartPolicy())
+            supervisors.append(stack.supervisor)
+            stack.supervisor.start()
             yield stack
         finally:
             stack.stop_services()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import logging
 import os
@@ -19,8 +20,8 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -46,7 +47,11 @@ def port_open(host: str, port: int) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies."""
+    """In the child before exec: get SIGTERM when the parent dies.
+
+    Linux sends it when the *thread* that forked exits, not the process: a child
+    started from a helper thread must be stopped before that thread ends
+    (``services.stack`` keeps its supervision thread until every child is stopped)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     os.setpgrp()  # the terminal's Ctrl-C goes to the parent only; it stops children in order
@@ -302,11 +307,24 @@ def postgres_url(port: int, database: str = PG_DATABASE) -> str:
 
 @dataclass
 class EmbeddedInfra:
-    """What was started, to be stopped in reverse order."""
+    """What was started, to be stopped in reverse order, and how to start each again."""
 
     kafka_bootstrap: str | None = None
     database_url: str | None = None
     children: list[ChildProcess] | None = None
+    starters: dict[str, Callable[[], ChildProcess]] = field(default_factory=dict)
+
+    def restart(self, name: str) -> ChildProcess:
+        """Start the exited child ``name`` again at the same address (the broker comes
+        back empty, PostgreSQL on its data directory). Raises InfrastructureError
+        when it does not come up; the exited child stays listed then."""
+        assert self.children is not None
+        index = next(i for i, c in enumerate(self.children) if c.name == name)
+        if self.children[index].running():
+            raise InfrastructureError(f"{name} is still running")
+        child = self.starters[name]()
+        self.children[index] = child
+        return child
 
     def stop(self) -> None:
         for child in reversed(self.children or []):
@@ -328,15 +346,20 @@ def embedded_infra(
     try:
         if need_kafka:
             kafka_port = kafka_port or free_port()
-            infra.children.append(start_broker(kafka_port, data_dir / "logs" / "broker.log"))
+            infra.starters["broker"] = functools.partial(
+                start_broker, kafka_port, data_dir / "logs" / "broker.log"
+            )
+            infra.children.append(infra.starters["broker"]())
             infra.kafka_bootstrap = f"127.0.0.1:{kafka_port}"
         if need_postgres:
             postgres_port = postgres_port or free_port()
-            infra.children.append(
-                start_postgres(
-                    data_dir / "pgdata", postgres_port, data_dir / "logs" / "postgres.log"
-                )
+            infra.starters["postgres"] = functools.partial(
+                start_postgres,
+                data_dir / "pgdata",
+                postgres_port,
+                data_dir / "logs" / "postgres.log",
             )
+            infra.children.append(infra.starters["postgres"]())
             infra.database_url = postgres_url(postgres_port)
         yield infra
     finally:

@@ -3,6 +3,7 @@
 ``/healthz``, ``/readyz``, ``/metrics``.
 
 Order of checks on every intake endpoint: media type and content coding (415),
+shutting down (503, ``services.ingest.backpressure.Drain``),
 fail-fast when the intake is open or saturated (503, ``services.ingest.backpressure``),
 declared then actual body size (413, read incrementally; for gzip the decompressed
 size, streamed), decoding (400), item count (413), then every item is normalized;
@@ -29,7 +30,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
 from services.ingest import alerts, cloudevents, problems, results
-from services.ingest.backpressure import Backpressure
+from services.ingest.backpressure import Backpressure, Drain
 from services.ingest.body import declared_too_large, read_decoded
 from services.ingest.dedup import RecentIds
 from services.ingest.exceptions import BodyTooLargeError, InvalidEncodingError
@@ -98,6 +99,10 @@ EXAMPLE_EVENTS = [
 ]
 
 
+#: A stopping instance is back (restarted) or replaced within seconds.
+SHUTDOWN_RETRY_AFTER_S = 5
+
+
 def monotonic_ms() -> int:
     """Milliseconds of a clock that never jumps (cooldowns, dedup horizon)."""
     return time.monotonic_ns() // 1_000_000
@@ -133,6 +138,8 @@ class IngestDeps:
     dedup_horizon_ms: int = 300_000
     backpressure: Backpressure | None = None
     recent: RecentIds | None = None
+    #: set by ``main`` to stop accepting on shutdown; one of its own when not given
+    drain: Drain | None = None
     #: time for cooldowns and the dedup horizon (not event time: ``clock`` may be fixed)
     timer: Clock = monotonic_ms
 
@@ -144,6 +151,7 @@ class _Intake:
     deps: IngestDeps
     gate: Backpressure
     recent: RecentIds
+    drain: Drain
     sends: set[asyncio.Task[list[str | None]]] = dataclasses.field(default_factory=set)
 
 
@@ -155,10 +163,15 @@ def create_app(
         deps,
         deps.backpressure or Backpressure(deps.max_inflight, deps.overload_cooldown_ms, deps.timer),
         deps.recent or RecentIds(deps.dedup_capacity, deps.dedup_horizon_ms, deps.timer),
+        deps.drain or Drain(),
     )
     deps.metrics.inflight.set_function(lambda: intake.gate.inflight)
     app = FastAPI(title="slawatch ingest", version="1", description=DESCRIPTION)
-    app.include_router(ops_router(registry, {**checks, "intake": intake.gate.ready}))
+
+    async def intake_ready() -> bool:
+        return await intake.drain.ready() and await intake.gate.ready()
+
+    app.include_router(ops_router(registry, {**checks, "intake": intake_ready}))
 
     @app.post(
         "/v1/events",
@@ -234,6 +247,16 @@ async def _intake(intake: _Intake, request: Request, parser: Parser) -> Response
     bad_coding = check_encoding(request.headers.get("content-encoding"))
     if bad_coding is not None:
         return _reject(deps, bad_coding)
+    if intake.drain.draining:
+        headers = {"Retry-After": str(SHUTDOWN_RETRY_AFTER_S)}
+        return _reject(deps, problems.shutting_down(), headers)
+    with intake.drain.request():
+        return await _admitted(intake, request, parser)
+
+
+async def _admitted(intake: _Intake, request: Request, parser: Parser) -> Response:
+    """A request taken before any stop: it runs to its response even while draining."""
+    deps = intake.deps
     if intake.gate.is_open() or intake.gate.saturated():
         return _overloaded(intake, "the broker is failing or too many events are in flight")
     if declared_too_large(request.headers.get("content-length"), deps.max_body_bytes):
@@ -344,7 +367,7 @@ def _problem_responses() -> dict[int | str, dict[str, Any]]:
         413: "Body larger than max_body_bytes, or more events than max_batch_items.",
         415: "Content-Type not accepted (or a Content-Encoding other than identity).",
         422: "Every event was invalid; `errors` names index, field and message.",
-        503: "No valid event acknowledged, or overloaded; retry after Retry-After, same ids.",
+        503: "No event acknowledged, overloaded or shutting down; retry after Retry-After.",
     }
     return {
         status: {

@@ -13,11 +13,18 @@ Two rules keep memory bounded when the broker is slow or down:
 
 ``ready()`` is false while saturated or open, which turns ``/readyz`` false and
 takes the instance out of a load balancer until it recovers.
+
+A graceful stop (:class:`Drain`) is the third rule: once draining, every new request
+is answered 503 with ``Retry-After`` (another instance, or this one restarted, takes
+it), while the requests already admitted finish and get their acknowledgements.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+from collections.abc import Iterator
 
 from shared.timeutil import Clock
 
@@ -64,3 +71,35 @@ class Backpressure:
 
     async def ready(self) -> bool:
         return not self.is_open() and not self.saturated()
+
+
+class Drain:
+    """Graceful stop of the HTTP intake: :meth:`start` refuses new requests; the ones
+    inside :meth:`request` finish, and :meth:`idle` returns when the last one did."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start(self) -> None:
+        self.draining = True
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Counts an admitted request while it runs."""
+        self.active += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        await self._idle.wait()
+
+    async def ready(self) -> bool:
+        return not self.draining

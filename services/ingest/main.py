@@ -6,8 +6,10 @@ under a :class:`shared.runtime.Supervisor`.
 
 Stop (``stop`` set, or a task failed), within ``settings.shutdown_grace_s``:
 
-1. the HTTP server stops accepting and finishes in-flight requests (each of which
-   awaits its acknowledgements), and the raw loop finishes its batch and commits;
+1. the HTTP intake stops accepting (new requests are answered 503 with
+   ``Retry-After``, ``/readyz`` turns 503) and the requests already admitted finish
+   (each awaits its acknowledgements); then the HTTP server stops. Meanwhile the raw
+   loop finishes its batch and commits;
 2. whatever has not finished by the deadline is cancelled;
 3. the producer flushes and stops (bounded by the remaining grace time).
 
@@ -17,6 +19,7 @@ A task failure is re-raised once everything is stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +27,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from services.ingest.api import IngestDeps, create_app
+from services.ingest.backpressure import Drain
 from services.ingest.config import config_router
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import KafkaPublisher
@@ -71,11 +75,13 @@ async def run(
     supervisor = Supervisor()
     try:
         publisher = KafkaPublisher(producer)
+        drain = Drain()
         deps = IngestDeps(
             publisher=publisher,
             topics=topics,
             metrics=metrics,
             clock=clock,
+            drain=drain,
             **{**http_limits(settings), **(http_options or {})},
         )
         app = create_app(deps, registry, {"broker": publisher.ready})
@@ -107,9 +113,12 @@ async def run(
             relay.cancel()
             deadline = loop.time() + settings.shutdown_grace_s
             supervisor.stop()
-            server.stop()
+            drain.start()
             raw_stop.set()
-            _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(drain.idle(), settings.shutdown_grace_s)
+            server.stop()
+            _, pending = await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.1))
             if pending:
                 log.warning(
                     "shutdown grace exceeded; cancelling",

@@ -17,6 +17,8 @@ entries name the item ``index`` (``null`` for the body as a whole), the ``field`
 404    ``not-found``              no such resource (e.g. an unknown source name)
 503    ``overloaded``             too many events in flight, or the broker failed just
                                   now (fail fast); ``Retry-After`` says when to retry
+503    ``shutting-down``          the instance is stopping (graceful drain); retry
+                                  after ``Retry-After``, here or on another instance
 =====  =========================  =================================================
 """
 
@@ -43,6 +45,7 @@ RequestReason = Literal[
     "invalid_events",
     "unavailable",
     "overloaded",
+    "shutting_down",
     "not_found",
 ]
 """Why a whole request was rejected; a bounded set, used as a metric label."""
@@ -56,6 +59,7 @@ REQUEST_REASONS: tuple[RequestReason, ...] = (
     "invalid_events",
     "unavailable",
     "overloaded",
+    "shutting_down",
     "not_found",
 )
 
@@ -179,6 +183,15 @@ def unavailable(rejections: Iterable[Rejected]) -> Problem:
 
 def overloaded(detail: str) -> Problem:
     return Problem(503, "overloaded", "Try again shortly", detail)
+
+
+def shutting_down() -> Problem:
+    return Problem(
+        503,
+        "shutting_down",
+        "Shutting down",
+        "this instance is stopping and accepts no new events; retry with the same ids",
+    )
 
 
 def not_found(detail: str) -> Problem:

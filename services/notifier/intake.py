@@ -19,6 +19,13 @@ lifecycle event is notified once per receiver.
 No rebalance listener is needed: nothing is held in memory between records, so a
 revoked partition has nothing to flush, and its new owner's replay is a no-op too.
 
+On a graceful stop the intake reads on to the end of the topic (:meth:`Intake.drain`):
+``slawatch up`` stops the notifier after the evaluator, whose own drain may have
+published breach events just before; on the memory-only embedded broker they would be
+gone at the next start if they were not in the outbox. The end is the high watermark
+of each assigned partition from the latest fetch (``end_offsets`` is wrong on the
+embedded broker).
+
 Bad input never stops consumption: a record that is not a valid :class:`Breach`, or
 that PostgreSQL refuses (a value too long for its column), goes to the dead letter
 topic. A breach for an agreement the catalog does not know is recorded without
@@ -70,6 +77,13 @@ COLUMN_LIMITS = {
     "service": _length("service"),
 }
 POLL_TIMEOUT_MS = 200
+#: Of the shutdown grace, kept for the last commit and closing the clients.
+DRAIN_RESERVE_S = 1.0
+
+
+def drain_budget_s(shutdown_grace_s: float) -> float:
+    """How long a stopping intake may read on to the end of the topic."""
+    return max(shutdown_grace_s - DRAIN_RESERVE_S, shutdown_grace_s / 2)
 
 
 @dataclass(frozen=True)
@@ -211,23 +225,71 @@ class Intake:
         self._clock = clock
         self._on_enqueued = on_enqueued
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop``; the batch in hand is finished and committed first."""
+    async def run(self, stop: asyncio.Event, drain_s: float = 0.0) -> None:
+        """Consume until ``stop``; the batch in hand is finished and committed first.
+        With ``drain_s``, then read on to the end of the topic (:meth:`drain`)."""
         while not stop.is_set():
-            batches = await self._consumer.getmany(
-                timeout_ms=POLL_TIMEOUT_MS, max_records=BATCH_RECORDS
-            )
-            if not batches:
+            await self._poll()
+        if drain_s > 0:
+            await self.drain(drain_s)
+
+    async def _poll(self) -> int:
+        """One batch, stored and committed; the number of records it held."""
+        batches = await self._consumer.getmany(
+            timeout_ms=POLL_TIMEOUT_MS, max_records=BATCH_RECORDS
+        )
+        if not batches:
+            return 0
+        offsets: dict[Any, int] = {}
+        enqueued = 0
+        count = 0
+        for tp, records in batches.items():
+            for record in records:
+                enqueued += await self.handle(record)
+                offsets[tp] = record.offset + 1
+                count += 1
+        if enqueued:
+            self._on_enqueued()
+        await self._commit(offsets)
+        return count
+
+    async def drain(self, budget_s: float) -> bool:
+        """Consume until a poll finds nothing and every assigned partition's position
+        is at its high watermark, for at most ``budget_s``. True when read to the end.
+
+        The empty poll comes first because a high watermark is only as recent as the
+        last fetch: waiting one poll lets a fetch sent after the stop answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_s
+        while True:
+            if not await self._poll():
+                behind = await self._behind()
+                if not behind:
+                    log.info("breaches topic read to its end")
+                    return True
+                if loop.time() >= deadline:
+                    log.warning(
+                        "drain incomplete: partitions not read to their end",
+                        extra={"behind": {str(tp): ends for tp, ends in behind.items()}},
+                    )
+                    return False
+            elif loop.time() >= deadline:
+                log.warning("drain incomplete: records still arriving at the deadline")
+                return False
+
+    async def _behind(self) -> dict[Any, tuple[int, int | None]]:
+        """Assigned partitions whose position is short of the high watermark (or whose
+        high watermark no fetch reported yet): ``(position, high watermark)``."""
+        behind: dict[Any, tuple[int, int | None]] = {}
+        for tp in self._consumer.assignment():
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile: its new owner reads it
                 continue
-            offsets: dict[Any, int] = {}
-            enqueued = 0
-            for tp, records in batches.items():
-                for record in records:
-                    enqueued += await self.handle(record)
-                    offsets[tp] = record.offset + 1
-            if enqueued:
-                self._on_enqueued()
-            await self._commit(offsets)
+            highwater = self._consumer.highwater(tp)
+            if highwater is None or position < highwater:
+                behind[tp] = (position, highwater)
+        return behind
 
     async def _commit(self, offsets: dict[Any, int]) -> None:
         try:

@@ -37,7 +37,7 @@ from services.notifier.channels import build_channels
 from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.config import NotifierSettings
 from services.notifier.groups import GroupFlusher
-from services.notifier.intake import Intake
+from services.notifier.intake import Intake, drain_budget_s
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
 from services.notifier.secrets import Secrets
@@ -167,7 +167,11 @@ async def run(
 
         cleanups.push_async_callback(supervisor.cancel_all)  # also when run() is cancelled
         tasks = [
-            supervisor.spawn("intake", intake.run(halt)),
+            supervisor.spawn(
+                # on a stop, read on to the end of the breaches topic (intake.drain)
+                "intake",
+                intake.run(halt, drain_s=drain_budget_s(settings.shutdown_grace_s)),
+            ),
             *(supervisor.spawn(w.name, w.run(halt)) for w in workers),
             supervisor.spawn("catalog", catalog.run(halt)),
             supervisor.spawn("definitions-watch", watcher.run(halt)),

@@ -49,6 +49,7 @@ def test_every_request_reason_has_a_distinct_type() -> None:
         problems.invalid_events([]),
         problems.unavailable([]),
         problems.overloaded("x"),
+        problems.shutting_down(),
         problems.not_found("x"),
     ]
     assert sorted(p.reason for p in built) == sorted(problems.REQUEST_REASONS)
