@@ -20,7 +20,9 @@ counts ``slawatch_offset_resets_total{topic,reason}``.
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
+import weakref
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -37,6 +39,8 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 from prometheus_client import CollectorRegistry, Counter
+
+log = logging.getLogger(__name__)
 
 #: The topic id Kafka reports for "none" (an all-zero UUID).
 _ZERO_UUID = bytes(16)
@@ -92,17 +96,23 @@ def decide_log_end(next_offset: int, log_end: int) -> ResetReason | None:
     return ResetReason.BEYOND_LOG_END if next_offset > log_end else None
 
 
-class OffsetResetMetrics:
-    """``slawatch_offset_resets_total{topic,reason}``: stored offsets not used."""
+_RESET_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.resets = Counter(
+
+def offset_resets(registry: CollectorRegistry) -> Counter:
+    """``slawatch_offset_resets_total{topic,reason}`` of ``registry`` (one per registry,
+    shared by every consumer of a service): stored offsets not used."""
+    counter = _RESET_COUNTERS.get(registry)
+    if counter is None:
+        counter = Counter(
             "slawatch_offset_resets_total",
             "Stored offsets not used because they belong to another log or lie past its "
             "end; the consumer resumed at the log start",
             ["topic", "reason"],
             registry=registry,
         )
+        _RESET_COUNTERS[registry] = counter
+    return counter
 
 
 # -- Metadata v12: the one request that reports topic ids --------------------------------
@@ -219,3 +229,54 @@ async def fetch_identities(client: Any, topics: list[str]) -> dict[str, LogIdent
     cluster_id = response.cluster_id or ""
     ids = {name: topic_id for _, name, topic_id, *_ in response.topics}
     return {name: LogIdentity(cluster_id, ids.get(name)) for name in topics}
+
+
+class LogEndWatch:
+    """For consumers whose offsets Kafka keeps (notifier, raw topic, sources): a
+    position past a partition's log end means the log was replaced under a running
+    consumer (a broker that restarted empty without a rebalance). The embedded broker
+    then answers every fetch with nothing, so the consumer would wait forever; this
+    watch seeks such a partition to its log start, with a warning and a count.
+
+    Apache Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE, which the
+    client resets to the earliest offset by itself (``auto_offset_reset``).
+    """
+
+    def __init__(self, resets: Counter, consumer_name: str) -> None:
+        self._resets = resets
+        self._consumer_name = consumer_name
+        self._next: dict[Any, int] = {}
+
+    def advance(self, batch: dict[Any, list[Any]]) -> None:
+        """Note the next offset of every partition in a consumed batch."""
+        for tp, records in batch.items():
+            if records:
+                self._next[tp] = records[-1].offset + 1
+
+    async def check(self, consumer: Any) -> list[Any]:
+        """Seek every assigned partition whose next offset is past its high watermark to
+        the log start; returns those partitions."""
+        assigned = consumer.assignment()
+        moved = []
+        for tp, next_offset in list(self._next.items()):
+            if tp not in assigned:
+                del self._next[tp]
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None or decide_log_end(next_offset, highwater) is None:
+                continue
+            log.warning(
+                "position past the log end: resuming at the log start",
+                extra={
+                    "consumer": self._consumer_name,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "stored_offset": next_offset,
+                    "log_end": highwater,
+                },
+            )
+            self._resets.labels(tp.topic, ResetReason.BEYOND_LOG_END.value).inc()
+            del self._next[tp]
+            await consumer.seek_to_beginning(tp)
+            moved.append(tp)
+        return moved

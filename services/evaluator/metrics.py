@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.evaluator.engine import Engine
 from services.evaluator.objectives.deadline import take_refused
-from shared.logid import OffsetResetMetrics
+from shared.logid import offset_resets
 from shared.metrics import LATENCY_BUCKETS_S
 
 
@@ -42,7 +42,7 @@ class EvaluatorMetrics:
     """Every evaluator metric, bound to one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.offset_resets = OffsetResetMetrics(registry).resets
+        self.offset_resets = offset_resets(registry)
         self.checkpoint_failures = Counter(
             "slawatch_checkpoint_failures_total",
             "Checkpoints that PostgreSQL did not take (retried; the state is kept).",

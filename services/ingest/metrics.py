@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.ingest.items import ITEM_REASONS, ItemReason
 from services.ingest.problems import REQUEST_REASONS, RequestReason
+from shared.logid import offset_resets
 from shared.metrics import LATENCY_BUCKETS_S
 
 Path = Literal["http", "raw"]
@@ -31,6 +32,7 @@ class IngestMetrics:
     ``slawatch_ingest_inflight_events``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.offset_resets = offset_resets(registry)
         self.ingested = Counter(
             "slawatch_events_ingested",
             "Events acknowledged by the broker on the events topic.",

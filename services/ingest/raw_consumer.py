@@ -34,6 +34,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import OutRecord, RawRecord, Routed, route_raw
 from shared.kafka import FinishBatchOnRevoke
+from shared.logid import LogEndWatch
 from shared.timeutil import Clock
 from shared.topics import Topics
 
@@ -71,6 +72,7 @@ class RawConsumer:
         self._publish_attempts = publish_attempts
         self._retry_backoff_s = retry_backoff_s
         self._lock = asyncio.Lock()
+        self._log_end = LogEndWatch(metrics.offset_resets, "ingest-raw")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, route, produce, commit; between batches, return once ``stop`` is set."""
@@ -81,9 +83,11 @@ class RawConsumer:
                 batch = await self._consumer.getmany(
                     timeout_ms=self._poll_timeout_ms, max_records=self._max_records
                 )
-                if batch:
-                    async with self._lock:
+                async with self._lock:
+                    if batch:
                         await self._handle(batch)
+                        self._log_end.advance(batch)
+                    await self._log_end.check(self._consumer)
         finally:
             await self._consumer.stop()
 

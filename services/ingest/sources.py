@@ -54,6 +54,7 @@ from services.ingest.records import MAX_DETAIL_CHARS, MAX_ORIGINAL_BYTES, OutRec
 from shared.deadletter import DeadLetter
 from shared.definitions.kinds.source import SourceSpec
 from shared.kafka import FinishBatchOnRevoke
+from shared.logid import LogEndWatch, offset_resets
 from shared.schemas import Event
 from shared.timeutil import Clock
 from shared.topics import Topics
@@ -77,6 +78,7 @@ class SourceMetrics:
     number of definitions), ``reason`` one of ``MAPPING_REASONS``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.offset_resets = offset_resets(registry)
         self.records = Counter(
             "slawatch_source_records",
             "Records consumed from source topics.",
@@ -183,6 +185,7 @@ class SourceConsumer(Protocol):
     def pause(self, *partitions: TopicPartition) -> None: ...
     def resume(self, *partitions: TopicPartition) -> None: ...
     def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> bool: ...
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
@@ -220,6 +223,7 @@ class SourceRunner:
         self._lock = asyncio.Lock()
         self._next: dict[TopicPartition, int] = {}
         self._paused_ends: dict[TopicPartition, int] = {}
+        self._log_end = LogEndWatch(metrics.offset_resets, f"source {name}")
         self.paused = False
         self.lag: int | None = None
         metrics.register(name)
@@ -248,9 +252,11 @@ class SourceRunner:
                 batch = await self._consumer.getmany(
                     timeout_ms=self._poll_timeout_ms, max_records=self._max_records
                 )
-                if batch:  # records fetched before a pause are still processed, never skipped
-                    async with self._lock:
+                async with self._lock:
+                    if batch:  # records fetched before a pause are processed, never skipped
                         await self._handle(batch)
+                        self._log_end.advance(batch)
+                    await self._log_end.check(self._consumer)
                 await self._refresh_paused_ends(assigned)
                 self.update_lag()
         finally:
@@ -437,6 +443,9 @@ class SourceManager:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` (then every runner stops) or a runner fails (raised)."""
+        # Run again after a failure (ingest's main restarts it after an outage): clean.
+        self._failed.clear()
+        self.failure = None
         waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._failed.wait())]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -51,6 +51,7 @@ class FakeConsumer:
     assigned: set[Any] = field(default_factory=lambda: {TP0, TP1})
     commits: list[dict[Any, int]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    highwaters: dict[Any, int] = field(default_factory=dict)
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
         self.log.append(f"subscribe {topics}")
@@ -69,6 +70,13 @@ class FakeConsumer:
 
     def assignment(self) -> set[Any]:
         return self.assigned
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.highwaters.get(tp)
+
+    async def seek_to_beginning(self, *partitions: Any) -> bool:
+        self.log.extend(f"seek_to_beginning {tp.partition}" for tp in partitions)
+        return True
 
     async def commit(self, offsets: dict[Any, int]) -> None:
         self.log.append("commit")
@@ -194,3 +202,15 @@ async def test_revoke_waits_for_the_batch_in_progress() -> None:
 
 def test_group_id() -> None:
     assert group_id("slawatch") == "slawatch-ingest-raw"
+
+
+async def test_a_position_past_the_log_end_resumes_at_the_log_start() -> None:
+    """The broker restarted empty under the running loop: partition 0's log now ends at
+    2, before the next offset 12; partition 1 is within its log."""
+    batches = [batch(TP0, GOOD, GOOD, first=10) | batch(TP1, GOOD, first=3)]
+    raw, consumer, _, registry, stop = make(batches)
+    consumer.highwaters = {TP0: 2, TP1: 4}
+    await raw.run(stop)
+    assert [entry for entry in consumer.log if entry.startswith("seek")] == ["seek_to_beginning 0"]
+    labels = {"topic": TOPICS.raw, "reason": "beyond_log_end"}
+    assert registry.get_sample_value("slawatch_offset_resets_total", labels) == 1
