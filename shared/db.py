@@ -39,9 +39,20 @@ def database_url(settings: Settings) -> str:
     return async_url(settings.database_url)
 
 
+#: asyncpg waits 60 s for a connection by default; a frozen server should surface
+#: sooner as a (transient, retried) timeout.
+CONNECT_TIMEOUT_S = 10.0
+
+
 def engine(settings: Settings, *, pool_size: int = 5) -> AsyncEngine:
+    """A pool that survives a server restart: connections are pinged on checkout
+    (a restarted server's dead ones are replaced), and connecting is bounded."""
     return create_async_engine(
-        database_url(settings), pool_size=pool_size, max_overflow=5, pool_pre_ping=True
+        database_url(settings),
+        pool_size=pool_size,
+        max_overflow=5,
+        pool_pre_ping=True,
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
     )
 
 

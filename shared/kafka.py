@@ -1,6 +1,7 @@
 """Kafka client factory: configurations that work on the embedded broker and on Apache Kafka.
 
-Never relied on: the idempotent producer, transactions, auto-commit, end offsets.
+Never relied on: the idempotent producer, transactions, auto-commit, end offsets,
+topic auto-creation (every client built here forbids it, ``shared.kafka_metadata``).
 Exactly-once effects come from our own design (state + offsets in PostgreSQL,
 deterministic ids). The idempotent producer is still used where the broker has it
 (:func:`start_producer`, Apache Kafka): it keeps producer retries from writing a
@@ -18,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import UnknownError, UnsupportedVersionError
 
 from shared.errors import ConfigError
+from shared.kafka_metadata import forbid_topic_auto_creation
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ def bootstrap(settings: Settings) -> str:
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """acks=all, no idempotence (see :func:`start_producer`), a 1 MiB request cap like
     Apache Kafka's default."""
+    forbid_topic_auto_creation()
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap(settings),
         "acks": "all",
@@ -92,6 +95,7 @@ def consumer(
     settings: Settings, *topics: str, group_id: str | None, **overrides: Any
 ) -> AIOKafkaConsumer:
     """Manual commits, earliest reset (latest is wrong on the embedded broker)."""
+    forbid_topic_auto_creation()
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap(settings),
         "group_id": group_id,
@@ -107,6 +111,7 @@ def consumer(
 
 
 def admin_client(settings: Settings) -> AIOKafkaAdminClient:
+    forbid_topic_auto_creation()
     return AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings), request_timeout_ms=15_000)
 
 

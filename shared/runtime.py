@@ -10,17 +10,24 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
+import asyncpg
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.errors import InfrastructureError
 from shared.metrics import exposition
+from shared.readiness import Check, report, run_checks
+from shared.reconnect import is_transient
 
 log = logging.getLogger(__name__)
 
-ReadinessCheck = Callable[[], Awaitable[bool]]
+#: A readiness check: ``bool`` or a :class:`shared.readiness.CheckResult`; dependency
+#: checks answer from a background probe (``shared.readiness.Monitor``).
+ReadinessCheck = Check
 
 
 class Supervisor:
@@ -63,7 +70,8 @@ class Supervisor:
 
 
 def ops_router(registry: CollectorRegistry, checks: dict[str, ReadinessCheck]) -> APIRouter:
-    """``/healthz`` (alive), ``/readyz`` (dependencies reachable), ``/metrics``."""
+    """``/healthz`` (alive), ``/readyz`` (dependencies reachable, 503 with a reason per
+    check; see ``shared.readiness``), ``/metrics``."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
@@ -72,14 +80,8 @@ def ops_router(registry: CollectorRegistry, checks: dict[str, ReadinessCheck]) -
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
-        results: dict[str, bool] = {}
-        for name, check in checks.items():
-            try:
-                results[name] = bool(await asyncio.wait_for(check(), 2.0))
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                results[name] = False
-        ready = all(results.values())
-        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+        ready, body = report(await run_checks(checks))
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics")
     async def metrics() -> Response:
@@ -87,6 +89,31 @@ def ops_router(registry: CollectorRegistry, checks: dict[str, ReadinessCheck]) -
         return Response(body, media_type=content_type)
 
     return router
+
+
+#: What a request can raise when the database (or broker) is away.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    KafkaError,
+)
+
+
+def answer_outages(app: FastAPI, respond: Callable[[BaseException], Response]) -> None:
+    """A request that fails because a dependency is away (``shared.reconnect.is_transient``)
+    is answered ``respond(error)`` (a 503 problem) instead of a 500; any other error
+    stays a 500."""
+
+    async def handler(_request: Request, error: Exception) -> Response:
+        if not is_transient(error):
+            raise error
+        log.warning("request failed during an outage: %s", type(error).__name__)
+        return respond(error)
+
+    for kind in OUTAGE_ERRORS:
+        app.add_exception_handler(kind, handler)
 
 
 class _QuietServer(uvicorn.Server):

@@ -1,8 +1,11 @@
 """Wiring of the evaluator service, in one place.
 
-Start: migrations and topics (both idempotent), the catalog from PostgreSQL, the
-producer, then the consumer loop, the HTTP server and the definitions watcher (hot
-reload, :meth:`EvaluatorConsumer.reload`) under a Supervisor. Stop (the
+Start: broker and topics (the topic guard creates them), migrations, the catalog
+from PostgreSQL, the producer (each waited for with backoff while unavailable,
+``shared.reconnect``), then the consumer loop, the HTTP server, the definitions
+watcher (hot reload, :meth:`EvaluatorConsumer.reload`), the topic guard and the
+database probe (``/readyz``: broker, topics, database; ``shared.dependencies``)
+under a Supervisor. Stop (the
 caller's ``stop`` event, or a failed task): the HTTP server is told to exit and the
 consumer loop finishes its in-flight batch, checkpoints every owned partition,
 commits and leaves the group, all within ``shutdown_grace_s``; then the producer,
@@ -19,7 +22,6 @@ import logging
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.evaluator.api import create_app
@@ -32,11 +34,13 @@ from services.evaluator.objectives.base import CompiledObjective
 from shared import db, kafka
 from shared.definitions.store import Catalog, load_catalog
 from shared.definitions.watch import CatalogWatcher
+from shared.dependencies import Dependencies
 from shared.metrics import new_registry
+from shared.reconnect import Stopped, until_available
 from shared.runtime import HttpServer, Supervisor
 from shared.settings import Settings
 from shared.timeutil import Clock, wall_clock_ms
-from shared.topics import Topics, ensure_topics
+from shared.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +90,32 @@ async def run(
     clock: Clock = wall_clock_ms,
 ) -> None:
     """Run the evaluator until ``stop`` is set; re-raise the failure of any task."""
+    try:
+        await _run(settings, stop, registry=registry, clock=clock)
+    except Stopped:
+        log.info("evaluator stopped before it started")
+
+
+async def _run(
+    settings: Settings, stop: asyncio.Event, *, registry: CollectorRegistry | None, clock: Clock
+) -> None:
     registry = registry if registry is not None else new_registry()
-    await db.migrate(db.database_url(settings))
-    await ensure_topics(settings)
+    # Broker, topics and schema: waited for with backoff, not a reason to exit.
+    dependencies = Dependencies(settings, database=True)
+    await dependencies.wait_until_available(stop)
     database = db.engine(settings)
     async with contextlib.AsyncExitStack() as cleanups:
         cleanups.push_async_callback(database.dispose)
-        async with db.sessions(database)() as session:
-            catalog = await load_catalog(session)
+
+        async def load() -> Catalog:
+            async with db.sessions(database)() as session:
+                return await load_catalog(session)
+
+        catalog = await until_available("database", load, stop)
         engine = await build_engine(database, settings, clock, catalog)
         cleanups.callback(engine.close)
         cleanups.enter_context(_collect_garbage_rarely())
-        producer = await kafka.start_producer(settings)
+        producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
         cleanups.push_async_callback(producer.stop)
 
         metrics = EvaluatorMetrics(registry)
@@ -118,19 +136,11 @@ async def run(
         )
         watcher.current = catalog
 
-        async def broker_ready() -> bool:
-            await producer.client.fetch_all_metadata()
-            return True
-
-        async def database_ready() -> bool:
-            async with database.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return True
-
-        app = create_app(engine, registry, {"broker": broker_ready, "database": database_ready})
+        app = create_app(engine, registry, dependencies.checks)
         http = HttpServer(app, settings.host, settings.evaluator_port)
 
         supervisor = Supervisor()
+        dependencies.spawn(supervisor, supervisor.stop_requested)
         consumer_task = supervisor.spawn(
             "evaluator-consumer", consumer.run(supervisor.stop_requested)
         )

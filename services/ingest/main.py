@@ -1,8 +1,14 @@
 """Wiring of the ingest service, supervision and graceful shutdown.
 
-Start: topics ensured → producer started → raw consumer task, source runners
-(``services.ingest.source_service``) and HTTP server task
-under a :class:`shared.runtime.Supervisor`.
+Start: broker and topics there (the topic guard creates them), migrations applied,
+producer started, each waited for with backoff (``shared.dependencies``) → raw
+consumer task, source runners (``services.ingest.source_service``), HTTP server
+task, topic guard and database probe under a :class:`shared.runtime.Supervisor`.
+
+Outages (``shared.reconnect``): the raw path and the sources are restarted after a
+broker or database outage; publishing into a topic the guard found missing is
+refused (503 with Retry-After) until it is recreated; the configuration API answers
+503 problem+json while the database is away; ``/readyz`` says which is down.
 
 Stop (``stop`` set, or a task failed), within ``settings.shutdown_grace_s``:
 
@@ -25,23 +31,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from starlette.responses import Response
 
 from services.ingest.api import IngestDeps, create_app
 from services.ingest.backpressure import Drain
 from services.ingest.config import config_router
+from services.ingest.config.problems import problem
+from services.ingest.exceptions import PublishError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.raw_consumer import RawConsumer, group_id
 from services.ingest.source_service import SourcesService
 from shared import db, kafka
 from shared.definitions.kinds.source import SourceSpec
+from shared.dependencies import Dependencies
 from shared.metrics import new_registry
-from shared.runtime import HttpServer, Supervisor
+from shared.reconnect import Stopped, describe, is_transient, retrying, until_available
+from shared.runtime import HttpServer, Supervisor, answer_outages
 from shared.settings import Settings
 from shared.timeutil import Clock, wall_clock_ms
-from shared.topics import Topics, ensure_topics
+from shared.topics import Topics
 
 log = logging.getLogger(__name__)
+
+#: What a 503 during a database outage asks clients to wait.
+OUTAGE_RETRY_AFTER_S = 5
 
 
 async def run(
@@ -62,19 +76,23 @@ async def run(
     registry = registry if registry is not None else new_registry()
     metrics = IngestMetrics(registry)
     topics = Topics.from_settings(settings)
-    await ensure_topics(settings)
+    # Ingest needs the topics and, with a database, reads definitions from it.
+    dependencies = Dependencies(settings, database=bool(settings.database_url))
+    try:
+        await dependencies.wait_until_available(stop)
+        producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
+    except Stopped:
+        log.info("ingest stopped before it started")
+        return
     # With a database, ingest also serves the configuration API (/v1/agreements, ...).
-    database = None
-    if settings.database_url:
-        await db.migrate(settings.database_url)
-        database = db.engine(settings, pool_size=2)
+    database = db.engine(settings, pool_size=2) if settings.database_url else None
 
     loop = asyncio.get_running_loop()
     deadline: float | None = None
-    producer = await kafka.start_producer(settings)
     supervisor = Supervisor()
     try:
-        publisher = KafkaPublisher(producer)
+        guard = dependencies.guard
+        publisher = KafkaPublisher(producer, gate=guard, partitions=guard.wanted)
         drain = Drain()
         deps = IngestDeps(
             publisher=publisher,
@@ -84,7 +102,8 @@ async def run(
             drain=drain,
             **{**http_limits(settings), **(http_options or {})},
         )
-        app = create_app(deps, registry, {"broker": publisher.ready})
+        app = create_app(deps, registry, dependencies.checks)
+        answer_outages(app, _unavailable)
         source_service = SourcesService(
             settings, publisher, topics, registry, clock, static=sources
         )
@@ -92,19 +111,41 @@ async def run(
         if database is not None:  # after the other /v1/ routes: theirs win a tie
             app.include_router(config_router(db.sessions(database)))
         server = HttpServer(app, settings.host, settings.ingest_port)
-        raw = RawConsumer(
-            kafka.consumer(settings, group_id=group_id(settings.topic_prefix)),
-            publisher,
-            topics,
-            metrics,
-            clock,
-        )
+
+        def raw_loop() -> RawConsumer:  # a fresh consumer per (re)start
+            return RawConsumer(
+                kafka.consumer(settings, group_id=group_id(settings.topic_prefix)),
+                publisher,
+                topics,
+                metrics,
+                clock,
+            )
+
         raw_stop = asyncio.Event()
+        # The raw path and the sources fail a batch the broker did not take
+        # (PublishError): an outage, after which they consume it again.
         tasks = [
             supervisor.spawn("ingest-http", server.serve()),
-            supervisor.spawn("ingest-raw", raw.run(raw_stop)),
-            supervisor.spawn("ingest-sources", source_service.run(raw_stop)),
+            supervisor.spawn(
+                "ingest-raw",
+                retrying(
+                    "ingest raw path",
+                    lambda: raw_loop().run(raw_stop),
+                    raw_stop,
+                    transient=_outage,
+                ),
+            ),
+            supervisor.spawn(
+                "ingest-sources",
+                retrying(
+                    "ingest sources",
+                    lambda: source_service.run(raw_stop),
+                    raw_stop,
+                    transient=_outage,
+                ),
+            ),
         ]
+        dependencies.spawn(supervisor, supervisor.stop_requested)
         relay = asyncio.create_task(_relay(stop, supervisor), name="ingest-stop-relay")
         log.info("ingest running", extra={"host": settings.host, "port": settings.ingest_port})
         try:
@@ -149,6 +190,21 @@ def http_limits(settings: Settings) -> dict[str, Any]:
         "dedup_capacity": settings.ingest_dedup_capacity,
         "dedup_horizon_ms": settings.ingest_dedup_horizon_ms,
     }
+
+
+def _outage(error: BaseException) -> bool:
+    return isinstance(error, PublishError) or is_transient(error)
+
+
+def _unavailable(error: BaseException) -> Response:
+    """The configuration API while the database is away: 503, not 500."""
+    return problem(
+        503,
+        "unavailable",
+        "Database unavailable",
+        f"the database cannot be reached ({describe(error)}); retry shortly",
+        headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
+    )
 
 
 async def _relay(stop: asyncio.Event, supervisor: Supervisor) -> None:

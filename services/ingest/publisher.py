@@ -7,13 +7,20 @@ its records), so nothing is silently lost.
 :func:`send_with_retries` sends the unacknowledged ones again (a broker that just
 restarted or moved a leader fails a first send); a retried record may land after
 a later record of the same batch.
+
+Never into a topic that is not there as configured: a ``gate``
+(``shared.topic_guard.TopicGuard``) refuses a topic it found missing or wrongly
+partitioned, and the partition count the producer sees must be the configured one;
+otherwise each record of that topic fails at once (ingest answers 503 with
+Retry-After) instead of waiting for, or creating, a topic with the broker's default
+partition count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -37,6 +44,14 @@ class Publisher(Protocol):
         ...
 
 
+class TopicGate(Protocol):
+    """Whether a topic may be produced into now (``shared.topic_guard.TopicGuard``)."""
+
+    def refusal(self, topic: str) -> str | None:
+        """Why not, or None."""
+        ...
+
+
 class KafkaPublisher:
     """A :class:`Publisher` over a started ``AIOKafkaProducer`` (owned by the caller).
 
@@ -49,24 +64,43 @@ class KafkaPublisher:
     request size cap and reports it per record).
     """
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        *,
+        gate: TopicGate | None = None,
+        partitions: Mapping[str, int] | None = None,
+    ) -> None:
         self._producer = producer
         self._partitioner = DefaultPartitioner()
+        self._gate = gate
+        self._expected = dict(partitions or {})
+
+    async def _partitions(self, topic: str) -> list[int] | str:
+        """The topic's partitions, or why it must not be produced into now."""
+        refused = self._gate.refusal(topic) if self._gate is not None else None
+        if refused is not None:
+            return refused
+        try:
+            every = sorted(await self._producer.partitions_for(topic))
+        except KafkaError as exc:
+            return _describe(exc)
+        expected = self._expected.get(topic)
+        if expected is not None and len(every) != expected:
+            return f"topic {topic} has {len(every)} partitions, configured {expected}"
+        return every
 
     async def send_all(self, records: Sequence[OutRecord]) -> list[str | None]:
         results: list[str | None] = [None] * len(records)
         groups: dict[tuple[str, int], list[int]] = {}
-        partitions: dict[str, list[int]] = {}
+        partitions: dict[str, list[int] | str] = {}
         for i, record in enumerate(records):
-            try:
-                if record.topic not in partitions:
-                    partitions[record.topic] = sorted(
-                        await self._producer.partitions_for(record.topic)
-                    )
-            except KafkaError as exc:
-                results[i] = _describe(exc)
-                continue
+            if record.topic not in partitions:
+                partitions[record.topic] = await self._partitions(record.topic)
             every = partitions[record.topic]
+            if isinstance(every, str):
+                results[i] = every
+                continue
             partition = self._partitioner(record.key, every, every)
             groups.setdefault((record.topic, partition), []).append(i)
         pending: list[tuple[list[int], asyncio.Future[Any]]] = []

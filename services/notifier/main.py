@@ -1,9 +1,19 @@
 """Wiring of the notifier: the one place that builds its parts and owns their lifetimes.
 
-Start order: migrations → topics → database engine → catalog (and its NOTIFY watcher)
-→ Kafka producer
-(dead letters) and consumer → HTTP client → intake, delivery workers, catalog reload,
-outbox gauge and HTTP server under a :class:`~shared.runtime.Supervisor`.
+Start order: broker and topics (the topic guard creates them) → migrations →
+database engine → catalog (and its NOTIFY watcher) → Kafka producer (dead letters)
+and consumer → HTTP client → intake, delivery workers, catalog reload, outbox
+gauge, topic guard, database probe and HTTP server under a
+:class:`~shared.runtime.Supervisor`. Each step that needs PostgreSQL or the broker
+waits for it with backoff (``shared.reconnect``) instead of failing.
+
+Outages: intake and the delivery workers are restarted after a transient database
+or broker error (one warning per outage); intake first rewinds the consumer to its
+committed offsets, so the records of the interrupted batch are handled again
+(idempotently, see ``services.notifier.intake``); a delivery interrupted between the
+receiver's answer and its record is sent again after its lease, with the same
+idempotency key. ``/readyz`` reports the database, the broker and the topics; the
+API answers 503 problem+json while the database is away.
 
 Stop (``stop`` set, or a task failed): the supervisor's stop event tells every loop
 to finish what it holds — intake its batch and offset commit, workers their claimed
@@ -20,17 +30,18 @@ import logging
 import os
 import random
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import orjson
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.responses import Response
 
 from services.notifier.acklink import AckLinks
-from services.notifier.api import Lifecycle, create_app
+from services.notifier.api import Lifecycle, create_app, problem_response
 from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
@@ -52,12 +63,14 @@ from shared import db, kafka
 from shared.deadletter import DeadLetter
 from shared.definitions.store import Catalog
 from shared.definitions.watch import CatalogWatcher
+from shared.dependencies import Dependencies
 from shared.metrics import new_registry
 from shared.models import NotifierSecret
-from shared.runtime import HttpServer, Supervisor
+from shared.reconnect import Stopped, describe, retrying, until_available
+from shared.runtime import HttpServer, Supervisor, answer_outages
 from shared.settings import Settings
 from shared.timeutil import Clock, wall_clock_ms
-from shared.topics import Topics, ensure_topics
+from shared.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +91,23 @@ async def run(
     http_client: httpx.AsyncClient | None = None,
 ) -> None:
     """Run the notifier until ``stop`` is set or one of its tasks fails (re-raised)."""
+    try:
+        await _run(settings, stop, registry=registry, clock=clock, http_client=http_client)
+    except Stopped:
+        log.info("notifier stopped before it started")
+
+
+async def _run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    registry: CollectorRegistry | None,
+    clock: Clock,
+    http_client: httpx.AsyncClient | None,
+) -> None:
     own = NotifierSettings.extend(settings)
-    await db.migrate(db.database_url(settings))
-    await ensure_topics(settings)
+    dependencies = Dependencies(settings, database=True)
+    await dependencies.wait_until_available(stop)
     registry = registry if registry is not None else new_registry()
     metrics = NotifierMetrics(registry)
     topics = Topics.from_settings(settings)
@@ -91,12 +118,17 @@ async def run(
         cleanups.push_async_callback(engine.dispose)
         sessions = db.sessions(engine)
         catalog = CatalogCache(sessions, clock)
-        await catalog.reload()
+        await until_available("database", catalog.reload, stop)
 
-        producer = await kafka.start_producer(settings)
+        producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
         cleanups.push_async_callback(producer.stop)
-        consumer = kafka.consumer(settings, topics.breaches, group_id=consumer_group(settings))
-        await consumer.start()
+        consumer = await until_available(
+            "broker",
+            lambda: _started(
+                kafka.consumer(settings, topics.breaches, group_id=consumer_group(settings))
+            ),
+            stop,
+        )
         cleanups.push_async_callback(consumer.stop)
 
         http = http_client
@@ -109,7 +141,8 @@ async def run(
             clock=clock,
             destinations=DestinationPolicy.allowing(own.outbound_allow_cidrs),
         )
-        links = AckLinks(await ack_link_key(sessions), own.public_url, own.ack_link_ttl_ms)
+        key = await until_available("database", lambda: ack_link_key(sessions), stop)
+        links = AckLinks(key, own.public_url, own.ack_link_ttl_ms)
         breakers = CircuitBreakers(threshold=own.circuit_threshold, open_ms=own.circuit_open_ms)
 
         async def dead_letter(row: Claimed, channel: str, error: str) -> None:
@@ -157,22 +190,33 @@ async def run(
         app = create_app(
             sessions,
             registry,
-            {
-                "database": lambda: _database_ready(engine),
-                "broker": lambda: _broker_ready(producer),
-            },
+            dependencies.checks,
             Lifecycle(clock, links, doorbell.ring, metrics),
         )
+        answer_outages(app, _unavailable)
         server = HttpServer(app, settings.host, settings.notifier_port)
 
         cleanups.push_async_callback(supervisor.cancel_all)  # also when run() is cancelled
+        dependencies.spawn(supervisor, halt)
+
+        async def rewind() -> None:
+            await rewind_to_committed(consumer)
+
         tasks = [
             supervisor.spawn(
-                # on a stop, read on to the end of the breaches topic (intake.drain)
                 "intake",
-                intake.run(halt, drain_s=drain_budget_s(settings.shutdown_grace_s)),
+                retrying(
+                    "notifier intake",
+                    # on a stop, read on to the end of the breaches topic (intake.drain)
+                    lambda: intake.run(halt, drain_s=drain_budget_s(settings.shutdown_grace_s)),
+                    halt,
+                    before_restart=rewind,
+                ),
             ),
-            *(supervisor.spawn(w.name, w.run(halt)) for w in workers),
+            *(
+                supervisor.spawn(w.name, retrying(f"notifier {w.name}", _runner(w, halt), halt))
+                for w in workers
+            ),
             supervisor.spawn("catalog", catalog.run(halt)),
             supervisor.spawn("definitions-watch", watcher.run(halt)),
             supervisor.spawn(
@@ -237,12 +281,38 @@ async def ack_link_key(sessions: async_sessionmaker[AsyncSession]) -> bytes:
         return row.value.encode()
 
 
-async def _database_ready(engine: AsyncEngine) -> bool:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-    return True
+async def _started(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
+    """``consumer`` started, or stopped again when it could not start."""
+    try:
+        await consumer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        raise
+    return consumer
 
 
-async def _broker_ready(producer: object) -> bool:
-    await producer.client.fetch_all_metadata()  # type: ignore[attr-defined]
-    return True
+def _runner(worker: DeliveryWorker, halt: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    return lambda: worker.run(halt)
+
+
+async def rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
+    """Seek every assigned partition to its committed offset (the log start when none),
+    so records fetched but not committed before an outage are consumed again."""
+    for tp in consumer.assignment():
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
+
+
+OUTAGE_RETRY_AFTER_S = 5
+
+
+def _unavailable(error: BaseException) -> Response:
+    response = problem_response(
+        503, "Database unavailable", f"the database cannot be reached ({describe(error)})"
+    )
+    response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_S)
+    return response

@@ -202,7 +202,12 @@ async def test_breach_opens_and_resolves(
     [acme] = body["groups"]
     assert (acme["group"], acme["good"], acme["valid"], acme["sli"]) == (group, 1, 1, 1.0)
     assert acme["active_breach_id"] is None and acme["window"] == "1m" and acme["target"] == 0.9
-    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": True, "database": True}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {
+        "broker": {"ok": True},
+        "topics": {"ok": True},
+        "database": {"ok": True},
+    }
     assert f'slawatch_breaches_opened_total{{objective="{OBJECTIVE_ID}"}} 1.0' in metrics
     assert "slawatch_late_events_total 1.0" in metrics
     assert "slawatch_events_evaluated_total 16.0" in metrics

@@ -132,5 +132,8 @@ async def test_errors_are_problem_json(client: httpx.AsyncClient) -> None:
 
 async def test_ops_endpoints(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
-    assert (await client.get("/readyz")).json() == {"ready": True, "checks": {"database": True}}
+    assert (await client.get("/readyz")).json() == {
+        "ready": True,
+        "checks": {"database": {"ok": True}},
+    }
     assert (await client.get("/metrics")).status_code == 200

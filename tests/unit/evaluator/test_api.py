@@ -100,7 +100,10 @@ async def test_readiness_reports_each_check() -> None:
     async with client(app) as http:
         response = await http.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"broker": True, "database": False}
+    assert response.json()["checks"] == {
+        "broker": {"ok": True},
+        "database": {"ok": False, "reason": "not ready"},
+    }
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:

@@ -256,7 +256,7 @@ async def test_ops_endpoints(api: Harness) -> None:
     assert (await api.client.get("/healthz")).status_code == 200
     assert (await api.client.get("/readyz")).json() == {
         "ready": True,
-        "checks": {"broker": True, "intake": True},
+        "checks": {"broker": {"ok": True}, "intake": {"ok": True}},
     }
     api.publisher.is_ready = False
     assert (await api.client.get("/readyz")).status_code == 503

@@ -360,7 +360,7 @@ async def test_in_flight_bound_answers_503_then_recovers(clock: Clock) -> None:
         assert second.status_code == 503
         assert second.headers["retry-after"] == "1"
         assert second.json()["type"] == "urn:slawatch:problem:overloaded"
-        assert (await api.client.get("/readyz")).json()["checks"]["intake"] is False
+        assert (await api.client.get("/readyz")).json()["checks"]["intake"]["ok"] is False
         assert api.metric("slawatch_ingest_inflight_events") == 3
         publisher.release.set()
         assert (await first).status_code == 202
