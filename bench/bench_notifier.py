@@ -13,7 +13,10 @@ that accepts connections and never answers and one healthy; a burst of
 ``ISOLATION_ALERTS`` breaches is routed to both. For each healthy delivery, the delay
 from its outbox row's insert (``deliveries.created_at``) to the healthy receiver having
 it: ``notifier.isolation_healthy_delay_max_ms`` / ``_p50_ms``, and how many of them
-waited longer than 100 ms (``notifier.isolation_healthy_over_100ms``, a count).
+waited longer than 100 ms (``notifier.isolation_healthy_over_100ms``, a count). The
+same burst with a healthy peer instead (``notifier.isolation_control_*``) gives the
+delays a burst has anyway (intake, outbox claim, HTTP), so the difference is what the
+hanging receiver costs the healthy one.
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ async def run(results: Results) -> None:
         ) as infra:
             bootstrap, url = infra.kafka_bootstrap or "", infra.database_url or ""
             await _measure(bootstrap, url, data, results)
-            await _isolation(bootstrap, url, data, results)
+            await _isolation(bootstrap, url, data, results, peer_hangs=False)
+            await _isolation(bootstrap, url, data, results, peer_hangs=True)
 
 
 def _settings(bootstrap: str, database_url: str, data: Path) -> Settings:
@@ -260,23 +264,33 @@ def _route_doc(receivers: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-async def _isolation(bootstrap: str, database_url: str, data: Path, results: Results) -> None:
+async def _serve(app: Any) -> tuple[_Server, asyncio.Task[None], int]:
+    port = _free_port()
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                    access_log=False, lifespan="off"))  # fmt: skip
+    return server, asyncio.create_task(server.serve()), port
+
+
+async def _isolation(
+    bootstrap: str, database_url: str, data: Path, results: Results, *, peer_hangs: bool
+) -> None:
+    """One burst to a healthy receiver and a peer: hanging, or (the control) healthy too."""
     settings = _settings(bootstrap, database_url, data)
     await ensure_topics(settings)
     hanging = Hanging()
     hang_server = await asyncio.start_server(hanging.handle, "127.0.0.1", 0)
-    hang_port = hang_server.sockets[0].getsockname()[1]
-    receiver = Receiver()
-    port = _free_port()
-    server = _Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_config=None,
-                                    access_log=False, lifespan="off"))  # fmt: skip
-    serving = asyncio.create_task(server.serve())
+    receiver, peer = Receiver(), Receiver()
+    server, serving, port = await _serve(receiver)
+    peer_server, peer_serving, peer_port = await _serve(peer)
+    peer_url = (
+        f"http://127.0.0.1:{hang_server.sockets[0].getsockname()[1]}/"
+        if peer_hangs
+        else f"http://127.0.0.1:{peer_port}/"
+    )
     engine = db.engine(settings)
     async with db.sessions(engine)() as session:
-        # "a-hang" sorts first: in each breach's rows the hanging receiver's comes first.
-        docs = _route_doc(
-            {"a-hang": f"http://127.0.0.1:{hang_port}/", "b-ok": f"http://127.0.0.1:{port}/"}
-        )
+        # "a-peer" sorts first: in each breach's rows the peer's comes first.
+        docs = _route_doc({"a-peer": peer_url, "b-ok": f"http://127.0.0.1:{port}/"})
         await apply(session, [parse_document(d) for d in docs])
         await session.commit()
     stop = asyncio.Event()
@@ -300,8 +314,9 @@ async def _isolation(bootstrap: str, database_url: str, data: Path, results: Res
         await producer.stop()
         stop.set()
         await asyncio.wait_for(notifier, 30)
-        server.should_exit = True
+        server.should_exit = peer_server.should_exit = True
         await serving
+        await peer_serving
         for writer in hanging.connections:
             writer.close()
         hang_server.close()
@@ -317,11 +332,10 @@ async def _isolation(bootstrap: str, database_url: str, data: Path, results: Res
             (receiver.arrived[keys[b]] + wall_minus_perf) * 1000 - float(ms) for b, ms in rows
         ]
     await engine.dispose()
-    results.add("notifier.isolation_healthy_delay_max_ms", max(delays), "ms")
-    results.add("notifier.isolation_healthy_delay_p50_ms", statistics.median(delays), "ms")
-    results.add(
-        "notifier.isolation_healthy_over_100ms", float(sum(d > 100 for d in delays)), "count"
-    )
+    name = "notifier.isolation" if peer_hangs else "notifier.isolation_control"
+    results.add(f"{name}_healthy_delay_max_ms", max(delays), "ms")
+    results.add(f"{name}_healthy_delay_p50_ms", statistics.median(delays), "ms")
+    results.add(f"{name}_healthy_over_100ms", float(sum(d > 100 for d in delays)), "count")
 
 
 def _isolation_ref() -> AgreementRef:

@@ -13,9 +13,12 @@ State machine (``status``; ``attempts`` counts claims, i.e. attempts started)::
        │  └ lease expired: a crashed worker's row is claimed again  └─escalation, but acked
        └ (escalation rows are created pending, due later)              or resolved──▶ cancelled
 
-Claiming is one statement: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED
-LIMIT n)`` sets ``status='delivering'``, ``attempts+1`` and ``next_attempt_at`` to the
-lease expiry, then commits; the delivery runs outside any row lock. Replicas never
+Claiming is one short transaction: ``SELECT id, receiver … FOR UPDATE SKIP LOCKED
+LIMIT k`` locks due rows (receivers the worker has no room for left out), the worker
+chooses among them (:func:`services.notifier.slots.choose`: at most so many per
+receiver), and ``UPDATE … WHERE id IN (chosen)`` sets ``status='delivering'``,
+``attempts+1`` and ``next_attempt_at`` to the lease expiry; the commit releases the
+rows not chosen. The delivery runs outside any row lock. Replicas never
 deliver one row at the same time: a row is claimable again only after its lease, and
 the lease is longer than a delivery can take (the worker enforces a total deadline).
 Finishing is fenced by ``attempts``: a worker whose lease was taken over finds
@@ -27,7 +30,7 @@ so tests control them; replicas need roughly synchronised clocks, as leases do a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -152,21 +155,45 @@ async def enqueue(
     return len((await session.execute(stmt)).all())
 
 
-async def claim(session: AsyncSession, now_ms: int, lease_ms: int, limit: int) -> list[Claimed]:
-    """Take up to ``limit`` due rows (pending and due, or delivering with an expired lease).
-    The caller commits right away."""
+Chooser = Callable[[Sequence[tuple[int, str]]], Sequence[int]]
+"""Picks the ids to claim among locked due ``(id, receiver)`` candidates, in due order."""
+
+CANDIDATES_PER_SLOT = 2
+"""With a chooser, a claim looks at this many candidates per row it may take: room to
+pass over a receiver's rows beyond its bound without a second round trip."""
+
+
+async def claim(
+    session: AsyncSession,
+    now_ms: int,
+    lease_ms: int,
+    limit: int,
+    *,
+    skip_receivers: Collection[str] = (),
+    choose: Chooser | None = None,
+) -> list[Claimed]:
+    """Take up to ``limit`` due rows (pending and due, or delivering with an expired lease),
+    none of ``skip_receivers``; ``choose`` picks among the candidates (by default the
+    first ``limit``). The caller commits right away."""
     now = ms_to_dt(now_ms)
+    window = limit if choose is None else limit * CANDIDATES_PER_SLOT
     due = (
-        select(Delivery.id)
-        .where(Delivery.status.in_(("pending", "delivering")), Delivery.next_attempt_at <= now)
+        select(Delivery.id, Delivery.receiver)
+        .where(Delivery.status.in_(OPEN_STATUSES), Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at, Delivery.id)
-        .limit(limit)
+        .limit(window)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+    if skip_receivers:
+        due = due.where(Delivery.receiver.not_in(sorted(skip_receivers)))
+    candidates = [(r.id, r.receiver) for r in await session.execute(due)]
+    chosen = [i for i, _ in candidates] if choose is None else list(choose(candidates))
+    chosen = chosen[:limit]
+    if not chosen:
+        return []
     stmt = (
         update(Delivery)
-        .where(Delivery.id.in_(due))
+        .where(Delivery.id.in_(chosen))
         .values(
             status="delivering",
             attempts=Delivery.attempts + 1,

@@ -1,15 +1,20 @@
 """Delivery workers: claim due outbox rows, deliver each through its channel, record.
 
-One loop per worker: claim a small batch (committed at once), deliver the batch
-concurrently outside any lock, then for each row record the attempt and its next
-state in one transaction (:func:`services.notifier.outbox.finish`). When nothing is
-due the worker waits for the poll interval or the :class:`Doorbell`, rung by intake
-when it inserts rows in this process and by ``main`` on stop.
+A worker holds up to ``WorkerConfig.slots`` rows at once, each delivered in its own
+task, and at most ``WorkerConfig.per_receiver`` of them for one receiver
+(:mod:`services.notifier.slots`). It claims (one short committed transaction) as
+many due rows as it has free slots, leaving out receivers at their bound, starts
+their deliveries, and claims again when a slot frees, the :class:`Doorbell` rings
+(intake inserted rows in this process; ``main`` on stop) or the poll interval (or a
+retry of its own) comes due. So a receiver that hangs holds only its own bounded
+share of slots until its attempts time out, and every other receiver's rows go out
+meanwhile: nothing waits for a batch to finish.
 
-Stages for one row, in order: cancelled escalation (acked or resolved) → silences
-and maintenance windows (``suppressed``) → circuit breaker of the receiver (deferred,
-attempt given back) → resolve receiver → resolve channel → deliver with a total
-deadline → decide → record → dead letter when the row went dead.
+Stages for one row, with one ``now`` (:mod:`services.notifier.stages`): cancelled
+escalation (acked or resolved) → silences and maintenance windows (``suppressed``)
+→ circuit breaker of the receiver (deferred, attempt given back) → resolve receiver
+→ resolve channel → deliver with a total deadline → decide
+(:func:`services.notifier.outbox.decide`) → record → dead letter when the row went dead.
 
 A ``group.flush`` row (see :mod:`services.notifier.groups`) goes through the same
 stages as one message: silences drop the muted alerts from it (all muted:
@@ -18,15 +23,18 @@ stages as one message: silences drop the muted alerts from it (all muted:
 Delivery is at least once: a worker that dies (or loses its database) between the
 receiver's answer and the recorded outcome leaves the row ``delivering``; after the
 lease it is claimed and sent again with the same ``Idempotency-Key``. Database errors
-are not retried here: they fail the worker, and with it the service, loudly.
+are not retried here: a delivery task that fails ends its worker (the deliveries it
+still holds are cancelled, their rows claimed again after the lease), and with it the
+service, loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -39,11 +47,12 @@ from services.notifier.backoff import Backoff, Random
 from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels.base import Channel, DeliveryError, DeliveryResult, Reason
-from services.notifier.escalation import is_escalation
 from services.notifier.message import Ack, GroupNotification, Notification
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
 from services.notifier.silencing import MuteWindow, muted_by
+from services.notifier.slots import Slots, claim_again, wake_in_ms
+from services.notifier.stages import Defer, Skip, before_attempt
 from shared.models import NotifierSilence
 from shared.schemas import Breach
 from shared.settings import Settings
@@ -52,6 +61,9 @@ from shared.timeutil import Clock
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 10
+"""Delivery slots of one worker: rows it holds (claimed, in delivery) at once."""
+PER_RECEIVER = 4
+"""Of a worker's slots, at most this many for one receiver."""
 LEASE_MARGIN_MS = 10_000
 DEADLINE_MARGIN_MS = 1_000
 
@@ -81,7 +93,8 @@ class WorkerConfig:
     deadline_ms: int
     lease_ms: int
     poll_interval_ms: int
-    batch_size: int = BATCH_SIZE
+    slots: int = BATCH_SIZE
+    per_receiver: int = PER_RECEIVER
 
     @classmethod
     def from_settings(
@@ -103,7 +116,8 @@ DeadLetterSink = Callable[[Claimed, str, str], Awaitable[None]]
 
 
 class DeliveryWorker:
-    """One delivery loop; run several per process and several processes safely."""
+    """One claim loop and its delivery slots; run several per process and several
+    processes safely."""
 
     def __init__(
         self,
@@ -134,40 +148,102 @@ class DeliveryWorker:
         self._links = links if links is not None else AckLinks(b"", "http://127.0.0.1:8082")
         self._on_dead = on_dead
         self._soonest_retry_ms: int | None = None
+        self._slots = Slots(config.slots, config.per_receiver)
+        self._freed = Doorbell()  # rung when a delivery of ours ends
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop``; a batch in flight is finished first."""
-        while not stop.is_set():
-            ticket = self._doorbell.ticket()
-            handled = await self.run_once()
-            if handled < self._config.batch_size and not stop.is_set():
-                wait_ms = self._config.poll_interval_ms
-                if self._soonest_retry_ms is not None:
-                    # A retry of ours is due before the next poll: wake for it.
-                    wait_ms = min(wait_ms, max(0, self._soonest_retry_ms - self._clock()))
-                    self._soonest_retry_ms = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ticket.wait(), wait_ms / 1000)
+        """Deliver until ``stop``; deliveries in flight are finished first. Cancelled, it
+        cancels them (their rows are claimed again after the lease)."""
+        try:
+            while not stop.is_set():
+                tickets = (self._doorbell.ticket(), self._freed.ticket())
+                await self._fill()
+                if stop.is_set():
+                    break
+                wait_ms = wake_in_ms(
+                    self._clock(), self._config.poll_interval_ms, self._soonest_retry_ms
+                )
+                self._soonest_retry_ms = None
+                await _first_of(tickets, wait_ms / 1000)
+                self._raise_failure()
+            await self._drain()
+        finally:
+            await self._cancel_deliveries()
+        self._raise_failure()
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it. Returns the number of rows handled."""
-        now = self._clock()
-        async with self._sessions() as session, session.begin():
-            claimed = await outbox.claim(
-                session, now, self._config.lease_ms, self._config.batch_size
-            )
-            windows = (
-                [*self._catalog.windows, *await active_api_silences(session, now)]
-                if claimed
-                else []
-            )
-        if claimed:
+        """Claim what the free slots take, deliver it, and wait until those deliveries
+        ended. Returns the number of rows handled."""
+        handled = await self._fill()
+        await self._drain()
+        self._raise_failure()
+        return handled
+
+    async def _fill(self) -> int:
+        """Claim into the free slots and start a delivery per claimed row."""
+        started = 0
+        while (free := self._slots.free()) > 0:
+            self._raise_failure()
+            full = self._slots.full()
+            now = self._clock()
+            async with self._sessions() as session, session.begin():
+                claimed = await outbox.claim(
+                    session,
+                    now,
+                    self._config.lease_ms,
+                    free,
+                    skip_receivers=full,
+                    choose=self._slots.choose,
+                )
+                windows = (
+                    [*self._catalog.windows, *await active_api_silences(session, now)]
+                    if claimed
+                    else []
+                )
             # Everything from here to the end of an attempt fits in the lease.
             deadline = asyncio.get_running_loop().time() + self._config.deadline_ms / 1000
-            await asyncio.gather(*(self._deliver(row, deadline, windows) for row in claimed))
-        return len(claimed)
+            for row in claimed:
+                self._start(row, deadline, windows)
+            started += len(claimed)
+            if not claim_again(self._slots.free(), full, self._slots.full()):
+                break
+        return started
 
-    def _group(self, row: Claimed, now: int, windows: list[MuteWindow]) -> GroupNotification:
+    def _start(self, row: Claimed, deadline: float, windows: Sequence[MuteWindow]) -> None:
+        self._slots.take(row.receiver)
+        task = asyncio.create_task(
+            self._deliver(row, deadline, windows), name=f"{self.name}/delivery-{row.id}"
+        )
+        self._deliveries.add(task)
+        task.add_done_callback(functools.partial(self._ended, row.receiver))
+
+    def _ended(self, receiver: str, task: asyncio.Task[None]) -> None:
+        """Done callback of a delivery: free its slot, keep its failure for the loop
+        to raise (it fails the worker), and wake the loop to fill the slot."""
+        self._deliveries.discard(task)
+        self._slots.release(receiver)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("delivery task %s failed", task.get_name(), exc_info=error)
+            self._failure = self._failure or error
+        self._freed.ring()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _drain(self) -> None:
+        """Until every delivery in flight has ended (failures stay for the caller)."""
+        while self._deliveries:
+            await asyncio.wait(set(self._deliveries))
+
+    async def _cancel_deliveries(self) -> None:
+        for task in self._deliveries:
+            task.cancel()
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
+
+    def _group(self, row: Claimed, now: int, windows: Sequence[MuteWindow]) -> GroupNotification:
         """The flush document of a ``group.flush`` row, without its muted alerts."""
         document = row.flush or {}
         alerts: list[Notification] = []
@@ -186,7 +262,7 @@ class DeliveryWorker:
                     status_url=self._links.status_url(breach.id),
                     ack_url=None
                     if ack is not None or resolved
-                    else self._links.url(breach.id, self._clock()),
+                    else self._links.url(breach.id, now),
                     ack=ack,
                 )
             )
@@ -198,66 +274,53 @@ class DeliveryWorker:
             group_labels=dict(document.get("group_labels", {})),
         )
 
-    def _skip(
-        self,
-        row: Claimed,
-        now: int,
-        windows: list[MuteWindow],
-        group: GroupNotification | None = None,
-    ) -> tuple[str, str] | None:
-        """Stages before the channel: cancelled escalation, then silences. Returns the
-        outcome and why, or ``None`` to go on."""
-        if group is not None:
-            return None if group.alerts else ("suppressed", "every alert of the group muted")
-        breach = row.breach()
-        if breach is None:
-            return None
-        if is_escalation(row.kind):
-            if row.acked_by is not None:
-                return "cancelled", f"acknowledged by {row.acked_by}"
-            if row.breach_status == "resolved":
-                return "cancelled", "resolved"
-        window = muted_by(breach, windows, now)
-        if window is not None:
-            return "suppressed", f"muted by {window.source}"
-        return None
-
-    async def _deliver(self, row: Claimed, deadline: float, windows: list[MuteWindow]) -> None:
-        now = self._clock()
+    async def _deliver(self, row: Claimed, deadline: float, windows: Sequence[MuteWindow]) -> None:
+        now = self._clock()  # the one now of the stages before the attempt
         group = self._group(row, now, windows) if row.flush is not None else None
-        skipped = self._skip(row, now, windows, group)
-        if skipped is not None:
-            outcome, why = skipped
-            async with self._sessions() as session, session.begin():
-                await outbox.finish(
-                    session,
-                    row,
-                    outbox.Decision(outcome),  # type: ignore[arg-type]
-                    now_ms=now,
-                    status_code=None,
-                    latency_ms=0,
-                    error=why,
-                )
-            self._metrics.notifications.labels("none", outcome).inc()
-            log.info(
-                "delivery %s",
-                outcome,
-                extra={"delivery_id": row.id, "receiver": row.receiver, "why": why},
-            )
+        verdict = before_attempt(row, group, windows, self._breakers, now)
+        if isinstance(verdict, Skip):
+            await self._skip(row, verdict, now)
             return
-        retry_at = self._breakers.allow(row.receiver, now)
-        if retry_at is not None:
+        if isinstance(verdict, Defer):
             async with self._sessions() as session, session.begin():
-                await outbox.defer(session, row, retry_at)
+                await outbox.defer(session, row, verdict.until_ms)
             self._metrics.circuit_deferrals.inc()
-            self._soonest_retry_ms = min(retry_at, self._soonest_retry_ms or retry_at)
+            self._note_retry(verdict.until_ms)
             return
-        channel_name, result = await self._attempt(row, deadline, group)
+        channel_name, result = await self._attempt(row, deadline, now, group)
+        await self._record(row, channel_name, result)
+
+    def _note_retry(self, due_ms: int) -> None:
+        """Wake for a retry of ours that comes due before the next poll."""
+        self._soonest_retry_ms = min(due_ms, self._soonest_retry_ms or due_ms)
+
+    async def _skip(self, row: Claimed, skip: Skip, now: int) -> None:
+        async with self._sessions() as session, session.begin():
+            await outbox.finish(
+                session,
+                row,
+                outbox.Decision(skip.outcome),
+                now_ms=now,
+                status_code=None,
+                latency_ms=0,
+                error=skip.why,
+            )
+        self._metrics.notifications.labels("none", skip.outcome).inc()
+        log.info(
+            "delivery %s",
+            skip.outcome,
+            extra={"delivery_id": row.id, "receiver": row.receiver, "why": skip.why},
+        )
+
+    async def _record(
+        self, row: Claimed, channel_name: str, result: DeliveryResult | DeliveryError
+    ) -> None:
+        """The stages after the attempt: decide, account the breaker, record, count."""
         error = result if isinstance(result, DeliveryError) else None
         decision = outbox.decide(
             row.attempt, self._config.max_attempts, error, self._config.backoff, self._random
         )
-        now = self._clock()
+        now = self._clock()  # the attempt's end
         change = self._breakers.record(
             row.receiver, error is None, error is not None and error.retriable, now
         )
@@ -276,8 +339,7 @@ class DeliveryWorker:
                 error=error_text,
             )
         if decision.retry_in_ms is not None:
-            due = now + decision.retry_in_ms
-            self._soonest_retry_ms = min(due, self._soonest_retry_ms or due)
+            self._note_retry(now + decision.retry_in_ms)
         if not kept:
             log.warning("lease lost; another worker owns delivery %d now", row.id)
         self._metrics.notifications.labels(channel_name, decision.outcome).inc()
@@ -308,7 +370,7 @@ class DeliveryWorker:
             },
         )
 
-    def _notification(self, row: Claimed, breach: Breach) -> Notification:
+    def _notification(self, row: Claimed, breach: Breach, now: int) -> Notification:
         ack = (
             None
             if row.acked_by is None
@@ -319,12 +381,12 @@ class DeliveryWorker:
             kind=row.kind,
             at=row.at,
             status_url=self._links.status_url(breach.id),
-            ack_url=None if ack is not None else self._links.url(breach.id, self._clock()),
+            ack_url=None if ack is not None else self._links.url(breach.id, now),
             ack=ack,
         )
 
     async def _attempt(
-        self, row: Claimed, deadline: float, group: GroupNotification | None = None
+        self, row: Claimed, deadline: float, now: int, group: GroupNotification | None = None
     ) -> tuple[str, DeliveryResult | DeliveryError]:
         """One attempt, finished by ``deadline`` (loop time); returns the channel label and
         the result. Every failure comes back as a :class:`DeliveryError`."""
@@ -360,7 +422,8 @@ class DeliveryWorker:
                 if group is not None:
                     return label, await channel.deliver_group(group, receiver)
                 assert breach is not None  # checked above; for mypy
-                return label, await channel.deliver(self._notification(row, breach), receiver)
+                note = self._notification(row, breach, now)
+                return label, await channel.deliver(note, receiver)
         except DeliveryError as exc:
             return label, exc
         except TimeoutError:
@@ -372,6 +435,16 @@ class DeliveryWorker:
             return label, DeliveryError(
                 Reason.INTERNAL, f"{type(exc).__name__} in channel", retriable=True
             )
+
+
+async def _first_of(events: Sequence[asyncio.Event], timeout_s: float) -> None:
+    """Until one of ``events`` is set, or ``timeout_s`` passed."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def active_api_silences(session: AsyncSession, now_ms: int) -> list[MuteWindow]:
