@@ -112,6 +112,7 @@ class EvaluatorConsumer:
         self._next_offsets: dict[int, int] = {}
         self._dirty: set[int] = set()
         self._since_checkpoint = 0
+        self._records_seen = 0  # records of owned partitions read, ever
         self._last_checkpoint_at = clock()
         self._last_tick_at = clock()
         self._last_refresh_at = clock()
@@ -169,10 +170,12 @@ class EvaluatorConsumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.shutdown_grace_s * DRAIN_SHARE
         while self._fatal is None and loop.time() < deadline:
-            behind = self._behind(consumer)
-            if not behind:
-                return
+            # Only a poll that found nothing proves the high watermarks are recent: one
+            # fetched before the stop may predate what ingest acknowledged last.
+            before = self._records_seen
             await self._poll_once(consumer)
+            if self._records_seen == before and not self._behind(consumer):
+                return
         if self._fatal is None and (behind := self._behind(consumer)):
             log.warning(
                 "stopping before the end of the log; the next owner reads the rest",
@@ -291,6 +294,7 @@ class EvaluatorConsumer:
                 self._next_offsets[partition] = expected
                 self._dirty.add(partition)
         self._since_checkpoint += seen
+        self._records_seen += seen
         self.metrics.events_evaluated.inc(evaluated)
         if duplicates:
             self.metrics.duplicates.inc(duplicates)

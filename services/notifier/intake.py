@@ -54,6 +54,7 @@ from services.notifier.metrics import NotifierMetrics
 from services.notifier.routing import matching_routes, receivers_of
 from shared.deadletter import DeadLetter
 from shared.definitions.model import Agreement
+from shared.logid import LogEndWatch
 from shared.models import BreachEventRecord, BreachRecord
 from shared.schemas import Breach
 from shared.timeutil import Clock
@@ -224,6 +225,7 @@ class Intake:
         self._topics = topics
         self._clock = clock
         self._on_enqueued = on_enqueued
+        self._log_end = LogEndWatch(metrics.offset_resets, "notifier")
 
     async def run(self, stop: asyncio.Event, drain_s: float = 0.0) -> None:
         """Consume until ``stop``; the batch in hand is finished and committed first.
@@ -239,6 +241,7 @@ class Intake:
             timeout_ms=POLL_TIMEOUT_MS, max_records=BATCH_RECORDS
         )
         if not batches:
+            await self._log_end.check(self._consumer)
             return 0
         offsets: dict[Any, int] = {}
         enqueued = 0
@@ -251,6 +254,7 @@ class Intake:
         if enqueued:
             self._on_enqueued()
         await self._commit(offsets)
+        self._log_end.advance(batches)
         return count
 
     async def drain(self, budget_s: float) -> bool:

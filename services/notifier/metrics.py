@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shared.logid import offset_resets
 from shared.metrics import LATENCY_BUCKETS_S
 
 
@@ -23,6 +24,7 @@ class NotifierMetrics:
     """Every metric the notifier exports, registered on the given registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.offset_resets = offset_resets(registry)
         self.breach_events_received = Counter(
             "slawatch_breach_events_received_total",
             "Breach lifecycle events consumed from the breaches topic.",
