@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,14 @@ def chaos_broker(request: pytest.FixtureRequest) -> ChaosBroker:
 
 
 @pytest.fixture(scope="session")
-def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated PostgreSQL data directory each run starts from (a copy of it)."""
-    return postgres_template(tmp_path_factory.mktemp("chaos-pg-template"))
+def pg_template() -> Iterator[Path]:
+    """A migrated PostgreSQL data directory each run starts from (a copy of it); out
+    of pytest's directory for the reason given in tests.chaos.harness.chaos_run."""
+    directory = Path(tempfile.mkdtemp(prefix="slawatch-chaos-pg-"))
+    try:
+        yield postgres_template(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

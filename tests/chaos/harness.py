@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -324,11 +325,32 @@ async def chaos_run(
     ``pg_template``: a stopped, migrated PostgreSQL data directory (see
     :func:`postgres_template`) copied as the run's own, so the stack starts on it as
     on a second ``slawatch up`` instead of running ``initdb`` and every migration.
+
+    The stack's data directory is made under the system's temporary directory, not
+    pytest's: pytest makes its per-user root private at every session start (other
+    sessions run beside this one), and the embedded PostgreSQL runs as its own user,
+    which must reach the directory. ``directory`` gets the run's logs at the end.
     """
-    if pg_template is not None:
-        await asyncio.to_thread(
-            shutil.copytree, pg_template, directory / "data" / "pgdata", symlinks=True
-        )
+    work = Path(tempfile.mkdtemp(prefix=f"slawatch-chaos-{name}-"))
+    try:
+        if pg_template is not None:
+            await asyncio.to_thread(
+                shutil.copytree, pg_template, work / "data" / "pgdata", symlinks=True
+            )
+        async with _started(name, script, work, broker, **overrides) as run:
+            yield run
+    finally:
+        # The logs go where pytest keeps a test's files; the rest (PostgreSQL data) goes.
+        logs = work / "data" / "logs"
+        if logs.is_dir():
+            shutil.copytree(logs, directory / "logs", dirs_exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def _started(
+    name: str, script: Script, directory: Path, broker: ChaosBroker, **overrides: Any
+) -> AsyncIterator[ChaosRun]:
     async with serving_inbox() as (inbox, base_url):
         defs = directory / "defs"
         defs.mkdir(parents=True, exist_ok=True)
