@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.notifier import outbox
 from services.notifier.backoff import Backoff
 from services.notifier.intake import record_breach
+from services.notifier.slots import Slots
 from shared import db
 from tests.integration.notifier.support import scalar
 from tests.unit.notifier.support import T0, make_breach
@@ -62,6 +63,30 @@ async def test_concurrent_claims_never_share_a_row(engine: AsyncEngine) -> None:
     assert len(ids) == len(set(ids)) == 30
     assert all(c.attempt == 1 and c.breach() == make_breach() for b in batches for c in b)
     assert await claim(engine, T0 + 9_999) == []  # all leased
+
+
+async def test_claim_leaves_out_full_receivers_and_takes_what_the_slots_choose(
+    engine: AsyncEngine,
+) -> None:
+    for i in range(4):
+        await record(engine, ["a-hang", "b-ok", "c-full"], id=f"{i:032d}")
+    slots = Slots(capacity=10, per_receiver=2)
+    slots.take("c-full")
+    slots.take("c-full")
+    async with db.sessions(engine)() as session, session.begin():
+        claimed = await outbox.claim(
+            session,
+            T0,
+            lease_ms=10_000,
+            limit=slots.free(),
+            skip_receivers=slots.full(),
+            choose=slots.choose,
+        )
+    assert [c.receiver for c in claimed] == ["a-hang", "b-ok", "a-hang", "b-ok"]
+    # The candidates passed over were locked only for the claim: the next one gets them.
+    again = await claim(engine, T0)
+    assert sorted(c.receiver for c in again) == ["a-hang"] * 2 + ["b-ok"] * 2 + ["c-full"] * 4
+    assert await scalar(engine, "SELECT sum(attempts) FROM deliveries") == 12
 
 
 async def test_expired_lease_is_claimed_again_and_fences_the_old_worker(

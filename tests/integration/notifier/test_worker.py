@@ -265,3 +265,32 @@ async def test_worker_deadline_and_channel_bugs(
         )
         == 1
     )
+
+
+async def test_a_failed_delivery_task_fails_its_worker(
+    engine: AsyncEngine, settings: Settings, http: httpx.AsyncClient
+) -> None:
+    async def broken_sink(row: Any, channel: str, error: str) -> None:
+        raise RuntimeError("dead letter topic gone")
+
+    async with RecordingServer(default=400) as server:
+        await apply_docs(engine, receiver_doc("hook", server.url), agreement_doc([]))
+        await enqueue(engine, ["hook"])
+        sessions = db.sessions(engine)
+        catalog = CatalogCache(sessions, wall_clock_ms)
+        await catalog.reload()
+        worker = DeliveryWorker(
+            "w",
+            sessions,
+            catalog,
+            build_channels(http, settings.delivery_timeout_ms),
+            _metrics_sink(),
+            WorkerConfig.from_settings(settings),
+            wall_clock_ms,
+            lambda: 0.5,
+            Doorbell(),
+            on_dead=broken_sink,
+        )
+        with pytest.raises(RuntimeError, match="dead letter topic gone"):
+            await asyncio.wait_for(worker.run(asyncio.Event()), 10)
+    assert await scalar(engine, "SELECT status FROM deliveries") == "dead"
