@@ -19,7 +19,8 @@ such a topic (ingest answers 503 with Retry-After). Timeline of a broker restart
     t1+ε    guard: topics created       readiness 200, sends succeed
 
 The guard also reports the broker's cluster id (``cluster_id``) and calls
-``on_cluster_change(old, new)`` when it changes, i.e. the broker holds a new log.
+``on_cluster_change(old, new)`` when it changes, i.e. the broker holds a new log
+(also once at the first sighting, with ``old`` None).
 """
 
 from __future__ import annotations

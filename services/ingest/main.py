@@ -112,14 +112,13 @@ async def run(
             app.include_router(config_router(db.sessions(database)))
         server = HttpServer(app, settings.host, settings.ingest_port)
 
-        def raw_loop() -> RawConsumer:  # a fresh consumer per (re)start
-            return RawConsumer(
-                kafka.consumer(settings, group_id=group_id(settings.topic_prefix)),
-                publisher,
-                topics,
-                metrics,
-                clock,
-            )
+        async def raw_loop() -> None:
+            # A fresh consumer per (re)start, stopped even when it could not start.
+            consumer = kafka.consumer(settings, group_id=group_id(settings.topic_prefix))
+            try:
+                await RawConsumer(consumer, publisher, topics, metrics, clock).run(raw_stop)
+            finally:
+                await consumer.stop()
 
         raw_stop = asyncio.Event()
         # The raw path and the sources fail a batch the broker did not take
@@ -130,7 +129,7 @@ async def run(
                 "ingest-raw",
                 retrying(
                     "ingest raw path",
-                    lambda: raw_loop().run(raw_stop),
+                    raw_loop,
                     raw_stop,
                     transient=_outage,
                 ),

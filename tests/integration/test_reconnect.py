@@ -307,3 +307,42 @@ async def test_broker_restart_recreates_topics(stack: Stack) -> None:
             await asyncio.sleep(0.3)
     assert all(stack.running().values())
     await stack.deliver_new_breach()
+
+
+async def test_ingest_started_before_its_broker_waits_for_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    port = free_port()
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{port}",
+        topic_prefix=f"w{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path_factory.mktemp("late"),
+        ingest_port=free_port(),
+        events_partitions=2,
+        raw_events_partitions=2,
+        shutdown_grace_s=3.0,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_ingest(settings, stop))
+    broker: ChildProcess | None = None
+    try:
+        await asyncio.sleep(1.5)  # several connection attempts against nothing
+        assert not task.done()
+        broker = start_broker(port)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.ingest_port}", timeout=READY_ANSWER_S
+        ) as client:
+            async with asyncio.timeout(WAIT_S):
+                while True:
+                    assert not task.done(), task.result()
+                    try:
+                        if (await client.get("/readyz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, settings.shutdown_grace_s + 10)
+        if broker is not None:
+            broker.stop()
