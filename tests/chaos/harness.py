@@ -79,6 +79,7 @@ class ChaosRun:
     batches_sent: int = 0
     progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     extra_evaluators: list[tuple[ChildProcess, int]] = field(default_factory=list)
+    retired_evaluators: set[str] = field(default_factory=set)
     breaches_seen: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
@@ -89,10 +90,12 @@ class ChaosRun:
         return time.monotonic() - self.started
 
     def evaluator_urls(self) -> list[str]:
+        """Every evaluator instance still meant to run (not one killed for good)."""
         host = self.settings.host
-        return [self.stack.url("evaluator")] + [
+        urls = [self.stack.url("evaluator")] + [
             f"http://{host}:{port}" for _, port in self.extra_evaluators
         ]
+        return [url for url in urls if url not in self.retired_evaluators]
 
     # -- the producer -------------------------------------------------------------------
 

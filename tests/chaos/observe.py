@@ -101,6 +101,19 @@ async def evaluator_counts(
     return counts
 
 
+async def evaluator_ownership(client: httpx.AsyncClient, url: str) -> tuple[set[int], set[int]]:
+    """One instance's partitions, and those of them its groups' events are in."""
+    owned: set[int] = set()
+    with_data: set[int] = set()
+    for objective in objective_names():
+        response = await client.get(f"{url}/v1/objectives/{AGREEMENT}/{objective}/status")
+        response.raise_for_status()
+        body = response.json()
+        owned = set(body["partitions"])
+        with_data |= {group["partition"] for group in body["groups"]}
+    return owned, with_data
+
+
 def _dsn(settings: Settings) -> str:
     assert settings.database_url is not None
     return settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
