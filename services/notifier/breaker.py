@@ -13,7 +13,9 @@ payload) say nothing about the receiver's health and do not count.
                                     └────── failure ─────┘  (open_ms doubled)
 
 State is per process: each replica learns a receiver's health on its own (at most
-``threshold`` extra attempts per replica), which needs no coordination.
+``threshold`` extra attempts per replica), which needs no coordination. Attempts
+already in flight when the circuit opens still end (and are not counted); there are
+never more of them than the workers' per-receiver bound (:mod:`.slots`).
 """
 
 from __future__ import annotations
