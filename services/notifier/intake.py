@@ -29,8 +29,9 @@ embedded broker).
 Bad input never stops consumption: a record that is not a valid :class:`Breach`, or
 that PostgreSQL refuses (a value too long for its column), goes to the dead letter
 topic. A breach for an agreement the catalog does not know is recorded without
-deliveries and logged. Database outages are not bad input: they fail the task
-loudly (the supervisor stops the service) and the records are consumed again.
+deliveries and logged. Database outages are not bad input: they end the loop, the
+notifier's main restarts it with backoff once PostgreSQL answers (``shared.reconnect``),
+and the uncommitted records are consumed again.
 """
 
 from __future__ import annotations
@@ -244,15 +245,14 @@ class Intake:
             await self._log_end.check(self._consumer)
             return 0
         offsets: dict[Any, int] = {}
-        enqueued = 0
         count = 0
         for tp, records in batches.items():
             for record in records:
-                enqueued += await self.handle(record)
+                added = await self.handle(record)
+                if added:  # each record commits on its own: its rows are claimable now
+                    self._on_enqueued()
                 offsets[tp] = record.offset + 1
                 count += 1
-        if enqueued:
-            self._on_enqueued()
         await self._commit(offsets)
         self._log_end.advance(batches)
         return count

@@ -24,8 +24,9 @@ Delivery is at least once: a worker that dies (or loses its database) between th
 receiver's answer and the recorded outcome leaves the row ``delivering``; after the
 lease it is claimed and sent again with the same ``Idempotency-Key``. Database errors
 are not retried here: a delivery task that fails ends its worker (the deliveries it
-still holds are cancelled, their rows claimed again after the lease), and with it the
-service, loudly.
+still holds are cancelled, their rows claimed again after the lease); the notifier's
+main restarts the worker with backoff when the error is an outage
+(``shared.reconnect``), and stops the service on any other.
 """
 
 from __future__ import annotations
