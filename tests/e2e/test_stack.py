@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from services.stack import Stack, running_stack
 from shared.embedded import free_port, port_open
 from shared.runtime import HttpServer
 from shared.settings import Settings
+from tests.infra.broker import TestBroker
 
 pytestmark = pytest.mark.e2e
 
@@ -95,11 +97,17 @@ async def inbox() -> AsyncIterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, inbox: tuple[Inbox, int]) -> AsyncIterator[Stack]:
+async def stack(
+    tmp_path: Path, inbox: tuple[Inbox, int], broker: TestBroker
+) -> AsyncIterator[Stack]:
     (tmp_path / "defs").mkdir()
     (tmp_path / "defs" / "shop.yaml").write_text(DEFINITIONS.format(port=inbox[1]))
+    # on Apache Kafka (make test-kafka) the stack uses the session's cluster, under a
+    # prefix of its own; else it starts its embedded broker as `slawatch up` does
+    on_kafka = broker.apache_kafka
     settings = Settings(
-        kafka_bootstrap=None,
+        kafka_bootstrap=broker.bootstrap if on_kafka else None,
+        topic_replication_factor=broker.replication_factor if on_kafka else 1,
         database_url=None,
         data_dir=tmp_path / "data",
         embedded_kafka_port=0,
@@ -107,7 +115,7 @@ async def stack(tmp_path: Path, inbox: tuple[Inbox, int]) -> AsyncIterator[Stack
         ingest_port=free_port(),
         evaluator_port=free_port(),
         notifier_port=free_port(),
-        topic_prefix="e2e",
+        topic_prefix=f"e2e{uuid.uuid4().hex[:8]}" if on_kafka else "e2e",
         kafka_session_timeout_ms=6_000,
         kafka_heartbeat_interval_ms=500,
         delivery_poll_interval_ms=100,

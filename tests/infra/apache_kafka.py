@@ -291,6 +291,8 @@ def node_properties(
         "num.partitions": 1,
         # tests: groups form at once; a dead node is fenced and replaced in seconds
         "group.initial.rebalance.delay.ms": 0,
+        # tests use consumer session timeouts of 2-6 s (Apache Kafka's minimum is 6 s)
+        "group.min.session.timeout.ms": 1_000,
         "broker.heartbeat.interval.ms": 500,
         "broker.session.timeout.ms": 4_000,
         "replica.lag.time.max.ms": 10_000,
