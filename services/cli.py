@@ -106,9 +106,12 @@ def _apply(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _receiver(_settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
     from services import receiver
 
-    return receiver.main(args.port, args.host)
+    # The environment only resolves an ``env:NAME`` --secret, as for a Receiver's secret.
+    return receiver.main(args.port, args.host, args.secret, os.environ)
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -154,6 +157,10 @@ def parser() -> argparse.ArgumentParser:
     recv = sub.add_parser("receiver", help="a local webhook receiver that prints alerts")
     recv.add_argument("--port", type=int, default=9000)
     recv.add_argument("--host", default="127.0.0.1")
+    recv.add_argument(
+        "--secret",
+        help="verify Standard Webhooks signatures: a whsec_ secret, env:NAME or file:/path",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     from services.evaluator.backtest import add_command as add_backtest
 

@@ -2,12 +2,17 @@
 
 ``slawatch receiver --port 9000`` runs it; point a ``webhook`` Receiver at
 ``http://127.0.0.1:9000/``. Any POST path is accepted and answered 200. A request
-whose ``Idempotency-Key`` was seen before is printed as a duplicate and not again in
-full (the notifier retries with the same key). Given a ``secret`` (the value the
-Receiver's ``spec.secret`` references), it verifies ``X-Slawatch-Signature`` and
-answers 401 to a request that is unsigned, forged or outside the replay window
-(docs/webhooks.md). Example output::
+whose ``webhook-id`` (or, unsigned, ``Idempotency-Key``) was seen before is printed as
+a duplicate and not again in full (the notifier retries with the same id).
 
+``--secret whsec_...`` (the value the Receiver's ``spec.secret`` references, or that
+reference itself: ``env:NAME``, ``file:/path``) makes it verify every request the
+Standard Webhooks way (:func:`services.notifier.channels.webhook.signature.verify`):
+``verified <webhook-id>`` is printed before the alert, and a request that is unsigned,
+forged, tampered with or outside the replay window is answered 401 and printed as
+``rejected /<path>: <reason>`` (docs/webhooks.md). Example output::
+
+    verified 3f2a…:breach.opened:1764337200000
     2026-11-28T13:40:00.000Z breach.opened page acme-checkout/availability {customer=acme}
         SLI 0.9812 < target 0.999 over 1h, 0.9950 over 5m; breach 3f2a…
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TextIO
 
 import orjson
@@ -24,9 +30,14 @@ from pydantic import ValidationError
 
 from services.notifier.channels.webhook.signature import (
     DEFAULT_TOLERANCE_S,
+    ID_HEADER,
+    SecretInvalid,
     SignatureInvalid,
+    SigningKey,
+    parse_secret,
     verify,
 )
+from services.notifier.secrets import Secrets, SecretUnavailable
 from shared.runtime import HttpServer, run_main
 from shared.schemas import Breach, WindowSli, group_key
 from shared.timeutil import Clock, to_rfc3339, wall_clock_ms
@@ -53,14 +64,15 @@ def format_breach(breach: Breach) -> str:
 
 
 class ReceiverState:
-    """Seen idempotency keys (bounded, oldest forgotten first), and the signing secret."""
+    """Seen idempotency keys (bounded, oldest forgotten first), and the signing key
+    (``None``: requests are not verified)."""
 
     def __init__(
         self,
         out: TextIO,
         max_keys: int = MAX_REMEMBERED_KEYS,
         *,
-        secret: str | None = None,
+        secret: SigningKey | None = None,
         clock: Clock = wall_clock_ms,
         tolerance_s: int = DEFAULT_TOLERANCE_S,
     ) -> None:
@@ -92,22 +104,24 @@ def receiver_app(state: ReceiverState) -> FastAPI:
     @app.post("/{path:path}")
     async def receive(path: str, request: Request) -> Response:
         body = await request.body()
+        key = request.headers.get(ID_HEADER) or request.headers.get("idempotency-key")
         if state.secret is not None:
             try:
-                verify(
+                key = verify(
                     state.secret,
                     body,
-                    request.headers.get("x-slawatch-signature"),
-                    state.clock() // 1000,
-                    state.tolerance_s,
-                )
+                    request.headers,
+                    now_s=state.clock() // 1000,
+                    tolerance_s=state.tolerance_s,
+                ).id
             except SignatureInvalid as exc:
                 state.print(f"rejected /{path}: {exc}")
                 return Response(status_code=401)
-        key = request.headers.get("idempotency-key")
         if not state.first_time(key):
             state.print(f"duplicate {key} (ignored)")
             return Response(status_code=200)
+        if state.secret is not None:
+            state.print(f"verified {key}")
         try:
             state.print(format_breach(Breach.from_json(body)))
         except ValidationError:
@@ -128,7 +142,7 @@ def _describe_other(path: str, body: bytes) -> str:
 
 
 async def serve_receiver(
-    host: str, port: int, stop: asyncio.Event, out: TextIO, secret: str | None = None
+    host: str, port: int, stop: asyncio.Event, out: TextIO, secret: SigningKey | None = None
 ) -> None:
     """Serve until ``stop`` is set."""
     server = HttpServer(receiver_app(ReceiverState(out, secret=secret)), host, port)
@@ -140,9 +154,43 @@ async def serve_receiver(
     await serving
 
 
-def main(port: int, host: str = "127.0.0.1", secret: str | None = None) -> int:
+def signing_key(secret: str, secrets: Secrets) -> SigningKey:
+    """``--secret``'s value: a ``whsec_`` (or deprecated plain) secret, or a reference to
+    one (``env:NAME``, ``file:/path``: kept off the command line and out of ``ps``).
+    Raises :class:`SecretInvalid` with a message fit for the terminal."""
+    if secret.startswith(("env:", "file:")):
+        try:
+            secret = secrets.resolve(secret)
+        except SecretUnavailable as exc:
+            raise SecretInvalid(str(exc)) from None
+    return parse_secret(secret)
+
+
+def main(
+    port: int,
+    host: str = "127.0.0.1",
+    secret: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """``slawatch receiver``: serve until SIGINT/SIGTERM (signatures checked if ``secret``)."""
     import sys
 
-    print(f"slawatch receiver listening on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    return run_main(lambda stop: serve_receiver(host, port, stop, sys.stdout, secret))
+    key = None
+    if secret is not None:
+        try:
+            key = signing_key(secret, Secrets(environ or {}))
+        except SecretInvalid as exc:
+            print(f"slawatch receiver: --secret: {exc}", file=sys.stderr)
+            return 2
+        if key.legacy:
+            print(
+                "slawatch receiver: warning: a plain secret is deprecated (its bytes are the"
+                " key); use a whsec_ secret (docs/webhooks.md)",
+                file=sys.stderr,
+            )
+    checking = "verifying Standard Webhooks signatures" if key else "not verifying signatures"
+    print(
+        f"slawatch receiver listening on http://{host}:{port}/, {checking} (Ctrl-C stops)",
+        flush=True,
+    )
+    return run_main(lambda stop: serve_receiver(host, port, stop, sys.stdout, key))

@@ -2,17 +2,21 @@
 a group flush posts one Alertmanager-webhook-shaped document (:func:`group_body`) whose
 ``alerts`` list every breach of the group.
 
-Headers: ``Content-Type: application/json``, ``Idempotency-Key`` (the same for every
-retry of one notification, so a receiver can drop duplicates), ``X-Slawatch-Kind``
-(the notification kind: a lifecycle kind, ``escalation.<n>`` or
-``breach.acknowledged``), ``User-Agent``, ``X-Slawatch-Signature`` when the receiver
-has a ``secret`` (see :mod:`.signature`), then the receiver's configured headers and
+Headers: ``Content-Type: application/json``; ``webhook-id`` and ``Idempotency-Key``
+(both the notification's idempotency key, the same on every retry, so a receiver can
+drop duplicates); ``webhook-timestamp`` (this attempt's unix seconds);
+``webhook-signature`` when the receiver has a ``secret`` (Standard Webhooks 1.0, see
+:mod:`.signature`; a plain, non-``whsec_`` secret also gets the deprecated
+``X-Slawatch-Signature`` of :mod:`.legacy` and a warning in the log, once per receiver);
+``X-Slawatch-Kind`` (the notification kind: a lifecycle kind, ``escalation.<n>`` or
+``breach.acknowledged``); ``User-Agent``; then the receiver's configured headers and
 resolved secret headers (which may override the defaults). Any 2xx is success;
 failures are classified by :mod:`services.notifier.channels.http`.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -21,13 +25,23 @@ import orjson
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
-from services.notifier.channels.webhook.signature import HEADER, sign
+from services.notifier.channels.webhook import legacy
+from services.notifier.channels.webhook.signature import (
+    ID_HEADER,
+    TIMESTAMP_HEADER,
+    SecretInvalid,
+    SigningKey,
+    parse_secret,
+    signed_headers,
+)
 from services.notifier.message import GroupNotification, Notification, labels_of
 from services.notifier.secrets import Secrets
 from shared.definitions.model import Receiver, WebhookReceiverSpec
 from shared.timeutil import Clock, to_rfc3339, wall_clock_ms
 
 GROUP_SCHEMA = "slawatch.group/1"
+
+log = logging.getLogger(__name__)
 
 
 def group_body(group: GroupNotification) -> dict[str, Any]:
@@ -86,6 +100,7 @@ class WebhookChannel:
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets or Secrets({})
         self._clock = clock
+        self._warned_plain: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -119,16 +134,20 @@ class WebhookChannel:
         receiver: Receiver,
     ) -> DeliveryResult:
         def headers() -> dict[str, str]:
+            timestamp_s = self._clock() // 1000
             built = {
                 "Content-Type": "application/json",
                 "Idempotency-Key": idempotency_key,
+                ID_HEADER: idempotency_key,
+                TIMESTAMP_HEADER: str(timestamp_s),
                 "X-Slawatch-Kind": kind,
                 "User-Agent": USER_AGENT,
             }
             if spec.secret is not None:
-                built[HEADER] = sign(
-                    self._secrets.resolve(spec.secret), body, self._clock() // 1000
-                )
+                key = self._signing_key(self._secrets.resolve(spec.secret), receiver)
+                built.update(signed_headers(key.key, idempotency_key, timestamp_s, body))
+                if key.legacy:
+                    built[legacy.HEADER] = legacy.sign(key.key, body, timestamp_s)
             built.update(spec.headers)
             built.update({k: self._secrets.resolve(v) for k, v in spec.secret_headers.items()})
             return built
@@ -143,3 +162,23 @@ class WebhookChannel:
             receiver_name=receiver.metadata.name,
             destinations=self._destinations,
         )
+
+    def _signing_key(self, secret: str, receiver: Receiver) -> SigningKey:
+        try:
+            key = parse_secret(secret)
+        except SecretInvalid as exc:
+            # Retriable like an unset secret: fixing the file or variable lets the
+            # pending retries through instead of losing the notification.
+            raise DeliveryError(
+                Reason.CONFIG, f"receiver {receiver.metadata.name}: {exc}", retriable=True
+            ) from None
+        name = receiver.metadata.name
+        if key.legacy and name not in self._warned_plain:
+            self._warned_plain.add(name)
+            log.warning(
+                "receiver %s: a plain webhook secret is deprecated; it is used as raw key"
+                " bytes and X-Slawatch-Signature is still sent. Switch to a whsec_ secret"
+                " (docs/webhooks.md)",
+                name,
+            )
+        return key
