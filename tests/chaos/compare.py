@@ -51,6 +51,25 @@ class Outcome:
     breach_records: int
     requests: list[Received]
     faults: list[Fault] = field(default_factory=list)
+    #: (receiver, idempotency key) → when the notifier made the outbox row (epoch s).
+    created: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def delivery_waits_ms(
+    outcome: Outcome, receiver: str, since: float = 0.0, until: float = float("inf")
+) -> list[float]:
+    """Per delivery to ``receiver`` whose outbox row was made in [since, until] (epoch
+    s): row made → first request arrived, in ms."""
+    first: dict[str, float] = {}
+    for request in outcome.requests:
+        if request.receiver == receiver:
+            first.setdefault(request.key, request.arrived_wall)
+    waits = []
+    for key, arrived in first.items():
+        created = outcome.created.get((receiver, key))
+        if created is not None and since <= created <= until:
+            waits.append((arrived - created) * 1000)
+    return sorted(waits)
 
 
 @dataclass
@@ -76,7 +95,10 @@ class CaseReport:
     duplicate_body_mismatches: int = 0
     bad_signatures: int = 0
     client_retries: int = 0
+    #: Cases with a hanging receiver: waits of the healthy one's deliveries (ms).
+    healthy_wait_ms: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
     @property
@@ -95,6 +117,13 @@ class CaseReport:
         )
 
     def line(self) -> str:
+        waits = ""
+        if self.healthy_wait_ms:
+            w = self.healthy_wait_ms
+            waits = (
+                f"; healthy receiver waited max {w['max']:.0f} ms during the hang "
+                f"(reference max {w['reference_max']:.0f} ms)"
+            )
         return (
             f"chaos {self.case} [{self.broker}]: lost {self.lost_events}, "
             f"double-counted {self.double_counted_events}, lost breaches {self.lost_breaches}, "
@@ -102,7 +131,7 @@ class CaseReport:
             f"({self.duplicates_in_flight} in flight at a fault, "
             f"{self.unexplained_duplicates} unexplained); "
             f"{len(self.faults)} faults, {self.client_retries} client retries, "
-            f"{self.seconds:.0f} s"
+            f"{self.seconds:.0f} s{waits}"
         )
 
     def as_json(self) -> dict[str, Any]:

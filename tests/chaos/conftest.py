@@ -91,12 +91,20 @@ class Judge:
         self.script = script
         self.reference = reference
 
-    def __call__(self, case: str, got: Outcome, started: float, note: str = "") -> CaseReport:
+    def __call__(
+        self, case: str, got: Outcome, started: float, run: ChaosRun, note: str = "", **extra: Any
+    ) -> CaseReport:
+        """The report of ``case`` (``extra``: more :class:`CaseReport` fields), printed
+        and kept for the JSON file."""
         report = compare(
             case, self.broker.kind, self.script.seed, len(self.script.events), self.reference, got
         )
         report.seconds = time.monotonic() - started
+        report.client_retries = run.retries
+        report.phases = dict(run.phases)
         report.note = note
+        for name, value in extra.items():
+            setattr(report, name, value)
         _reports.append(report)
         print(report.line())
         return report

@@ -81,6 +81,11 @@ class ChaosRun:
     extra_evaluators: list[tuple[ChildProcess, int]] = field(default_factory=list)
     retired_evaluators: set[str] = field(default_factory=set)
     breaches_seen: list[tuple[str, str, int]] = field(default_factory=list)
+    #: Seconds since the run started at which each phase ended (for the time budget).
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, phase: str) -> None:
+        self.phases[phase] = round(self.since_start(), 1)
 
     @property
     def settings(self) -> Settings:
@@ -239,6 +244,7 @@ class ChaosRun:
                     if done:
                         break
                     await asyncio.sleep(0.25)
+        self.mark("checkpointed")
         records = await observe.read_topic(self.settings, f"{self.settings.topic_prefix}.breaches")
         triples = observe.breach_triples(records)
         self.breaches_seen.extend(triples)
@@ -247,6 +253,7 @@ class ChaosRun:
             async with asyncio.timeout(SETTLE_DEADLINE_S):
                 while not await observe.notifier_settled(self.settings, seen):
                     await asyncio.sleep(0.25)
+                self.mark("notified")
                 await self.inbox.wait_for(lambda: not self.inbox.in_flight(), 10)
         return seen
 
@@ -258,12 +265,14 @@ class ChaosRun:
     async def outcome(self) -> Outcome:
         expected = expected_total_counts(self.script)
         seen = await self.drained(expected)
+        self.mark("drained")
         return Outcome(
             counts=await observe.evaluator_counts(self.client, self.evaluator_urls()),
             breaches=seen,
             breach_records=len(self.breaches_seen),
             requests=list(self.inbox.requests),
             faults=list(self.faults),
+            created=await observe.delivery_created(self.settings),
         )
 
 
@@ -301,8 +310,8 @@ def chaos_settings(data_dir: Path, broker: ChaosBroker, **overrides: Any) -> Set
         "topic_prefix": f"chaos{os.urandom(3).hex()}",
         "topic_replication_factor": broker.replication_factor,
         "events_partitions": 4,
-        "kafka_session_timeout_ms": 6_000,
-        "kafka_heartbeat_interval_ms": 500,
+        "kafka_session_timeout_ms": 3_000,
+        "kafka_heartbeat_interval_ms": 300,
         "checkpoint_interval_ms": 500,
         "delivery_poll_interval_ms": 100,
         "delivery_timeout_ms": 2_000,
@@ -361,13 +370,15 @@ async def _started(
         secret.write_text(SECRET)
         (defs / "chaos.yaml").write_text(definitions(base_url, str(secret)))
         settings = chaos_settings(directory / "data", broker, **overrides)
+        started = time.monotonic()
         exits = contextlib.ExitStack()
         # The stack starts (and later stops) its children from one long-lived worker
         # thread: children die with the thread that spawned them (PR_SET_PDEATHSIG).
         stack = await asyncio.to_thread(exits.enter_context, running_stack(settings, [defs]))
         try:
             async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client:
-                run = ChaosRun(name, script, stack, inbox, client)
+                run = ChaosRun(name, script, stack, inbox, client, started=started)
+                run.mark("stack started")
                 try:
                     yield run
                 finally:
@@ -385,7 +396,9 @@ async def run_with_faults(
     feeding = asyncio.create_task(run.feed(pace_s=pace_s))
     try:
         await faults(run)
+        run.mark("faults done")
         await feeding
+        run.mark("fed")
     finally:
         feeding.cancel()
     return await run.outcome()

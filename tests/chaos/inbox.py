@@ -1,5 +1,5 @@
 """The chaos suite's webhook receivers: a real HTTP server on loopback that records
-every request it gets, duplicates included.
+every request it gets, duplicates included; a receiver can be made to hang.
 
 One server holds both receivers of the scripted definitions (``/ops``, signed, and
 ``/team``); a request is recorded with its idempotency key, a digest of its body,
@@ -12,20 +12,25 @@ real receiver on a network would.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
+from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.notifier.channels.webhook.signature import SignatureInvalid, verify
 from shared.embedded import free_port
 from shared.runtime import HttpServer
 from tests.chaos.script import OPS_PATH, TEAM_PATH
 
-SECRET = "chaos-suite-signing-secret-0123456789"
+#: The Standard Webhooks form (``whsec_`` + base64 of the key bytes).
+SECRET = "whsec_" + base64.b64encode(b"chaos-suite-signing-key-32-bytes").decode()
+LEGACY_HEADER = "x-slawatch-signature"
+TOLERANCE_S = 300
 RECEIVERS = {OPS_PATH: "ops-hook", TEAM_PATH: "team-hook"}
 
 
@@ -39,6 +44,7 @@ class Received:
     digest: str
     signature_ok: bool | None
     arrived: float
+    arrived_wall: float
     answered: float | None = None
 
 
@@ -49,6 +55,14 @@ class Inbox:
         self.answer_delay_s = answer_delay_s
         self.requests: list[Received] = []
         self.changed = asyncio.Condition()
+        #: Receivers that hang: their requests get no answer until the event is set.
+        self.hanging: dict[str, asyncio.Event] = {}
+
+    def hang(self, receiver: str) -> None:
+        self.hanging[receiver] = asyncio.Event()
+
+    def recover(self, receiver: str) -> None:
+        self.hanging.pop(receiver).set()
 
     def in_flight(self) -> list[Received]:
         return [r for r in self.requests if r.answered is None]
@@ -71,28 +85,23 @@ class Inbox:
         async def receive(path: str, request: Request) -> Response:
             body = await request.body()
             receiver = RECEIVERS.get(f"/{path}", f"/{path}")
-            signature_ok: bool | None = None
-            if receiver == "ops-hook":
-                try:
-                    verify(
-                        SECRET, body, request.headers.get("x-slawatch-signature"), int(time.time())
-                    )
-                    signature_ok = True
-                except SignatureInvalid:
-                    signature_ok = False
+            signature_ok = _verified(body, request.headers) if receiver == "ops-hook" else None
             entry = Received(
                 receiver=receiver,
-                key=request.headers.get("idempotency-key", ""),
+                key=request.headers.get("idempotency-key") or request.headers.get("webhook-id", ""),
                 kind=request.headers.get("x-slawatch-kind", ""),
                 digest=hashlib.sha256(body).hexdigest(),
                 signature_ok=signature_ok,
                 arrived=time.monotonic(),
+                arrived_wall=time.time(),
             )
             async with self.changed:
                 self.requests.append(entry)
                 self.changed.notify_all()
             # Held back on purpose: a kill of the notifier now finds this request in flight.
             await asyncio.sleep(self.answer_delay_s)
+            if receiver in self.hanging:
+                await self.hanging[receiver].wait()
             async with self.changed:
                 entry.answered = time.monotonic()
                 self.changed.notify_all()
@@ -101,6 +110,29 @@ class Inbox:
             return Response(status_code=200)
 
         return app
+
+
+def _verified(body: bytes, headers: Mapping[str, str]) -> bool:
+    """Standard Webhooks 1.0 (``webhook-*`` headers), checked with the reference library
+    rather than the project's own code; or, from a sender that signs only the older
+    way, ``X-Slawatch-Signature`` as docs/webhooks.md gives it to receivers."""
+    if "webhook-signature" in headers:
+        try:
+            Webhook(SECRET).verify(body, dict(headers), json_parse=False)
+        except WebhookVerificationError:
+            return False
+        return True
+    header = headers.get(LEGACY_HEADER)
+    if not header:
+        return False
+    fields = [part.strip().partition("=") for part in header.split(",")]
+    stamps = [value for key, _, value in fields if key == "t"]
+    given = [value for key, _, value in fields if key == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit():
+        return False
+    expected = hmac.new(SECRET.encode(), stamps[0].encode() + b"." + body, hashlib.sha256)
+    matches = any(hmac.compare_digest(expected.hexdigest(), v) for v in given)
+    return matches and abs(time.time() - int(stamps[0])) <= TOLERANCE_S
 
 
 @asynccontextmanager

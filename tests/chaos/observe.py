@@ -133,6 +133,21 @@ async def checkpoint_offsets(settings: Settings) -> dict[int, int]:
     return {row["partition"]: row["next_offset"] for row in rows}
 
 
+async def delivery_created(settings: Settings) -> dict[tuple[str, str], float]:
+    """(receiver, idempotency key) → when the outbox row was made (epoch seconds)."""
+    conn = await asyncpg.connect(_dsn(settings), timeout=5)
+    try:
+        rows = await conn.fetch("SELECT breach_id, kind, at, receiver, created_at FROM deliveries")
+    finally:
+        await conn.close()
+    return {
+        (row["receiver"], f"{row['breach_id']}:{row['kind']}:{row['at']}"): (
+            row["created_at"].timestamp()
+        )
+        for row in rows
+    }
+
+
 async def notifier_settled(settings: Settings, breaches: set[tuple[str, str, int]]) -> bool:
     """The notifier recorded every breach event and no delivery is still open."""
     conn = await asyncpg.connect(_dsn(settings), timeout=5)

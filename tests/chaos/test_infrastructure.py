@@ -56,8 +56,7 @@ async def test_postgres_restarted_and_frozen(
     started = time.monotonic()
     async with start_run("postgres-restart-freeze") as run:
         got = await run_with_faults(run, faults, pace_s=PACE_S)
-        report = judge("postgres-restart-freeze", got, started)
-        report.client_retries = run.retries
+        report = judge("postgres-restart-freeze", got, started, run)
     assert report.ok, report.as_json()
 
 
@@ -85,8 +84,7 @@ async def test_broker_restarted(
             await feeding
             note = "every Apache Kafka node stopped and started mid-stream, no drain"
         got = await run.outcome()
-        report = judge("broker-restart", got, started, note)
-        report.client_retries = run.retries
+        report = judge("broker-restart", got, started, run, note)
     assert report.ok, report.as_json()
 
 

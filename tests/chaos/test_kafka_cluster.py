@@ -86,8 +86,7 @@ async def test_leader_of_busiest_partition_killed(
     started = time.monotonic()
     async with start_run("kafka-leader-kill") as run:
         got = await run_with_faults(run, faults, pace_s=PACE_S)
-        report = judge("kafka-leader-kill", got, started)
-        report.client_retries = run.retries
+        report = judge("kafka-leader-kill", got, started, run)
     assert report.ok, report.as_json()
 
 
@@ -130,8 +129,7 @@ async def test_evaluator_replica_killed(
         run.start_evaluator_replica()
         await all_partitions_owned(run, instances=3)
         got = await run_with_faults(run, faults, pace_s=PACE_S)
-        report = judge("kafka-evaluator-replicas", got, started)
-        report.client_retries = run.retries
+        report = judge("kafka-evaluator-replicas", got, started, run)
     assert report.ok, report.as_json()
 
 

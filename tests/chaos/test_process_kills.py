@@ -57,8 +57,7 @@ async def test_ingest_sigkill(script: Script, judge: Judge, start_run: StartRun)
     started = time.monotonic()
     async with start_run("ingest-sigkill") as run:
         got = await run_with_faults(run, faults)
-        report = judge("ingest-sigkill", got, started)
-        report.client_retries = run.retries
+        report = judge("ingest-sigkill", got, started, run)
     assert report.ok, report.as_json()
     assert report.duplicate_deliveries == 0
 
@@ -79,8 +78,7 @@ async def test_evaluator_sigkill(script: Script, judge: Judge, start_run: StartR
     started = time.monotonic()
     async with start_run("evaluator-sigkill") as run:
         got = await run_with_faults(run, faults)
-        report = judge("evaluator-sigkill", got, started)
-        report.client_retries = run.retries
+        report = judge("evaluator-sigkill", got, started, run)
     assert report.ok, report.as_json()
     assert report.duplicate_deliveries == 0
 
@@ -105,8 +103,7 @@ async def test_notifier_sigkill(
     started = time.monotonic()
     async with start_run("notifier-sigkill") as run:
         got = await run_with_faults(run, faults)
-        report = judge("notifier-sigkill", got, started)
-        report.client_retries = run.retries
+        report = judge("notifier-sigkill", got, started, run)
     assert report.ok, report.as_json()
 
 
