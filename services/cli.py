@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared import logs
 from shared.definitions import cli as definitions_cli
+from shared.definitions.kinds.receivers import ReceiverRules, use_rules
 from shared.definitions.load import DefinitionsInvalid, load_paths
 from shared.errors import SlawatchError
 from shared.runtime import run_main
@@ -21,6 +22,8 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from services.stack import Stack
+
+LOCAL_OUTBOUND_ALLOW = "127.0.0.1/32, ::1/128"
 
 
 def _service(name: str, settings: Settings) -> int:
@@ -190,6 +193,11 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
+    if args.command == "up" and "outbound_allow" not in settings.model_fields_set:
+        # The local profile delivers to receivers on this machine (the example's
+        # `slawatch receiver`); everywhere else loopback is denied unless allowed.
+        settings = settings.model_copy(update={"outbound_allow": LOCAL_OUTBOUND_ALLOW})
+    use_rules(ReceiverRules.from_settings(settings))  # what receivers written here may hold
     try:
         if args.command in ("ingest", "evaluator", "notifier"):
             return _service(args.command, settings)

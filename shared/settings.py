@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.outbound import Allow
+from shared.secret_refs import DEFAULT_ENV_PATTERN, SecretRules
 
 
 class Settings(BaseSettings):
@@ -91,6 +94,21 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     shutdown_grace_s: float = 8.0
+    # Outbound safety (shared.outbound, shared.secret_refs), checked when a receiver is
+    # written (config API, apply, validate) and again at each delivery.
+    #: CIDRs and host names receivers may point into despite the deny list, comma
+    #: separated (``slawatch up`` allows loopback when unset).
+    outbound_allow: str = Field(
+        default="",
+        # The former name, a JSON list, read for the notifier's sake.
+        validation_alias=AliasChoices(
+            "outbound_allow", "SLAWATCH_OUTBOUND_ALLOW", "SLAWATCH_OUTBOUND_ALLOW_CIDRS"
+        ),
+    )
+    #: Glob(s), comma separated, an ``env:`` secret reference's name must match.
+    secret_env_pattern: str = DEFAULT_ENV_PATTERN
+    #: The only directory ``file:`` secret references may read; default <data_dir>/secrets.
+    secrets_dir: Path | None = None
 
     @model_validator(mode="after")
     def _dedup_covers_lateness(self) -> Settings:
@@ -102,3 +120,24 @@ class Settings(BaseSettings):
                 "of an event would be counted twice"
             )
         return self
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _allow_parses(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            value = ", ".join(map(str, value))
+        if isinstance(value, str):
+            Allow.parse(value)  # a bad entry fails at start, naming it
+        return value
+
+    @property
+    def outbound(self) -> Allow:
+        """The outbound allow list (:mod:`shared.outbound`)."""
+        return Allow.parse(self.outbound_allow)
+
+    @property
+    def secret_rules(self) -> SecretRules:
+        """What secret references may name (:mod:`shared.secret_refs`)."""
+        return SecretRules.of(
+            self.secret_env_pattern, self.secrets_dir or self.data_dir / "secrets"
+        )
+

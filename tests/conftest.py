@@ -21,10 +21,18 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import db
+from shared.definitions.kinds.receivers import ReceiverRules, use_rules
 from shared.embedded import EmbeddedInfra, embedded_infra
+from shared.outbound import LOOPBACK
 from shared.settings import Settings
 from shared.topics import ensure_topics
 from tests.infra.broker import TestBroker, session_broker
+
+# The suite delivers to receivers on this machine, and slawatch denies loopback unless
+# allowed (shared.outbound): the suite allows it as an operator would, for the settings
+# it builds, the commands it runs in process and the receivers it writes directly.
+os.environ.setdefault("SLAWATCH_OUTBOUND_ALLOW", "127.0.0.1/32, ::1/128")
+use_rules(ReceiverRules(allow=LOOPBACK))
 
 
 @pytest.fixture(scope="session")

@@ -29,23 +29,21 @@ import contextlib
 import logging
 import os
 import random
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import Response
 
+from services.notifier.ackkey import ack_link_key
 from services.notifier.acklink import AckLinks
 from services.notifier.api import Lifecycle, create_app, problem_response
 from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
-from services.notifier.channels.destinations import DestinationPolicy
+from services.notifier.channels.destinations import Outbound, outbound_client
 from services.notifier.config import NotifierSettings
 from services.notifier.groups import GroupFlusher
 from services.notifier.intake import Intake, drain_budget_s
@@ -65,7 +63,6 @@ from shared.definitions.store import Catalog
 from shared.definitions.watch import CatalogWatcher
 from shared.dependencies import Dependencies
 from shared.metrics import new_registry
-from shared.models import NotifierSecret
 from shared.reconnect import Stopped, describe, retrying, until_available
 from shared.runtime import HttpServer, Supervisor, answer_outages
 from shared.settings import Settings
@@ -137,11 +134,13 @@ async def _run(
         channels = build_channels(
             http,
             settings.delivery_timeout_ms,
-            Secrets(os.environ),
+            Secrets(os.environ, settings.secret_rules),
             clock=clock,
-            destinations=DestinationPolicy.allowing(own.outbound_allow_cidrs),
+            outbound=Outbound(settings.outbound),
         )
-        key = await until_available("database", lambda: ack_link_key(sessions), stop)
+        key = await until_available(
+            "database", lambda: ack_link_key(sessions, own.ack_key_path), stop
+        )
         links = AckLinks(key, own.public_url, own.ack_link_ttl_ms)
         breakers = CircuitBreakers(threshold=own.circuit_threshold, open_ms=own.circuit_open_ms)
 
@@ -251,8 +250,9 @@ async def _run(
 
 @contextlib.asynccontextmanager
 async def _owned_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    timeout = httpx.Timeout(settings.delivery_timeout_ms / 1000)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+    # The transport checks every destination on the address it connects to.
+    client = outbound_client(Outbound(settings.outbound), settings.delivery_timeout_ms / 1000)
+    async with client:
         yield client
 
 
@@ -263,22 +263,6 @@ async def _serve_until(server: HttpServer, halt: asyncio.Event) -> None:
     server.stop()
     halted.cancel()
     await serving
-
-
-ACK_KEY_NAME = "ack-link-key"
-
-
-async def ack_link_key(sessions: async_sessionmaker[AsyncSession]) -> bytes:
-    """The ack-link signing key every replica shares: made by the first one to start."""
-    async with sessions() as session, session.begin():
-        await session.execute(
-            insert(NotifierSecret)
-            .values(name=ACK_KEY_NAME, value=secrets.token_urlsafe(32))
-            .on_conflict_do_nothing()
-        )
-        row = await session.get(NotifierSecret, ACK_KEY_NAME)
-        assert row is not None
-        return row.value.encode()
 
 
 async def _started(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:

@@ -15,7 +15,8 @@ budgetingMethod            Occurrences (Timeslices / RatioTimeslices: noted, cou
 AlertPolicy + burnrate     ``alerting: {policy: burn-rate, burnRates: [...]}``: factor
 AlertCondition             = threshold, long = lookbackWindow, short = 1/12 of it
 AlertNotificationTarget    Receiver: URL → webhook; slack / teams / pagerduty → that
-                           type with its secret referenced as ``env:OPENSLO_<NAME>_…``;
+                           type, its secret referenced as
+                           ``env:SLAWATCH_SECRET_OPENSLO_<NAME>_…``;
                            a Slack / Teams webhook URL → that type with ``env:…_URL``
                            (noted); a URL with a credential in it is not converted
                            (noted): never copied into the definitions history
@@ -296,7 +297,7 @@ def _burn_rate_rule(cond: _Doc, base: str) -> dict[str, Any] | None:
 
 def _receiver(target: _Doc, base: str, name: str) -> dict[str, Any] | None:
     text = str(target.get(f"{base}.target", ""))
-    env = "OPENSLO_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+    env = "SLAWATCH_SECRET_OPENSLO_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
     spec: dict[str, Any]
     is_url = re.match(r"^https?://", text) is not None
     service = webhook_service(text) if is_url else None

@@ -11,7 +11,7 @@ import httpx
 
 from services.notifier.channels.alertmanager import AlertmanagerChannel
 from services.notifier.channels.base import Channel
-from services.notifier.channels.destinations import DestinationPolicy
+from services.notifier.channels.destinations import Outbound
 from services.notifier.channels.email import EmailChannel
 from services.notifier.channels.pagerduty import PagerDutyChannel
 from services.notifier.channels.slack import SlackChannel
@@ -27,26 +27,22 @@ def build_channels(
     timeout_ms: int,
     secrets: Secrets | None = None,
     clock: Clock = wall_clock_ms,
-    destinations: DestinationPolicy | None = None,
+    outbound: Outbound | None = None,
 ) -> dict[str, Channel]:
-    """Every channel by the receiver ``spec.type`` it serves."""
+    """Every channel by the receiver ``spec.type`` it serves.
+
+    Destinations: HTTP channels are checked by ``http``'s transport (give a client
+    from :func:`~services.notifier.channels.destinations.outbound_client`); email,
+    which has no such client, by ``outbound`` (the default denies every internal
+    address)."""
     secrets = secrets or Secrets({})
     renderer = Renderer()
-    d = destinations
     channels: list[Channel] = [
-        WebhookChannel(http, timeout_ms=timeout_ms, secrets=secrets, clock=clock, destinations=d),
-        SlackChannel(
-            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
-        ),
-        TeamsChannel(
-            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
-        ),
-        PagerDutyChannel(
-            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
-        ),
-        AlertmanagerChannel(
-            http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, destinations=d
-        ),
-        EmailChannel(timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
+        WebhookChannel(http, timeout_ms=timeout_ms, secrets=secrets, clock=clock),
+        SlackChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
+        TeamsChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
+        PagerDutyChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
+        AlertmanagerChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
+        EmailChannel(timeout_ms=timeout_ms, secrets=secrets, renderer=renderer, outbound=outbound),
     ]
     return {channel.name: channel for channel in channels}

@@ -89,5 +89,4 @@ class ChatChannel(TemplatedChannel):
             idempotency_key,
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
-            destinations=self._destinations,
         )

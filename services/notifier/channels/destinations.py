@@ -1,18 +1,27 @@
-"""Outbound destination policy: receivers may not point into private networks.
+"""The outbound destination policy at delivery: resolve once, check every address,
+connect to the checked address.
 
-Receivers are configuration that API users can write, so a URL could aim the notifier
-at internal services or a cloud metadata endpoint (SSRF). Before each HTTP delivery
-the URL's host is resolved and every address checked against the deny list; one
-denied address refuses the delivery (``denied``, not retriable: it is a config error).
+:mod:`shared.outbound` decides which addresses are denied; this module applies it on
+the connection itself, for every channel:
 
-    denied:  0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 169.254.0.0/16 (link-local, cloud
-             metadata), 172.16.0.0/12, 192.168.0.0/16, fc00::/7, fe80::/10
-    allowed: everything else, loopback included (the local profile's demo receiver),
-             plus the operator's ``SLAWATCH_OUTBOUND_ALLOW_CIDRS`` (e.g. ``10.1.0.0/16``)
+- HTTP channels (webhook, Slack, Teams, PagerDuty, Alertmanager) send through a client
+  from :func:`outbound_client`. Its transport hands httpcore a network backend
+  (:class:`GuardedBackend`) whose ``connect_tcp`` resolves the host with the injected
+  :data:`Resolver`, refuses the connection when any answer is denied, and connects to
+  the checked address; httpcore keeps the URL's host for the ``Host`` header, TLS SNI
+  and certificate check, and pools connections per host name. Nothing resolves the
+  name a second time, so a DNS answer that changes between check and connect
+  (rebinding) cannot slip through; each redirect hop would be checked the same way,
+  but redirects are not followed at all (a 3xx is a ``protocol`` failure).
+- Email resolves the SMTP host through :meth:`Outbound.addresses` and connects
+  ``smtplib`` to those addresses (``services.notifier.channels.email``).
 
-The check happens before connecting, and httpx resolves again when it connects: a DNS
-answer that changes in between (rebinding) is not caught; networks that need that
-guarantee put an egress proxy in front.
+A refusal raises :class:`DestinationDenied`, which the channels turn into a
+``denied`` delivery error (not retriable: it is a configuration error). The deny
+list is lifted only by ``SLAWATCH_OUTBOUND_ALLOW`` (:class:`shared.outbound.Allow`).
+
+    NotifierError
+    └── DestinationDenied
 """
 
 from __future__ import annotations
@@ -20,68 +29,153 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from services.notifier.channels.base import DeliveryError, Reason
+import httpcore
+import httpx
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-DENIED = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "fc00::/7",
-        "fe80::/10",
-    )
+from services.notifier.exceptions import NotifierError
+from shared.outbound import (
+    Allow,
+    AmbiguousAddress,
+    address_denial,
+    name_denial,
+    normalize_host,
+    parse_address,
 )
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""``(host name, port)`` → the addresses to connect to; raises ``OSError`` when the
+name does not resolve. Tests inject one to map a name onto any address."""
+
+
+class DestinationDenied(NotifierError):
+    """The destination resolves to (or is) an address the outbound policy denies."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The operating system's resolver (``getaddrinfo``), answers in its order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 @dataclass(frozen=True)
-class DestinationPolicy:
-    """Which addresses HTTP channels may send to."""
+class Outbound:
+    """The policy with the resolver it is applied through."""
 
-    allowed: Sequence[IPNetwork] = field(default_factory=tuple)
-    denied: Sequence[IPNetwork] = DENIED
+    allow: Allow = field(default_factory=Allow)
+    resolver: Resolver = system_resolver
 
-    @classmethod
-    def allowing(cls, cidrs: Sequence[str]) -> DestinationPolicy:
-        return cls(allowed=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
-
-    def permits(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if any(ip in net for net in self.allowed):
-            return True
-        return not any(ip in net for net in self.denied)
-
-    async def check(self, url: str, receiver_name: str) -> None:
-        """Raise ``denied`` when the URL's host resolves into a denied network."""
-        host = urlsplit(url).hostname or ""
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The checked addresses to connect to for ``host``; raises
+        :class:`DestinationDenied` when the host or any of its addresses is denied,
+        ``OSError`` when it does not resolve (retriable)."""
+        name = normalize_host(host)
         try:
-            addresses = [ipaddress.ip_address(host).compressed]
-        except ValueError:
+            literal = parse_address(name)
+        except AmbiguousAddress as exc:
+            raise DestinationDenied(str(exc)) from None
+        if literal is not None:
+            self._check(literal)
+            return [str(literal)]
+        named = self.allow.permits_name(name)
+        if not named:
+            why = name_denial(name, self.allow)
+            if why is not None:
+                raise DestinationDenied(why)
+        resolved = await self.resolver(name, port)
+        if not resolved:
+            raise OSError(f"{host} resolved to no address")
+        if not named:
+            # One denied answer refuses them all: which one a connection would take
+            # is the resolver's choice, not ours.
+            for address in resolved:
+                self._check(ipaddress.ip_address(address), host)
+        return resolved
+
+    def _check(
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str = ""
+    ) -> None:
+        why = address_denial(address, self.allow)
+        if why is not None:
+            raise DestinationDenied(f"{host} resolves to {why}" if host else why)
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to addresses :class:`Outbound` checked."""
+
+    def __init__(
+        self, outbound: Outbound, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self._outbound = outbound
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._outbound.addresses(host, port)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} took over {timeout} s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
             try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, None, type=socket.SOCK_STREAM
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
                 )
-            except OSError:
-                return  # unresolvable: the connection attempt reports it (retriable)
-            addresses = [str(info[4][0]) for info in infos]
-        if not all(self.permits(a) for a in addresses):
-            raise DeliveryError(
-                Reason.DENIED,
-                f"{receiver_name} points into a denied network (SLAWATCH_OUTBOUND_ALLOW_CIDRS)",
-                retriable=False,
-            )
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise DestinationDenied("unix sockets are not a destination")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
-PERMISSIVE = DestinationPolicy(denied=())
-"""For tests and tools that need no checks."""
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with :class:`GuardedBackend` under its connection pool."""
+
+    def __init__(self, outbound: Outbound, *, verify: bool = True) -> None:
+        super().__init__(verify=verify, trust_env=False)
+        limits = httpx.Limits()
+        # httpx's transport takes no network backend, so its pool is built again with
+        # the same arguments plus ours (the transport's only state is that pool).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(outbound),
+        )
+
+
+def outbound_client(outbound: Outbound, timeout_s: float) -> httpx.AsyncClient:
+    """The client HTTP channels deliver through: guarded, redirects not followed, no
+    proxy from the environment (a proxy would connect on our behalf, unchecked)."""
+    return httpx.AsyncClient(
+        transport=GuardedTransport(outbound),
+        timeout=httpx.Timeout(timeout_s),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+DestinationPolicy = Outbound
+"""The former name, kept while callers move to :class:`Outbound`."""

@@ -5,6 +5,12 @@
     429                             retriable      http_429 (Retry-After honoured)
     5xx                             retriable      http_5xx (Retry-After honoured)
     other 4xx, 1xx/3xx              not retriable  http_4xx / protocol
+    denied destination              not retriable  denied
+    refused secret reference        not retriable  config
+
+Destinations are checked by the client's transport, on the address it connects to
+(:func:`~services.notifier.channels.destinations.outbound_client`, which the
+notifier's ``main`` builds); redirects are never followed, whatever the client says.
 
 Error messages name the receiver, never its URL (Slack/Teams URLs are secrets) nor
 its headers. httpx itself logs every request's full URL at INFO: its logger is held
@@ -23,12 +29,11 @@ import httpx
 
 from services.notifier.backoff import parse_retry_after_ms
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
-from services.notifier.channels.destinations import DestinationPolicy
-from services.notifier.secrets import Secrets, SecretUnavailable
+from services.notifier.channels.destinations import DestinationDenied, Outbound
+from services.notifier.secrets import SecretRefused, Secrets, SecretUnavailable
 from services.notifier.templates import Renderer, TemplateFailed
 
 USER_AGENT = "slawatch-notifier/1"
-DEFAULT_POLICY = DestinationPolicy()
 T = TypeVar("T")
 
 
@@ -51,11 +56,14 @@ def classify_status(status_code: int) -> tuple[Reason, bool] | None:
 
 def prepare(build: Callable[[], T]) -> T:
     """Run the part of a delivery that resolves secrets and renders templates, turning
-    their failures into delivery errors (a missing secret may appear: retriable)."""
+    their failures into delivery errors (a missing secret may appear: retriable; a
+    refused reference will not change by itself)."""
     try:
         return build()
     except SecretUnavailable as exc:
         raise DeliveryError(Reason.CONFIG, str(exc), retriable=True) from None
+    except SecretRefused as exc:
+        raise DeliveryError(Reason.CONFIG, str(exc), retriable=False) from None
     except TemplateFailed as exc:
         raise DeliveryError(Reason.TEMPLATE, str(exc), retriable=False) from None
 
@@ -77,17 +85,28 @@ async def post(
     headers: Mapping[str, str],
     timeout_s: float,
     receiver_name: str,
-    destinations: DestinationPolicy | None = None,
+    destinations: Outbound | None = None,
 ) -> DeliveryResult:
-    """POST once; any 2xx is success, anything else a :class:`DeliveryError`. The
-    destination is checked first (:mod:`.destinations`; the default policy if none)."""
+    """POST once; any 2xx is success, anything else a :class:`DeliveryError`.
+
+    ``destinations`` is not used: ``http``'s transport checks the address it connects
+    to (the keyword stays for callers written when this function checked first)."""
+    del destinations
     _quiet_httpx()
-    await (destinations or DEFAULT_POLICY).check(url, receiver_name)
     started = time.perf_counter_ns()
     try:
         # The total deadline bounds the whole exchange; httpx's timeout is per phase.
         async with asyncio.timeout(timeout_s):
-            response = await http.post(url, content=content, headers=headers, timeout=timeout_s)
+            response = await http.post(
+                url, content=content, headers=headers, timeout=timeout_s, follow_redirects=False
+            )
+    except DestinationDenied as exc:
+        raise DeliveryError(
+            Reason.DENIED,
+            f"{receiver_name}: destination refused: {exc} (SLAWATCH_OUTBOUND_ALLOW)",
+            retriable=False,
+            latency_ms=elapsed_ms(started),
+        ) from None
     except (TimeoutError, httpx.TimeoutException):
         raise DeliveryError(
             Reason.TIMEOUT,
@@ -127,7 +146,7 @@ async def post_json(
     *,
     timeout_s: float,
     receiver_name: str,
-    destinations: DestinationPolicy | None = None,
+    destinations: Outbound | None = None,
 ) -> DeliveryResult:
     """:func:`post` a JSON body with the standard headers and an ``Idempotency-Key``."""
     return await post(
@@ -141,7 +160,6 @@ async def post_json(
         },
         timeout_s=timeout_s,
         receiver_name=receiver_name,
-        destinations=destinations,
     )
 
 
@@ -155,9 +173,7 @@ class TemplatedChannel:
         timeout_ms: int,
         secrets: Secrets,
         renderer: Renderer,
-        destinations: DestinationPolicy | None = None,
     ) -> None:
-        self._destinations = destinations
         self._http = http
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets

@@ -1,8 +1,9 @@
 """Receivers: delivery targets, one spec per channel type (a union discriminated by ``type``).
 
 Secrets are never written into a definition: fields that hold one take a reference,
-``env:NAME`` (an environment variable of the notifier) or ``file:/path`` (a mounted
-file, trailing newline stripped), resolved at delivery time and never logged.
+``env:NAME`` (an environment variable of the notifier, ``SLAWATCH_SECRET_*`` by
+default) or ``file:PATH`` (a file under the secrets directory, trailing newline
+stripped), resolved at delivery time and never logged.
 Fields typed :data:`UrlOrSecret` take either a plain ``http(s)://`` URL or such a
 reference (Slack and Teams webhook URLs are themselves secrets).
 
@@ -12,13 +13,22 @@ reference (Slack and Teams webhook URLs are themselves secrets).
 It runs with every write (``validate``, ``apply``, the API), not when stored documents
 are loaded: a receiver stored before these checks still delivers.
 
+:meth:`Receiver.checks` also applies the outbound rules (:class:`ReceiverRules`, the
+process's settings, installed by the command's ``main`` with :func:`use_rules`):
+a destination that is a denied literal address or an internal name
+(:func:`shared.outbound.host_denial`; names are resolved and checked at delivery) and
+a secret reference the rules refuse (:func:`shared.secret_refs.reference_problem`).
+
 Every spec takes ``templates``: Jinja2 sources overriding the channel's default
 templates by name (see ``services/notifier/templates.py`` for the names per channel).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -29,11 +39,16 @@ from shared.definitions.kinds.secrets import (
     url_credentials,
     webhook_service,
 )
+from shared.outbound import Allow, host_denial
+from shared.secret_refs import SecretRules, reference_problem
 
-SecretRef = Annotated[str, Field(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")]
-"""``env:NAME`` or ``file:/absolute/path``."""
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
-UrlOrSecret = Annotated[str, Field(pattern=r"^(https?://.+|env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")]
+SecretRef = Annotated[str, Field(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")]
+"""``env:NAME`` or ``file:PATH`` (relative to the secrets directory, or absolute inside it)."""
+
+UrlOrSecret = Annotated[str, Field(pattern=r"^(https?://.+|env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")]
 """A plain ``http(s)://`` URL, or a :data:`SecretRef` to one."""
 
 Templates = dict[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], str]
@@ -44,8 +59,9 @@ class _ReceiverSpecBase(Spec):
 
 
 class WebhookReceiverSpec(_ReceiverSpecBase):
-    """Generic webhook: the full breach event as JSON, with ``Idempotency-Key``; when
-    ``secret`` is set, signed (``X-Slawatch-Signature``, see docs/webhooks.md)."""
+    """Generic webhook: the full breach event as JSON, with ``webhook-id`` (and
+    ``Idempotency-Key``); when ``secret`` (``whsec_...``) is set, signed the Standard
+    Webhooks way (``webhook-signature``, see docs/webhooks.md)."""
 
     type: Literal["webhook"]
     url: UrlOrSecret
@@ -132,8 +148,95 @@ class Receiver(Spec):
     spec: ReceiverSpec
 
     def checks(self) -> list[tuple[str, str]]:
-        """Secrets written inline in plain fields, as (field path, message)."""
-        return _inline_secrets(self.spec, self.metadata.name.upper().replace("-", "_"))
+        """Secrets written inline in plain fields, destinations and secret references
+        the outbound rules refuse, as (field path, message)."""
+        # Suggested names match the default env: pattern (shared.secret_refs).
+        var = "SLAWATCH_SECRET_" + self.metadata.name.upper().replace("-", "_")
+        return _inline_secrets(self.spec, var) + outbound_problems(self.spec, RULES.get())
+
+
+@dataclass(frozen=True)
+class ReceiverRules:
+    """What a receiver written in this process may point at and reference."""
+
+    allow: Allow = field(default_factory=Allow)
+    secrets: SecretRules = field(default_factory=SecretRules)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReceiverRules:
+        return cls(settings.outbound, settings.secret_rules)
+
+
+RULES: ContextVar[ReceiverRules] = ContextVar(
+    "receiver_rules",
+    default=ReceiverRules(),  # noqa: B039 - frozen, so safe to share
+)
+"""The rules :meth:`Receiver.checks` applies: strict defaults until :func:`use_rules`."""
+
+
+def use_rules(rules: ReceiverRules) -> None:
+    """Install ``rules`` for this context and the tasks and threads started from it
+    (``main`` calls it once, before the event loop)."""
+    RULES.set(rules)
+
+
+def _destinations(spec: object) -> list[tuple[str, str]]:
+    """(field path, host) of every destination the notifier connects to."""
+    if isinstance(spec, EmailReceiverSpec):
+        # A host with userinfo is refused as an inline secret already.
+        return [] if "@" in spec.host else [("spec.host", spec.host)]
+    url = getattr(spec, "url", None)
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        return [("spec.url", url)]
+    return []
+
+
+def _references(spec: object) -> list[tuple[str, str]]:
+    """(field path, reference) of every secret reference in ``spec``."""
+    out: list[tuple[str, str]] = []
+    url = getattr(spec, "url", None)
+    if isinstance(url, str) and url.startswith(("env:", "file:")):
+        out.append(("spec.url", url))
+    for attr, path in (("secret", "spec.secret"), ("password", "spec.password")):
+        value = getattr(spec, attr, None)
+        if isinstance(value, str):
+            out.append((path, value))
+    if isinstance(spec, PagerDutyReceiverSpec):
+        out.append(("spec.routingKey", spec.routing_key))
+    for name, value in (getattr(spec, "secret_headers", None) or {}).items():
+        out.append((f"spec.secretHeaders.{name}", value))
+    return out
+
+
+def outbound_problems(spec: object, rules: ReceiverRules) -> list[tuple[str, str]]:
+    """Destinations and secret references of ``spec`` that ``rules`` refuse."""
+    out: list[tuple[str, str]] = []
+    for path, target in _destinations(spec):
+        if path == "spec.url":
+            if any(c in target for c in "\\ \t\r\n"):
+                out.append((path, "the URL contains a backslash or white space"))
+                continue
+            try:
+                host = urlsplit(target).hostname or ""
+            except ValueError as exc:
+                out.append((path, f"not a URL: {exc}"))
+                continue
+        else:
+            host = target
+        why = host_denial(host, rules.allow)
+        if why is not None:
+            out.append(
+                (
+                    path,
+                    f"destination refused: {why}; allow it with SLAWATCH_OUTBOUND_ALLOW "
+                    "(a CIDR or host name) if the notifier is meant to reach it",
+                )
+            )
+    for path, reference in _references(spec):
+        why = reference_problem(reference, rules.secrets)
+        if why is not None:
+            out.append((path, why))
+    return out
 
 
 _KEPT = "and definitions keep every version"

@@ -78,10 +78,10 @@ def test_ratio_slo_with_referenced_sli_policy_conditions_and_targets(converted: 
     receivers = by_name(converted.documents)
     assert receivers[("Receiver", "payments-slack")]["spec"] == {
         "type": "slack",
-        "url": "env:OPENSLO_PAYMENTS_SLACK_URL",
+        "url": "env:SLAWATCH_SECRET_OPENSLO_PAYMENTS_SLACK_URL",
     }
     assert receivers[("Receiver", "payments-pagerduty")]["spec"]["routingKey"] == (
-        "env:OPENSLO_PAYMENTS_PAGERDUTY_ROUTING_KEY"
+        "env:SLAWATCH_SECRET_OPENSLO_PAYMENTS_PAGERDUTY_ROUTING_KEY"
     )
 
 
@@ -132,7 +132,7 @@ EXPECTED_NOTES = [
     (6, "spec.condition.lookbackWindow", "short window of 1/12 (5m)"),
     (6, "spec.condition.alertAfter", "not carried over"),
     (8, "spec.description", "not carried over"),
-    (8, "spec.target", "$OPENSLO_PAYMENTS_SLACK_URL"),
+    (8, "spec.target", "$SLAWATCH_SECRET_OPENSLO_PAYMENTS_SLACK_URL"),
     (10, "", "used by no alert policy"),
     (11, "", "'DataSource' is not supported"),
 ]
@@ -285,14 +285,14 @@ def test_target_with_an_inline_secret_url_is_never_copied_into_definitions() -> 
         d["metadata"]["name"]: d["spec"] for d in result.documents if d["kind"] == "Receiver"
     }
     assert receivers == {
-        "t0": {"type": "slack", "url": "env:OPENSLO_T0_URL"},
-        "t1": {"type": "teams", "url": "env:OPENSLO_T1_URL"},
+        "t0": {"type": "slack", "url": "env:SLAWATCH_SECRET_OPENSLO_T0_URL"},
+        "t1": {"type": "teams", "url": "env:SLAWATCH_SECRET_OPENSLO_T1_URL"},
         "t3": {"type": "webhook", "url": plain},
     }
     (agreement,) = (d for d in result.documents if d["kind"] == "Agreement")
     assert agreement["spec"]["notify"] == [{"match": {}, "receivers": ["t0", "t1", "t3"]}]
     notes = {n.index: n.message for n in result.notes if n.path == "spec.target"}
-    assert "set $OPENSLO_T0_URL in the notifier's environment" in notes[2]
+    assert "set $SLAWATCH_SECRET_OPENSLO_T0_URL in the notifier's environment" in notes[2]
     assert notes[3].startswith("Teams webhook URL, a credential: not copied")
     assert notes[4].startswith("not converted: query parameter 'token' of the target URL")
     assert "secretHeaders" in notes[4]

@@ -42,7 +42,7 @@ REFUSED = [
         ),
         "spec.url",
         "this URL is the Slack webhook's credential: store it in an environment variable of "
-        "the notifier and write `url: env:TEAM_CHAT_URL`",
+        "the notifier and write `url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
     ),
     (
         "teams webhook URL",
@@ -78,13 +78,13 @@ REFUSED = [
         receiver({"type": "slack", "url": f"https://relay.example.com/chat?sig={SECRET}"}),
         "spec.url",
         "query parameter 'sig' is a credential, and definitions keep every version: store it "
-        "in an environment variable of the notifier and write `url: env:TEAM_CHAT_URL`",
+        "in an environment variable of the notifier and write `url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
     ),
     (
         "Slack hook URL in a plain webhook",
         webhook(url=f"https://hooks.slack.com/services/T1/B2/{SECRET}"),
         "spec.url",
-        "use a receiver of `type: slack` with `url: env:TEAM_CHAT_URL`",
+        "use a receiver of `type: slack` with `url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
     ),
     (
         "userinfo in URL",
@@ -92,8 +92,8 @@ REFUSED = [
         "spec.url",
         "credentials before '@' in the URL is a credential, and definitions keep every "
         "version: send it as a header, e.g. "
-        "`secretHeaders: {Authorization: env:TEAM_CHAT_TOKEN}`, or, if the endpoint only "
-        "takes it in the URL, write `url: env:TEAM_CHAT_URL`",
+        "`secretHeaders: {Authorization: env:SLAWATCH_SECRET_TEAM_CHAT_TOKEN}`, or, if the endpoint only "
+        "takes it in the URL, write `url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
     ),
     (
         "token in query",
@@ -118,7 +118,7 @@ REFUSED = [
         receiver(
             {
                 "type": "pagerduty",
-                "routingKey": "env:PD_KEY",
+                "routingKey": "env:SLAWATCH_SECRET_PD_KEY",
                 "url": f"https://proxy:{SECRET}@pd-proxy.example.com/v2/enqueue",
             }
         ),
@@ -138,14 +138,14 @@ REFUSED = [
         "spec.headers.Authorization",
         "header Authorization carries a credential, and definitions keep every version: move "
         "header Authorization to secretHeaders with an env:/file: reference "
-        "(`secretHeaders: {Authorization: env:TEAM_CHAT_AUTHORIZATION}`)",
+        "(`secretHeaders: {Authorization: env:SLAWATCH_SECRET_TEAM_CHAT_AUTHORIZATION}`)",
     ),
     (
         "X-Api-Key header",
         alertmanager(headers={"X-Api-Key": SECRET}),
         "spec.headers.X-Api-Key",
         "move header X-Api-Key to secretHeaders with an env:/file: reference "
-        "(`secretHeaders: {X-Api-Key: env:TEAM_CHAT_X_API_KEY}`)",
+        "(`secretHeaders: {X-Api-Key: env:SLAWATCH_SECRET_TEAM_CHAT_X_API_KEY}`)",
     ),
     (
         "Proxy-Authorization header",
@@ -190,15 +190,15 @@ REFUSED = [
         ),
         "spec.host",
         "host is a host name only; give credentials as `username` and "
-        "`password: env:TEAM_CHAT_SMTP_PASSWORD`",
+        "`password: env:SLAWATCH_SECRET_TEAM_CHAT_SMTP_PASSWORD`",
     ),
 ]
 
 ACCEPTED = [
-    ("slack env reference", receiver({"type": "slack", "url": "env:PLATFORM_SLACK_WEBHOOK_URL"})),
-    ("teams file reference", receiver({"type": "teams", "url": "file:/run/secrets/teams-url"})),
+    ("slack env reference", receiver({"type": "slack", "url": "env:SLAWATCH_SECRET_PLATFORM_SLACK_WEBHOOK_URL"})),
+    ("teams file reference", receiver({"type": "teams", "url": "file:teams-url"})),
     ("slack local test server", receiver({"type": "slack", "url": "http://127.0.0.1:8080/"})),
-    ("teams local test server", receiver({"type": "teams", "url": "http://localhost:9/hook"})),
+    ("teams local test server", receiver({"type": "teams", "url": "http://127.0.0.1:9/hook"})),
     ("local webhook", webhook(url="http://127.0.0.1:9000/hook")),
     ("public webhook, harmless query", webhook(url="https://hooks.example.com/slo?team=shop&v=2")),
     ("empty token parameter", webhook(url="http://127.0.0.1:9000/hook?token=")),
@@ -206,8 +206,8 @@ ACCEPTED = [
         "harmless headers and secret headers",
         webhook(
             headers={"Content-Type": "application/json", "X-Team": "shop", "X-Author": "ana"},
-            secretHeaders={"Authorization": "env:PAYFLOW_TOKEN", "X-Api-Key": "file:/run/k"},
-            secret="env:PAYFLOW_WEBHOOK_SECRET",
+            secretHeaders={"Authorization": "env:SLAWATCH_SECRET_PAYFLOW_TOKEN", "X-Api-Key": "file:k"},
+            secret="env:SLAWATCH_SECRET_PAYFLOW_WEBHOOK_SECRET",
         ),
     ),
     (
@@ -219,7 +219,7 @@ ACCEPTED = [
         receiver(
             {
                 "type": "pagerduty",
-                "routingKey": "env:PD_KEY",
+                "routingKey": "env:SLAWATCH_SECRET_PD_KEY",
                 "url": "https://events.eu.pagerduty.com/v2/enqueue",
             }
         ),
@@ -231,7 +231,7 @@ ACCEPTED = [
                 "type": "email",
                 "host": "smtp.example.com",
                 "username": "alerts",
-                "password": "env:SMTP_PASSWORD",
+                "password": "env:SLAWATCH_SECRET_SMTP_PASSWORD",
                 "from": "slawatch@example.com",
                 "to": ["oncall@example.com"],
             }

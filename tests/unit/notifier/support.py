@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from services.notifier.channels.destinations import Outbound
+from shared.outbound import LOOPBACK
 from shared.schemas import AgreementRef, Breach, WindowSli
 
 T0 = 1_700_000_000_000
@@ -237,3 +239,8 @@ def self_signed_context(directory: Any) -> Any:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context
+
+
+LOCAL = Outbound(LOOPBACK)
+"""The outbound policy of the tests' scripted servers: loopback allowed, as the suite
+allows it (``SLAWATCH_OUTBOUND_ALLOW``); everything else as in production."""

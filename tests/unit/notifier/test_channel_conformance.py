@@ -20,6 +20,7 @@ import pytest
 
 from services.notifier.channels.alertmanager import AlertmanagerChannel
 from services.notifier.channels.base import Channel, DeliveryError, Reason
+from services.notifier.channels.destinations import outbound_client
 from services.notifier.channels.email import EmailChannel
 from services.notifier.channels.pagerduty import PagerDutyChannel
 from services.notifier.channels.slack import SlackChannel
@@ -30,6 +31,7 @@ from services.notifier.secrets import Secrets
 from services.notifier.templates import Renderer
 from shared.definitions.model import Receiver
 from tests.unit.notifier.support import (
+    LOCAL,
     RecordingServer,
     SmtpServer,
     make_breach,
@@ -37,7 +39,7 @@ from tests.unit.notifier.support import (
 )
 
 SECRET = "s3cr3t-token-value"
-SECRETS = Secrets({"SECRET": SECRET, "SLACK_URL": "", "TEAMS_URL": ""})
+SECRETS = Secrets({"SLAWATCH_SECRET_S": SECRET, "SLACK_URL": "", "TEAMS_URL": ""})
 
 
 def receiver(name: str, spec: dict[str, Any]) -> Receiver:
@@ -53,7 +55,7 @@ def webhook_receiver(url: str) -> Receiver:
             "type": "webhook",
             "url": url,
             "headers": {"Authorization": SECRET},
-            "secret": "env:SECRET",
+            "secret": "env:SLAWATCH_SECRET_S",
         },
     )
 
@@ -68,12 +70,17 @@ def teams_receiver(url: str) -> Receiver:
 
 
 def pagerduty_receiver(url: str) -> Receiver:
-    return receiver("pd", {"type": "pagerduty", "url": url, "routingKey": "env:SECRET"})
+    return receiver("pd", {"type": "pagerduty", "url": url, "routingKey": "env:SLAWATCH_SECRET_S"})
 
 
 def alertmanager_receiver(url: str) -> Receiver:
     return receiver(
-        "am", {"type": "alertmanager", "url": url, "secretHeaders": {"Authorization": "env:SECRET"}}
+        "am",
+        {
+            "type": "alertmanager",
+            "url": url,
+            "secretHeaders": {"Authorization": "env:SLAWATCH_SECRET_S"},
+        },
     )
 
 
@@ -87,7 +94,7 @@ def email_receiver(address: str) -> Receiver:
             "port": int(port),
             "security": "none",
             "username": "alerts",
-            "password": "env:SECRET",
+            "password": "env:SLAWATCH_SECRET_S",
             "from": "slawatch@example.org",
             "to": ["oncall@example.org"],
         },
@@ -153,7 +160,9 @@ CASES = [
     ChannelCase("alertmanager", _http(AlertmanagerChannel), alertmanager_receiver),
     ChannelCase(
         "email",
-        lambda _http, ms: EmailChannel(timeout_ms=ms, secrets=SECRETS, renderer=Renderer()),
+        lambda _http, ms: EmailChannel(
+            timeout_ms=ms, secrets=SECRETS, renderer=Renderer(), outbound=LOCAL
+        ),
         email_receiver,
         transport="smtp",
         transient=Reason.SMTP_TRANSIENT,
@@ -177,7 +186,9 @@ def http_case(request: pytest.FixtureRequest) -> ChannelCase:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    # The notifier's own client (guarded transport), so every case also proves that the
+    # channel connects through the destination check.
+    async with outbound_client(LOCAL, 10.0) as client:
         yield client
 
 
@@ -278,7 +289,7 @@ async def test_timeout_is_retriable(case: ChannelCase, http: httpx.AsyncClient) 
 
 async def test_missing_secret_is_a_config_error(case: ChannelCase, http: httpx.AsyncClient) -> None:
     if case.name in ("slack", "teams"):
-        spec = {"type": case.name, "url": "env:UNSET_URL"}
+        spec = {"type": case.name, "url": "env:SLAWATCH_SECRET_UNSET_URL"}
         target = receiver("x", spec)
     else:
         target = case.receiver(case.closed_address())
@@ -295,8 +306,8 @@ async def test_a_url_given_as_a_reference_is_resolved_at_delivery(
         pytest.skip("email has a host, not a url")
     async with case.server("ok") as server:
         spec = case.receiver(case.address(server)).spec.model_dump(by_alias=True)
-        target = receiver("x", {**spec, "url": "env:TARGET_URL"})
-        environ = {"SECRET": SECRET, "TARGET_URL": case.address(server)}
+        target = receiver("x", {**spec, "url": "env:SLAWATCH_SECRET_TARGET_URL"})
+        environ = {"SLAWATCH_SECRET_S": SECRET, "SLAWATCH_SECRET_TARGET_URL": case.address(server)}
         await _without_secrets(case, http, environ).deliver(simple(make_breach()), target)
         assert len(server.requests) == 1
 
@@ -315,7 +326,9 @@ def _without_secrets(
         "alertmanager": lambda: AlertmanagerChannel(
             http, timeout_ms=1_000, secrets=empty, renderer=Renderer()
         ),
-        "email": lambda: EmailChannel(timeout_ms=1_000, secrets=empty, renderer=Renderer()),
+        "email": lambda: EmailChannel(
+            timeout_ms=1_000, secrets=empty, renderer=Renderer(), outbound=LOCAL
+        ),
     }
     return kinds[case.name]()
 

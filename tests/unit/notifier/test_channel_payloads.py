@@ -20,6 +20,7 @@ from services.notifier.secrets import Secrets
 from services.notifier.templates import Renderer
 from shared.schemas import WindowSli
 from tests.unit.notifier.support import (
+    LOCAL,
     T0,
     RecordingServer,
     SmtpServer,
@@ -28,7 +29,13 @@ from tests.unit.notifier.support import (
 )
 from tests.unit.notifier.test_channel_conformance import receiver
 
-SECRETS = Secrets({"PD_KEY": "R0UTING", "SMTP_PASSWORD": "pw", "HOOK": "unused"})
+SECRETS = Secrets(
+    {
+        "SLAWATCH_SECRET_PD_KEY": "R0UTING",
+        "SLAWATCH_SECRET_SMTP_PASSWORD": "pw",
+        "SLAWATCH_SECRET_HOOK": "unused",
+    }
+)
 BREACH = make_breach(
     windows=[
         WindowSli(window="1h", sli=0.98, target=0.999),
@@ -80,11 +87,11 @@ async def test_templates_are_overridable_per_receiver(http: httpx.AsyncClient) -
     channel = SlackChannel(http, timeout_ms=2_000, secrets=SECRETS, renderer=Renderer())
     spec = {
         "type": "slack",
-        "url": "env:HOOK",
+        "url": "env:SLAWATCH_SECRET_HOOK",
         "templates": {"title": "{{ agreement | upper }} is {{ severity }}"},
     }
     async with RecordingServer() as server:
-        secrets = Secrets({"HOOK": server.url})
+        secrets = Secrets({"SLAWATCH_SECRET_HOOK": server.url})
         channel = SlackChannel(http, timeout_ms=2_000, secrets=secrets, renderer=Renderer())
         await channel.deliver(note(), receiver("s", spec))
     assert orjson.loads(server.requests[0].body)["text"] == "ACME-CHECKOUT is page"
@@ -119,7 +126,7 @@ async def test_pagerduty_events_v2(
     http: httpx.AsyncClient, kind: str, action: str, severity: str
 ) -> None:
     channel = PagerDutyChannel(http, timeout_ms=2_000, secrets=SECRETS, renderer=Renderer())
-    spec = {"type": "pagerduty", "routingKey": "env:PD_KEY"}
+    spec = {"type": "pagerduty", "routingKey": "env:SLAWATCH_SECRET_PD_KEY"}
     async with RecordingServer(default=202) as server:
         spec["url"] = server.url
         await channel.deliver(
@@ -166,8 +173,14 @@ def email_spec(port: int, security: str, **extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_email_over_tls_with_auth(security: str, tmp_path: Path) -> None:
     context = self_signed_context(tmp_path)
-    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer())
-    spec = email_spec(0, security, username="alerts", password="env:SMTP_PASSWORD", verifyTls=False)
+    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer(), outbound=LOCAL)
+    spec = email_spec(
+        0,
+        security,
+        username="alerts",
+        password="env:SLAWATCH_SECRET_SMTP_PASSWORD",
+        verifyTls=False,
+    )
     async with SmtpServer(tls=context, implicit=security == "tls") as server:
         spec["port"] = server.port
         result = await channel.deliver(note(), receiver("mail", spec))
@@ -185,7 +198,7 @@ async def test_email_over_tls_with_auth(security: str, tmp_path: Path) -> None:
 
 
 async def test_email_starttls_refused_when_server_has_none() -> None:
-    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer())
+    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer(), outbound=LOCAL)
     async with SmtpServer() as server:
         from services.notifier.channels.base import DeliveryError
 
@@ -196,7 +209,7 @@ async def test_email_starttls_refused_when_server_has_none() -> None:
 
 
 async def test_email_acknowledgement_names_who() -> None:
-    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer())
+    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer(), outbound=LOCAL)
     acked = Notification(
         BREACH, "breach.acknowledged", T0 + 5, "http://n/s", None, Ack("ana", "on it", T0 + 5)
     )

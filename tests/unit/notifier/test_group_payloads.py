@@ -20,7 +20,7 @@ from services.notifier.channels.teams import TeamsChannel
 from services.notifier.channels.webhook import WebhookChannel
 from services.notifier.message import Ack, GroupNotification, Notification
 from services.notifier.templates import Renderer
-from tests.unit.notifier.support import T0, RecordingServer, SmtpServer, make_breach
+from tests.unit.notifier.support import LOCAL, T0, RecordingServer, SmtpServer, make_breach
 from tests.unit.notifier.test_channel_conformance import receiver
 from tests.unit.notifier.test_channel_payloads import SECRETS, email_spec
 
@@ -81,7 +81,10 @@ async def test_webhook_posts_one_alertmanager_shaped_document(http: httpx.AsyncC
     channel = WebhookChannel(http, timeout_ms=2_000, secrets=SECRETS)
     async with RecordingServer() as server:
         await channel.deliver_group(
-            group(), receiver("w", {"type": "webhook", "url": server.url, "secret": "env:HOOK"})
+            group(),
+            receiver(
+                "w", {"type": "webhook", "url": server.url, "secret": "env:SLAWATCH_SECRET_HOOK"}
+            ),
         )
     [request] = server.requests
     assert request.headers["x-slawatch-kind"] == "group.flush"
@@ -129,7 +132,7 @@ async def test_teams_one_card_one_fact_per_alert(http: httpx.AsyncClient) -> Non
 
 
 async def test_email_one_message_listing_alerts() -> None:
-    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer())
+    channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer(), outbound=LOCAL)
     async with SmtpServer() as server:
         await channel.deliver_group(
             group(acked=True), receiver("mail", email_spec(server.port, "none"))
@@ -157,7 +160,7 @@ async def test_alertmanager_pushes_every_alert_at_once(http: httpx.AsyncClient) 
 
 async def test_pagerduty_one_event_per_alert(http: httpx.AsyncClient) -> None:
     channel = PagerDutyChannel(http, timeout_ms=2_000, secrets=SECRETS, renderer=Renderer())
-    spec = {"type": "pagerduty", "url": "", "routingKey": "env:PD_KEY"}
+    spec = {"type": "pagerduty", "url": "", "routingKey": "env:SLAWATCH_SECRET_PD_KEY"}
     async with RecordingServer() as server:
         spec["url"] = server.url
         await channel.deliver_group(group(), receiver("pd", spec))
@@ -171,7 +174,7 @@ async def test_pagerduty_one_event_per_alert(http: httpx.AsyncClient) -> None:
 async def test_pagerduty_group_fails_on_the_first_failure(http: httpx.AsyncClient) -> None:
     channel = PagerDutyChannel(http, timeout_ms=2_000, secrets=SECRETS, renderer=Renderer())
     async with RecordingServer(default=503) as server:
-        spec = {"type": "pagerduty", "url": server.url, "routingKey": "env:PD_KEY"}
+        spec = {"type": "pagerduty", "url": server.url, "routingKey": "env:SLAWATCH_SECRET_PD_KEY"}
         with pytest.raises(DeliveryError) as caught:
             await channel.deliver_group(group(), receiver("pd", spec))
     assert caught.value.retriable

@@ -107,5 +107,4 @@ class AlertmanagerChannel(TemplatedChannel):
             headers=headers,
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
-            destinations=self._destinations,
         )

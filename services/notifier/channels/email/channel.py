@@ -16,6 +16,12 @@ Classification:
     4yz reply (e.g. 451, 421)               retriable      smtp_4xx
     5yz reply (e.g. 550, 554)               not retriable  smtp_5xx
     authentication refused (535)            not retriable  auth
+    denied destination                      not retriable  denied
+
+The SMTP host is resolved once and checked like every destination
+(:meth:`~services.notifier.channels.destinations.Outbound.addresses`); ``smtplib``
+then connects to the checked addresses (:class:`_Pinned`), while STARTTLS and
+implicit TLS still verify the certificate against the host name.
 """
 
 from __future__ import annotations
@@ -24,12 +30,16 @@ import asyncio
 import email.policy
 import hashlib
 import smtplib
+import socket
 import ssl
 import time
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
+from services.notifier.channels.destinations import DestinationDenied, Outbound
 from services.notifier.channels.http import elapsed_ms, prepare
 from services.notifier.message import GroupNotification, Notification
 from services.notifier.secrets import Secrets
@@ -77,18 +87,59 @@ def message(
     return msg
 
 
+class _Pinned(smtplib.SMTP):
+    """SMTP connected to checked addresses; ``_host`` (TLS SNI and certificate check)
+    stays the receiver's host name. ``_get_socket`` is smtplib's hook for the socket
+    (``SMTP_SSL`` and ``LMTP`` override it the same way)."""
+
+    addresses: tuple[str, ...] = ()
+
+    def __init__(
+        self, host: str, port: int, *args: Any, addresses: Sequence[str] = (), **kwargs: Any
+    ) -> None:
+        # smtplib connects from __init__ when given a host, so the addresses come first;
+        # ``SMTP_SSL.__init__`` reaches here with them already set (``_PinnedSSL``).
+        if addresses:
+            self.addresses = tuple(addresses)
+        super().__init__(host, port, *args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        failure: OSError = OSError(f"{host}: no address to connect to")
+        for address in self.addresses:
+            try:
+                return socket.create_connection((address, port), timeout, self.source_address)
+            except OSError as exc:
+                failure = exc
+        raise failure
+
+
+class _PinnedSSL(smtplib.SMTP_SSL, _Pinned):
+    """Implicit TLS over :class:`_Pinned`: ``SMTP_SSL._get_socket`` wraps the socket
+    that ``_Pinned._get_socket`` (next in the MRO) connected."""
+
+    def __init__(self, host: str, port: int, *, addresses: Sequence[str], **kwargs: Any) -> None:
+        self.addresses = tuple(addresses)
+        super().__init__(host, port, **kwargs)
+
+
 def _send(
-    spec: EmailReceiverSpec, password: str | None, msg: EmailMessage, timeout_s: float
+    spec: EmailReceiverSpec,
+    addresses: Sequence[str],
+    password: str | None,
+    msg: EmailMessage,
+    timeout_s: float,
 ) -> None:
     context = ssl.create_default_context()
     if not spec.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    smtp: smtplib.SMTP
+    smtp: _Pinned
     if spec.security == "tls":
-        smtp = smtplib.SMTP_SSL(spec.host, spec.port, timeout=timeout_s, context=context)
+        smtp = _PinnedSSL(
+            spec.host, spec.port, addresses=addresses, timeout=timeout_s, context=context
+        )
     else:
-        smtp = smtplib.SMTP(spec.host, spec.port, timeout=timeout_s)
+        smtp = _Pinned(spec.host, spec.port, addresses=addresses, timeout=timeout_s)
     with smtp:
         smtp.ehlo()
         if spec.security == "starttls":
@@ -102,7 +153,15 @@ def _send(
 class EmailChannel:
     """Delivers to ``spec.type: email`` receivers."""
 
-    def __init__(self, *, timeout_ms: int, secrets: Secrets, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_ms: int,
+        secrets: Secrets,
+        renderer: Renderer,
+        outbound: Outbound | None = None,
+    ) -> None:
+        self._outbound = outbound or Outbound()
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets
         self._renderer = renderer
@@ -132,7 +191,15 @@ class EmailChannel:
         started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(self._timeout_s):
-                await asyncio.to_thread(_send, spec, password, msg, self._timeout_s)
+                addresses = await self._outbound.addresses(spec.host, spec.port)
+                await asyncio.to_thread(_send, spec, addresses, password, msg, self._timeout_s)
+        except DestinationDenied as exc:
+            raise DeliveryError(
+                Reason.DENIED,
+                f"{name}: destination refused: {exc} (SLAWATCH_OUTBOUND_ALLOW)",
+                retriable=False,
+                latency_ms=elapsed_ms(started),
+            ) from None
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(
                 Reason.AUTH,

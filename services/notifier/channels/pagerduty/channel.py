@@ -106,5 +106,4 @@ class PagerDutyChannel(TemplatedChannel):
             headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
-            destinations=self._destinations,
         )
