@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     evaluator_port: int = 8081
     notifier_port: int = 8082
 
+    # API keys (shared.http.auth): the default per-key token bucket, requests per
+    # second and burst (a key created with --rate/--burst has its own), per instance.
+    api_key_rate_per_s: float = Field(default=200.0, gt=0)
+    api_key_burst: int = Field(default=400, ge=1)
+    #: Full reload of the key cache (revocation takes effect within it at the latest).
+    api_key_refresh_ms: int = Field(default=1_000, ge=100, le=2_000)
+    #: A key's last-used time is written at most this often (per instance).
+    api_key_touch_every_ms: int = Field(default=60_000, ge=1_000)
+    #: /metrics needs a key with metrics:read (or admin); open by default.
+    metrics_auth: bool = False
+
     # Ingest limits
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=10_000, ge=1)
@@ -57,6 +68,9 @@ class Settings(BaseSettings):
     #: Acknowledged ids remembered to answer retried batches as duplicates.
     ingest_dedup_capacity: int = Field(default=100_000, ge=1)
     ingest_dedup_horizon_ms: int = Field(default=300_000, ge=1)
+    #: An event time further ahead of ingest's clock is refused (422 / dead letter
+    #: ``future``); docs/ingest.md, Ranges.
+    max_future_skew_ms: int = Field(default=300_000, ge=0, le=7 * 86_400_000)
 
     # Evaluator
     allowed_lateness_ms: int = Field(default=30_000, ge=0)
@@ -80,20 +94,6 @@ class Settings(BaseSettings):
     delivery_backoff_base_ms: int = Field(default=500, ge=1)
     delivery_backoff_max_ms: int = Field(default=60_000, ge=1)
     delivery_poll_interval_ms: int = Field(default=500, ge=10)
-
-    # Consumer group timing (short enough for tests, sane for production)
-    kafka_session_timeout_ms: int = 10_000
-    kafka_heartbeat_interval_ms: int = 1_000
-    kafka_fetch_max_wait_ms: int = 50
-    #: Idempotent producer: "auto" uses it where the broker supports it (Apache Kafka),
-    #: not on the embedded broker, which refuses it.
-    kafka_idempotence: Literal["auto", "on", "off"] = "auto"
-
-    # Where `slawatch up` loads definitions from
-    definitions_path: Path | None = None
-
-    log_level: str = "INFO"
-    shutdown_grace_s: float = 8.0
     # Outbound safety (shared.outbound, shared.secret_refs), checked when a receiver is
     # written (config API, apply, validate) and again at each delivery.
     #: CIDRs and host names receivers may point into despite the deny list, comma
@@ -110,16 +110,20 @@ class Settings(BaseSettings):
     #: The only directory ``file:`` secret references may read; default <data_dir>/secrets.
     secrets_dir: Path | None = None
 
-    @model_validator(mode="after")
-    def _dedup_covers_lateness(self) -> Settings:
-        # An accepted late event may repeat an id up to the lateness behind the newest
-        # event; a shorter horizon would have forgotten it and count it twice.
-        if self.dedup_horizon_ms < self.allowed_lateness_ms:
-            raise ValueError(
-                "dedup_horizon_ms must be at least allowed_lateness_ms, or a late repeat "
-                "of an event would be counted twice"
-            )
-        return self
+    # Consumer group timing (short enough for tests, sane for production)
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 1_000
+    kafka_fetch_max_wait_ms: int = 50
+    #: Idempotent producer: "auto" uses it where the broker supports it (Apache Kafka),
+    #: not on the embedded broker, which refuses it.
+    kafka_idempotence: Literal["auto", "on", "off"] = "auto"
+
+    # Where `slawatch up` loads definitions from
+    definitions_path: Path | None = None
+
+    log_level: str = "INFO"
+    shutdown_grace_s: float = 8.0
+
     @field_validator("outbound_allow", mode="before")
     @classmethod
     def _allow_parses(cls, value: object) -> object:
@@ -141,3 +145,13 @@ class Settings(BaseSettings):
             self.secret_env_pattern, self.secrets_dir or self.data_dir / "secrets"
         )
 
+    @model_validator(mode="after")
+    def _dedup_covers_lateness(self) -> Settings:
+        # An accepted late event may repeat an id up to the lateness behind the newest
+        # event; a shorter horizon would have forgotten it and count it twice.
+        if self.dedup_horizon_ms < self.allowed_lateness_ms:
+            raise ValueError(
+                "dedup_horizon_ms must be at least allowed_lateness_ms, or a late repeat "
+                "of an event would be counted twice"
+            )
+        return self
