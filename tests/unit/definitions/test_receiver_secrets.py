@@ -78,7 +78,8 @@ REFUSED = [
         receiver({"type": "slack", "url": f"https://relay.example.com/chat?sig={SECRET}"}),
         "spec.url",
         "query parameter 'sig' is a credential, and definitions keep every version: store it "
-        "in an environment variable of the notifier and write `url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
+        "in an environment variable of the notifier and write "
+        "`url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
     ),
     (
         "Slack hook URL in a plain webhook",
@@ -92,8 +93,8 @@ REFUSED = [
         "spec.url",
         "credentials before '@' in the URL is a credential, and definitions keep every "
         "version: send it as a header, e.g. "
-        "`secretHeaders: {Authorization: env:SLAWATCH_SECRET_TEAM_CHAT_TOKEN}`, or, if the endpoint only "
-        "takes it in the URL, write `url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
+        "`secretHeaders: {Authorization: env:SLAWATCH_SECRET_TEAM_CHAT_TOKEN}`, or, if the "
+        "endpoint only takes it in the URL, write `url: env:SLAWATCH_SECRET_TEAM_CHAT_URL`",
     ),
     (
         "token in query",
@@ -195,7 +196,10 @@ REFUSED = [
 ]
 
 ACCEPTED = [
-    ("slack env reference", receiver({"type": "slack", "url": "env:SLAWATCH_SECRET_PLATFORM_SLACK_WEBHOOK_URL"})),
+    (
+        "slack env reference",
+        receiver({"type": "slack", "url": "env:SLAWATCH_SECRET_PLATFORM_SLACK_WEBHOOK_URL"}),
+    ),
     ("teams file reference", receiver({"type": "teams", "url": "file:teams-url"})),
     ("slack local test server", receiver({"type": "slack", "url": "http://127.0.0.1:8080/"})),
     ("teams local test server", receiver({"type": "teams", "url": "http://127.0.0.1:9/hook"})),
@@ -206,7 +210,10 @@ ACCEPTED = [
         "harmless headers and secret headers",
         webhook(
             headers={"Content-Type": "application/json", "X-Team": "shop", "X-Author": "ana"},
-            secretHeaders={"Authorization": "env:SLAWATCH_SECRET_PAYFLOW_TOKEN", "X-Api-Key": "file:k"},
+            secretHeaders={
+                "Authorization": "env:SLAWATCH_SECRET_PAYFLOW_TOKEN",
+                "X-Api-Key": "file:k",
+            },
             secret="env:SLAWATCH_SECRET_PAYFLOW_WEBHOOK_SECRET",
         ),
     ),
