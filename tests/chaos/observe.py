@@ -49,7 +49,7 @@ async def read_topic(settings: Settings, topic: str) -> dict[int, list[bytes]]:
 
 async def _partitions(consumer: Any, topic: str) -> list[int]:
     for _ in range(50):
-        await consumer._client.force_metadata_update()
+        await consumer.topics()  # a metadata request for every topic
         known = consumer.partitions_for_topic(topic)
         if known:
             return sorted(known)
