@@ -175,7 +175,3 @@ def outbound_client(outbound: Outbound, timeout_s: float) -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
     )
-
-
-DestinationPolicy = Outbound
-"""The former name, kept while callers move to :class:`Outbound`."""

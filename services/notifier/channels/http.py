@@ -85,13 +85,9 @@ async def post(
     headers: Mapping[str, str],
     timeout_s: float,
     receiver_name: str,
-    destinations: Outbound | None = None,
 ) -> DeliveryResult:
-    """POST once; any 2xx is success, anything else a :class:`DeliveryError`.
-
-    ``destinations`` is not used: ``http``'s transport checks the address it connects
-    to (the keyword stays for callers written when this function checked first)."""
-    del destinations
+    """POST once; any 2xx is success, anything else a :class:`DeliveryError`. The
+    destination is checked by ``http``'s transport, on the address it connects to."""
     _quiet_httpx()
     started = time.perf_counter_ns()
     try:

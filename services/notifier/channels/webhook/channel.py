@@ -23,7 +23,6 @@ import httpx
 import orjson
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
-from services.notifier.channels.destinations import DestinationPolicy
 from services.notifier.channels.http import USER_AGENT, post, prepare
 from services.notifier.channels.webhook import legacy
 from services.notifier.channels.webhook.signature import (
@@ -93,9 +92,7 @@ class WebhookChannel:
         timeout_ms: int,
         secrets: Secrets | None = None,
         clock: Clock = wall_clock_ms,
-        destinations: DestinationPolicy | None = None,
     ) -> None:
-        self._destinations = destinations
         self._http = http
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets or Secrets({})
@@ -160,7 +157,6 @@ class WebhookChannel:
             headers=built,
             timeout_s=self._timeout_s,
             receiver_name=receiver.metadata.name,
-            destinations=self._destinations,
         )
 
     def _signing_key(self, secret: str, receiver: Receiver) -> SigningKey:
