@@ -20,6 +20,7 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from shared.errors import InfrastructureError
 log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "slawatch-pg"
+EMBEDDED_CLUSTER_PREFIX = "slawatch-embedded-"
 PG_DATABASE = "slawatch"
 _PR_SET_PDEATHSIG = 1
 
@@ -147,6 +149,10 @@ def start_broker(port: int, log_file: Path | None = None, host: str = "127.0.0.1
         [
             tansu_binary(),
             "broker",
+            # Memory only: every start is a new log, so it gets a new cluster id, which
+            # is how consumers tell a stored offset of the previous log (shared.logid).
+            "--cluster-id",
+            f"{EMBEDDED_CLUSTER_PREFIX}{uuid.uuid4().hex}",
             "--listener-url",
             url,
             "--advertised-listener-url",
