@@ -52,6 +52,7 @@ REQUEST_TIMEOUT_S = 15.0
 FEED_DEADLINE_S = 180.0
 SETTLE_DEADLINE_S = 90.0
 READY_DEADLINE_S = 90.0
+SECRET_ENV = "SLAWATCH_SECRET_CHAOS_OPS_HOOK"
 
 
 @dataclass
@@ -366,9 +367,10 @@ async def _started(
     async with serving_inbox() as (inbox, base_url):
         defs = directory / "defs"
         defs.mkdir(parents=True, exist_ok=True)
-        secret = directory / "ops-hook.secret"
-        secret.write_text(SECRET)
-        (defs / "chaos.yaml").write_text(definitions(base_url, str(secret)))
+        # The services inherit the test process's environment (services.stack.service_env);
+        # an env: reference is what the default secret rules allow anywhere.
+        os.environ[SECRET_ENV] = SECRET
+        (defs / "chaos.yaml").write_text(definitions(base_url, f"env:{SECRET_ENV}"))
         settings = chaos_settings(directory / "data", broker, **overrides)
         started = time.monotonic()
         exits = contextlib.ExitStack()

@@ -107,7 +107,7 @@ def objective_names() -> list[str]:
     return [f"{service}-{suffix}" for service in SERVICES for suffix in ("total", "1m")]
 
 
-def definitions(receiver_base: str, secret_file: str) -> str:
+def definitions(receiver_base: str, secret_ref: str) -> str:
     """The agreement and its two webhook receivers (the ops one signed)."""
     objectives = []
     for service in SERVICES:
@@ -145,7 +145,7 @@ spec:
 apiVersion: slawatch/v1
 kind: Receiver
 metadata: {{name: ops-hook}}
-spec: {{type: webhook, url: "{receiver_base}{OPS_PATH}", secret: "file:{secret_file}"}}
+spec: {{type: webhook, url: "{receiver_base}{OPS_PATH}", secret: "{secret_ref}"}}
 ---
 apiVersion: slawatch/v1
 kind: Receiver
