@@ -257,7 +257,7 @@ class EvaluatorConsumer:
         """Evaluate a batch; the per-record loop is the hot path, kept flat on purpose."""
         breaches: list[Breach] = []
         letters: list[DeadLetter] = []
-        evaluated = duplicates = late = seen = 0
+        evaluated = duplicates = late = future = seen = 0
         process = self.engine.process
         for tp, records in batch.items():
             partition: int = tp.partition
@@ -280,6 +280,11 @@ class EvaluatorConsumer:
                     letters.append(self._letter("invalid", raw, record, detail=detail))
                     continue
                 result = process(partition, event)
+                if result.future_by_ms is not None:
+                    future += 1
+                    detail = f"time {result.future_by_ms} ms past now + the allowed future skew"
+                    letters.append(self._letter("future", raw, record, detail=detail))
+                    continue
                 if result.late_by_ms is not None:
                     late += 1
                     detail = f"late by {result.late_by_ms} ms"
@@ -300,6 +305,8 @@ class EvaluatorConsumer:
             self.metrics.duplicates.inc(duplicates)
         if late:
             self.metrics.late_events.inc(late)
+        if future:
+            self.metrics.future_events.inc(future)
         await self._publish(breaches, letters)
 
     def _letter(self, reason: str, raw: bytes, record: Any, *, detail: str) -> DeadLetter:
@@ -345,10 +352,13 @@ class EvaluatorConsumer:
         self._last_tick_at = now
         breaches: list[Breach] = []
         for partition in self.engine.partitions:
-            idle = partition not in self._active
-            before = self.engine.watermark(partition)
+            # Nothing unread (idle, or read to the log end): the wall clock may move
+            # its services' clocks. Caught up counts too, so one busy service does not
+            # hold back the timers of the quiet ones beside it (see Engine.tick).
+            idle = partition not in self._active or self._caught_up(partition)
+            before = self.engine.clocks(partition)
             breaches.extend(self.engine.tick(partition, now if idle else None))
-            if self.engine.watermark(partition) != before:
+            if self.engine.clocks(partition) != before:
                 self._dirty.add(partition)  # moved by the wall clock: state changed
         self._active.clear()
         await self._publish(breaches, [])
@@ -362,6 +372,13 @@ class EvaluatorConsumer:
             # every tick.
             self._last_refresh_at = now
             self.metrics.refresh(self.engine)
+
+    def _caught_up(self, partition: int) -> bool:
+        """Whether every record of ``partition`` up to its last known log end is read."""
+        if self._consumer is None or partition not in self._next_offsets:
+            return False
+        highwater = self._consumer.highwater(TopicPartition(self.topics.events, partition))
+        return highwater is not None and self._next_offsets[partition] >= highwater
 
     async def _maybe_checkpoint(self) -> None:
         due_by_count = self._since_checkpoint >= self.settings.checkpoint_every_events

@@ -1,34 +1,52 @@
 """The evaluation engine: routes events to compiled objectives, per partition.
 
-Pure: no Kafka, no database, no wall clock of its own (the compiled objectives hold
-the injected clock that stamps ``detected_at``). The shell owns the I/O:
+Pure: no Kafka, no database; the wall clock is injected (``clock``; the compiled
+objectives hold the one that stamps ``detected_at``). The shell owns the I/O:
 
 * :meth:`Engine.assign` / :meth:`Engine.revoke` follow the consumer's partitions;
   state lives per partition so it moves with it (:mod:`.state` snapshots it);
-* :meth:`Engine.process` handles one event of one partition. The partition's
-  watermark is ``max event time seen - allowed lateness``; an event older than the
-  watermark is *late*: nothing is counted and the caller dead-letters it;
-* :meth:`Engine.tick` lets event time pass up to the watermark for every group of a
-  partition, so quiet groups expire old buckets and ``for`` timers fire even when
-  only other groups receive events. Ticking to the watermark (never beyond) keeps
-  results independent of when ticks happen: no event that is still accepted can be
-  older than a time already ticked to. For a partition that received nothing since
-  the last tick, the shell passes the wall clock: a *live* partition (watermark
-  within :data:`LIVE_GAP_MS` of ``now - allowed lateness``) then moves its watermark
-  to ``now - allowed lateness``, so deadlines and freshness fire and windows drain
-  on a quiet stream. Timers are stamped with their own due instants, so the breach
-  ids stay those of a replay. A partition far behind the wall clock (a backfill,
-  historical test data) is never moved by the wall clock. The price: an event that
-  reaches a quiet partition more than the allowed lateness after its event time is
-  late, as it would be behind newer events.
+* :meth:`Engine.process` handles one event of one partition. Event time is kept per
+  (partition, service): a service's watermark is ``its newest event time - allowed
+  lateness``, and an event older than its service's watermark is *late*: nothing is
+  counted and the caller dead-letters it. One producer's clock (a service stamping
+  an hour ahead) thus never makes another service's events late;
+* events past ``clock() + max_future_skew_ms`` are *future*: refused like late ones
+  (the caller dead-letters them, reason ``future``) and they move no clock, so no
+  snapshot can hold one (ingest refuses them first; this covers whatever else
+  writes to the events topic, and snapshots from before: :func:`.state.decode`
+  clamps restored event time to the same bound);
+* :meth:`Engine.tick` lets event time pass up to each service's watermark for every
+  group of that service's objectives, so quiet groups expire old buckets and ``for``
+  timers fire even when only other groups receive events. Ticking to the watermark
+  (never beyond) keeps results independent of when ticks happen: no event that is
+  still accepted can be older than a time already ticked to. When the partition has
+  nothing unread (idle, or caught up with its log end), the shell passes the wall
+  clock: a *live* service (watermark within :data:`LIVE_GAP_MS` of ``now - allowed
+  lateness``) then moves its watermark to ``now - allowed lateness``, so deadlines
+  and freshness fire and windows drain on a quiet stream. Timers are stamped with
+  their own due instants, so the breach ids stay those of a replay. A service far
+  behind the wall clock (a backfill, historical test data) is never moved by the
+  wall clock. The price: an event that reaches the evaluator more than the allowed
+  lateness after its event time, while its partition is caught up, is late, as it
+  would be behind newer events.
+
+Freshness "no data" (see :mod:`.objectives.freshness`): a freshness objective's
+clock starts when it becomes active in the partition its service's events go to
+(the engine knows ``events_partitions``): on assignment without state for it and
+when a reload adds or restarts it, at ``clock()``, for its ungrouped group or each
+of its ``expectedGroups``, so a service that never sends breaches after the silence.
 
 Duplicates: an event whose ``id`` was seen in the same partition within the dedup
-horizon (default 10 minutes of event time, behind the partition's newest event time)
-is counted once; the repeat is reported as ``duplicate`` and changes nothing. Ids are
-keyed per partition, which suffices because events are partitioned by service and an
-objective selects one service. The seen ids are stored in slices beside the
-snapshot, each written once (:meth:`Engine.dedup_delta`), so dedup holds across
-restarts and rebalances while a checkpoint writes only the ids new since the last.
+horizon (default 10 minutes of event time, behind the partition's newest event time,
+any service) is counted once; the repeat is reported as ``duplicate`` and changes
+nothing. Ids are keyed per partition, which suffices because events are partitioned
+by service and an objective selects one service. So that every accepted event's
+repeat is recognised, an event more than ``max(dedup horizon, allowed lateness)``
+behind the partition's newest event time is late too: with the future bound under
+the horizon (defaults: 5 min skew, 10 min horizon) that never touches a service
+whose events are current. The seen ids are stored in slices beside the snapshot,
+each written once (:meth:`Engine.dedup_delta`), so dedup holds across restarts and
+rebalances while a checkpoint writes only the ids new since the last.
 """
 
 from __future__ import annotations
@@ -36,15 +54,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
+
 from services.evaluator import rebuild
 from services.evaluator.objectives import rollup_fingerprint_of
 from services.evaluator.objectives.base import CompiledObjective, EventLike, GroupStatus
+from services.evaluator.objectives.freshness import CompiledFreshness, FreshnessShard
 from services.evaluator.objectives.ratio import CompiledRatio
 from services.evaluator.state import PartitionState, Slice, decode, encode
 from shared.schemas import Breach
+from shared.timeutil import Clock
 
 DEDUP_HORIZON_MS = 600_000
 LIVE_GAP_MS = 86_400_000
+#: Above every event time the event model accepts: no future bound without a clock.
+_NO_BOUND = 1 << 63
+
+
+def home_partition(service: str, partitions: int) -> int:
+    """The events partition of ``service``: what Kafka's default partitioner (and
+    ingest, which keys by service) chooses among ``partitions``."""
+    return (int(murmur2(service.encode())) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)
@@ -77,7 +107,7 @@ class Processed:
     """What one event caused (a plain slotted class: one is built per event, except
     the common "counted, nothing happened" results, which are shared: read only)."""
 
-    __slots__ = ("breaches", "duplicate", "late_by_ms", "matched")
+    __slots__ = ("breaches", "duplicate", "future_by_ms", "late_by_ms", "matched")
 
     def __init__(
         self,
@@ -85,11 +115,14 @@ class Processed:
         late_by_ms: int | None = None,
         matched: int = 0,
         duplicate: bool = False,
+        future_by_ms: int | None = None,
     ) -> None:
         self.breaches: list[Breach] = breaches if breaches is not None else []
         self.late_by_ms = late_by_ms
         self.matched = matched
         self.duplicate = duplicate
+        #: How far past ``now + max_future_skew_ms`` a refused future event was.
+        self.future_by_ms = future_by_ms
 
     @property
     def late(self) -> bool:
@@ -137,8 +170,23 @@ class Engine:
         *,
         allowed_lateness_ms: int,
         dedup_horizon_ms: int = DEDUP_HORIZON_MS,
+        clock: Clock | None = None,
+        max_future_skew_ms: int | None = None,
+        events_partitions: int | None = None,
     ) -> None:
+        """``clock`` with ``max_future_skew_ms``: refuse events past ``clock() + skew``
+        and clamp restored state to it; with ``events_partitions`` (the events topic's
+        partition count) too: start freshness clocks on activation. Without them
+        (backtests, replays of history) neither applies."""
         self.dedup_horizon_ms = dedup_horizon_ms
+        self._clock = clock
+        self.max_future_skew_ms = max_future_skew_ms
+        self.events_partitions = events_partitions
+        self._bounded = clock is not None and max_future_skew_ms is not None
+        # Cached ``clock() + skew``; only an event past it reads the clock again (the
+        # bound only grows, so a stale one errs towards checking, never towards letting
+        # a future event through).
+        self._future_bound = 0 if self._bounded else _NO_BOUND
         self.objectives: dict[str, CompiledObjective] = {}
         self._by_service: dict[str, list[CompiledObjective]] = {}
         for objective in objectives:
@@ -147,6 +195,9 @@ class Engine:
             self.objectives[objective.objective_id] = objective
             self._by_service.setdefault(objective.service, []).append(objective)
         self.allowed_lateness_ms = allowed_lateness_ms
+        # Behind the partition's newest event time, the dedup horizon no longer holds
+        # an event's id: older events are late (see the module docstring).
+        self._floor_gap = max(dedup_horizon_ms, allowed_lateness_ms)
         self._partitions: dict[int, PartitionState] = {}
         self._routes = _routes(self._by_service)
         self._resolutions: list[Breach] = []
@@ -175,7 +226,8 @@ class Engine:
 
         Any other change *restarts empty* (``"restarted"``): its windows refill from
         new events. Removed objectives lose their state (``"removed"``), new ones start
-        empty (``"added"``).
+        empty (``"added"``). An added or restarted freshness objective becomes active
+        now (see the module docstring).
 
         A breach whose rule no longer holds it (restarted, removed, or rebuilt under
         another alerting policy kind) is resolved as of its group's clock, so the
@@ -234,6 +286,10 @@ class Engine:
         for objective in fresh.values():
             self._by_service.setdefault(objective.service, []).append(objective)
         self._routes = _routes(self._by_service)
+        for partition, state in self._partitions.items():
+            for oid, change in changes.items():
+                if change in ("added", "restarted"):
+                    self._activate(partition, state, fresh[oid])
         return changes
 
     def take_resolutions(self) -> list[Breach]:
@@ -284,12 +340,43 @@ class Engine:
         snapshot: bytes | None,
         dedup: Iterable[tuple[int, list[str]]] = (),
     ) -> None:
-        """Take a partition over, from its snapshot and stored dedup slices, or empty."""
-        state = PartitionState() if snapshot is None else decode(snapshot, self.objectives)
+        """Take a partition over, from its snapshot and stored dedup slices, or empty.
+
+        Restored event time is clamped to ``clock() + max_future_skew_ms``; freshness
+        objectives without state in the partition become active now.
+        """
+        if snapshot is None:
+            state = PartitionState()
+        else:
+            bound = self._read_bound() if self._bounded else None
+            state = decode(snapshot, self.objectives, max_time_ms=bound)
         state.seen.restore(dedup)
         self._resolutions.extend(state.resolutions)
         state.resolutions.clear()
         self._partitions[partition] = state
+        for objective in self.objectives.values():
+            self._activate(partition, state, objective)
+
+    def _read_bound(self) -> int:
+        """``clock() + max_future_skew_ms``, read now (the cached bound refreshed)."""
+        assert self._clock is not None and self.max_future_skew_ms is not None
+        self._future_bound = self._clock() + self.max_future_skew_ms
+        return self._future_bound
+
+    def _activate(self, partition: int, state: PartitionState, objective: object) -> None:
+        """Start the no-data clocks of a freshness objective homed in ``partition``."""
+        if (
+            not isinstance(objective, CompiledFreshness)
+            or self._clock is None
+            or self.events_partitions is None
+            or home_partition(objective.service, self.events_partitions) != partition
+        ):
+            return
+        shard = state.shards.get(objective.objective_id)
+        if shard is None:
+            shard = state.shards[objective.objective_id] = objective.new_shard()
+        assert isinstance(shard, FreshnessShard)
+        shard.expect(self._clock())
 
     def revoke(self, partition: int) -> None:
         """Forget a partition (checkpoint it first)."""
@@ -298,20 +385,39 @@ class Engine:
     def close(self) -> None:
         self._partitions.clear()
 
-    def watermark(self, partition: int) -> int | None:
-        max_time = self._partitions[partition].max_time
-        return None if max_time is None else max_time - self.allowed_lateness_ms
+    def watermark(self, partition: int, service: str | None = None) -> int | None:
+        """``service``'s watermark in ``partition``; without ``service``, the newest
+        event time of the partition (any service) minus the allowed lateness."""
+        state = self._partitions[partition]
+        newest = state.max_time if service is None else state.clocks.get(service)
+        return None if newest is None else newest - self.allowed_lateness_ms
+
+    def clocks(self, partition: int) -> dict[str, int]:
+        """The newest event time of each service (with objectives) in ``partition``."""
+        return dict(self._partitions[partition].clocks)
 
     def process(self, partition: int, event: EventLike) -> Processed:
         """Evaluate one event of an owned partition."""
         # The hot path: event fields are read once into locals.
         state = self._partitions[partition]
         time = event.time
-        max_time = state.max_time
-        if max_time is not None:
-            watermark = max_time - self.allowed_lateness_ms
+        if time > self._future_bound:
+            bound = self._read_bound()
+            if time > bound:
+                return Processed(future_by_ms=time - bound)
+        service = event.service
+        routes = self._routes.get(service, ())
+        clocks = state.clocks
+        own = clocks.get(service)
+        if own is not None:
+            watermark = own - self.allowed_lateness_ms
             if time < watermark:
                 return Processed(late_by_ms=watermark - time)
+        max_time = state.max_time
+        if max_time is not None:
+            floor = max_time - self._floor_gap
+            if time < floor:
+                return Processed(late_by_ms=floor - time)
         event_id = event.id
         seen = state.seen
         if event_id in seen.ids:
@@ -320,13 +426,17 @@ class Engine:
             if time >= seen.due:
                 seen.newest(time, max_time, self.dedup_horizon_ms)
             state.max_time = time
+        # Clocks only for services with objectives: the snapshot stays bounded by the
+        # definitions, whatever service names arrive.
+        if routes and (own is None or time > own):
+            clocks[service] = time
         seen.ids[event_id] = seen.open  # SeenIds.add, inlined
         seen.open.ids.append(event_id)
         breaches: list[Breach] | None = None
         matched = 0
         shards = state.shards
         kind = event.type
-        for oid, types, check, objective in self._routes.get(event.service, ()):
+        for oid, types, check, objective in routes:
             if types is not None and kind not in types:
                 continue
             if check and not objective.matches(event):
@@ -345,23 +455,50 @@ class Engine:
         return Processed(breaches=breaches, matched=matched)
 
     def tick(self, partition: int, idle_now_ms: int | None = None) -> list[Breach]:
-        """Let event time pass to the partition's watermark for every group.
+        """Let event time pass to its service's watermark for every group.
 
-        ``idle_now_ms``: the wall clock, passed when the partition received nothing
-        since the last tick (see the module docstring).
+        ``idle_now_ms``: the wall clock, passed when the partition has nothing unread
+        (received nothing since the last tick, or caught up with its log end; see the
+        module docstring).
         """
-        watermark = self.watermark(partition)
-        if watermark is None:
-            return []
+        state = self._partitions[partition]
         if idle_now_ms is not None:
-            live = idle_now_ms - self.allowed_lateness_ms
-            if watermark < live <= watermark + LIVE_GAP_MS:
-                self._partitions[partition].max_time = idle_now_ms
-                watermark = live
+            self._follow_wall_clock(state, idle_now_ms)
+        lateness = self.allowed_lateness_ms
+        clocks = state.clocks
+        objectives = self.objectives
         breaches: list[Breach] = []
-        for shard in self._partitions[partition].shards.values():
-            breaches.extend(shard.advance(watermark))
+        for oid, shard in state.shards.items():
+            objective = objectives.get(oid)
+            newest = None if objective is None else clocks.get(objective.service)
+            if newest is not None:
+                breaches.extend(shard.advance(newest - lateness))
         return breaches
+
+    def _follow_wall_clock(self, state: PartitionState, now_ms: int) -> None:
+        """Move each live service's clock to ``now_ms`` (see the module docstring).
+
+        A service with state but no clock yet (a freshness objective that became
+        active, or a snapshot from before clocks were per service) starts at ``now_ms``
+        unless its partition's newest event time is far behind it (history).
+        """
+        live = now_ms - self.allowed_lateness_ms
+        clocks = state.clocks
+        moved = False
+        for service, newest in clocks.items():
+            watermark = newest - self.allowed_lateness_ms
+            if watermark < live <= watermark + LIVE_GAP_MS:
+                clocks[service] = now_ms
+                moved = True
+        newest_any = state.max_time
+        if newest_any is None or live <= newest_any - self.allowed_lateness_ms + LIVE_GAP_MS:
+            for oid in state.shards:
+                objective = self.objectives.get(oid)
+                if objective is not None and objective.service not in clocks:
+                    clocks[objective.service] = now_ms
+                    moved = True
+        if moved and (newest_any is None or newest_any < now_ms):
+            state.max_time = now_ms
 
     def advance_to(self, partition: int, time_ms: int) -> list[Breach]:
         """Declare event time ``time_ms`` reached (the watermark moves there) and tick.
@@ -372,6 +509,10 @@ class Engine:
         wanted = time_ms + self.allowed_lateness_ms
         if state.max_time is None or state.max_time < wanted:
             state.max_time = wanted
+        services = {o.service for oid, o in self.objectives.items() if oid in state.shards}
+        for service in services | set(state.clocks):
+            if state.clocks.get(service, wanted - 1) < wanted:
+                state.clocks[service] = wanted
         return self.tick(partition)
 
     def snapshot(self, partition: int) -> bytes:

@@ -58,6 +58,12 @@ class EvaluatorMetrics:
             "Events older than their partition's watermark, sent to the dead letter topic.",
             registry=registry,
         )
+        self.future_events = Counter(
+            "slawatch_future_events_total",
+            "Events stamped past now + SLAWATCH_MAX_FUTURE_SKEW_MS, ignored and sent to "
+            "the dead letter topic (reason future).",
+            registry=registry,
+        )
         self.duplicates = Counter(
             "slawatch_duplicate_events_total",
             "Events whose id was already seen within the dedup horizon (counted once).",

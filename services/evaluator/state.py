@@ -1,11 +1,24 @@
 """One partition's evaluator state, and its versioned snapshot (orjson bytes).
 
-Snapshot layout, version 1::
+Snapshot layout, version 2::
 
-    {"v": 1,
+    {"v": 2,
      "max_time": <newest event time seen in the partition, or null>,
+     "clocks": {"<service>": <newest event time of that service>, ...},
      "objectives": {"<agreement>/<objective>": <the shard's own dump>, ...},
      "fingerprints": {"<agreement>/<objective>": [<fingerprint>, <measure fingerprint>]}}
+
+Version 1 (before event time was kept per service) has no ``"clocks"``: it is read
+with none, so each service's clock starts again from its next event (or the wall
+clock on an idle tick), and its partition-wide ``max_time`` keeps the dedup horizon.
+
+Restoring clamps event time to ``max_time_ms`` (the engine passes its wall clock plus
+the future skew): a snapshot taken before future events were refused may hold a
+``max_time`` an hour or a year ahead, which would make every following event late.
+The clamped ``max_time`` and clocks are logged; a shard whose own clock is past the
+bound has been advanced into that future (its windows emptied, its timers fired
+early) and restarts empty, its open breaches resolved (:attr:`PartitionState.
+resolutions`).
 
 Restoring under definitions that changed meanwhile (a restart with other
 definitions, or a crash between a hot reload and the checkpoint after it) follows the
@@ -41,7 +54,9 @@ from shared.schemas import Breach
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Versions :func:`decode` reads (1: one event-time clock per partition, no ``clocks``).
+READABLE_VERSIONS = frozenset({1, 2})
 #: An open dedup slice spans at most 1/60 of the horizon in event time (10 s of the
 #: default 10 minutes; see :class:`SeenIds`).
 SLICES_PER_HORIZON = 60
@@ -158,9 +173,12 @@ class SeenIds:
 @dataclass
 class PartitionState:
     """Everything the evaluator keeps for one partition of the events topic: the
-    newest event time, the ids seen within the dedup horizon and every shard."""
+    newest event time (the dedup horizon's reference), the newest event time of each
+    service with objectives (its watermark's), the ids seen within the dedup horizon
+    and every shard."""
 
     max_time: int | None = None
+    clocks: dict[str, int] = field(default_factory=dict)
     shards: dict[str, Shard] = field(default_factory=dict)
     seen: SeenIds = field(default_factory=SeenIds)
     #: ``breach.resolved`` of breaches whose rule changed while the state was stored.
@@ -173,6 +191,7 @@ def encode(state: PartitionState, objectives: Mapping[str, CompiledObjective]) -
         {
             "v": STATE_VERSION,
             "max_time": state.max_time,
+            "clocks": state.clocks,
             "objectives": {oid: shard.dump() for oid, shard in state.shards.items()},
             "fingerprints": {
                 oid: [objectives[oid].fingerprint, objectives[oid].measure_fingerprint]
@@ -183,8 +202,14 @@ def encode(state: PartitionState, objectives: Mapping[str, CompiledObjective]) -
     )
 
 
-def decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> PartitionState:
-    """Restore a snapshot against the objectives compiled now.
+def decode(
+    data: bytes,
+    objectives: Mapping[str, CompiledObjective],
+    *,
+    max_time_ms: int | None = None,
+) -> PartitionState:
+    """Restore a snapshot against the objectives compiled now; event time past
+    ``max_time_ms`` (if given) is clamped to it (see the module docstring).
 
     The cyclic garbage collector is paused meanwhile: restoring allocates millions of
     small objects and none of them is garbage, so collections would only rescan them
@@ -193,28 +218,39 @@ def decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> Partitio
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _decode(data, objectives)
+        return _decode(data, objectives, max_time_ms)
     finally:
         if enabled:
             gc.enable()
 
 
-def _decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> PartitionState:
+def _decode(
+    data: bytes, objectives: Mapping[str, CompiledObjective], max_time_ms: int | None
+) -> PartitionState:
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise StateFormatError(f"snapshot is not JSON: {exc}") from None
-    if not isinstance(body, dict) or body.get("v") != STATE_VERSION:
+    if not isinstance(body, dict) or body.get("v") not in READABLE_VERSIONS:
         version = body.get("v") if isinstance(body, dict) else None
         raise StateFormatError(f"unknown snapshot version {version!r}")
     max_time = body.get("max_time")
     stored = body.get("objectives")
     if not (max_time is None or isinstance(max_time, int)) or not isinstance(stored, dict):
         raise StateFormatError("malformed snapshot envelope")
+    clocks = body.get("clocks", {})  # version 1: none
+    if not isinstance(clocks, dict) or not all(
+        isinstance(k, str) and type(v) is int for k, v in clocks.items()
+    ):
+        raise StateFormatError("malformed service clocks")
     seen = body.get("seen", [])
     if not isinstance(seen, list):
         raise StateFormatError("malformed dedup set")
-    state = PartitionState(max_time=max_time)
+    # Shards advance only to event times the partition saw: unless its newest one is
+    # past the bound, none of them is (and the restore skips walking their groups).
+    poisoned = max_time_ms is not None and max_time is not None and max_time > max_time_ms
+    max_time, clocks = _clamped(max_time, clocks, max_time_ms)
+    state = PartitionState(max_time=max_time, clocks=clocks)
     if seen:
         legacy = (max(_legacy_time(e) for e in seen), [_legacy_id(e) for e in seen])
         state.seen.restore([legacy], saved=False)  # stored nowhere else yet
@@ -234,7 +270,14 @@ def _decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> Partiti
                 extra={"objective": oid, "error": str(exc)},
             )
             continue
-        if _still_measures(fingerprints.get(oid), compiled):
+        if poisoned and max_time_ms is not None and _ahead(shard, max_time_ms):
+            log.warning(
+                "objective state was advanced past now + the future skew (a far-future "
+                "event before they were refused); restarting it empty",
+                extra={"objective": oid, "bound": max_time_ms},
+            )
+            state.resolutions.extend(shard.resolutions())
+        elif _still_measures(fingerprints.get(oid), compiled):
             state.shards[oid] = shard
         else:
             log.warning(
@@ -243,6 +286,28 @@ def _decode(data: bytes, objectives: Mapping[str, CompiledObjective]) -> Partiti
             )
             state.resolutions.extend(shard.resolutions())
     return state
+
+
+def _clamped(
+    max_time: int | None, clocks: dict[str, int], bound: int | None
+) -> tuple[int | None, dict[str, int]]:
+    """``max_time`` and the service clocks, none past ``bound`` (logged when one was)."""
+    if bound is None:
+        return max_time, clocks
+    ahead = {s: t for s, t in clocks.items() if t > bound}
+    if (max_time is not None and max_time > bound) or ahead:
+        log.warning(
+            "snapshot event time past now + the future skew; clamped",
+            extra={"max_time": max_time, "clocks_ahead": ahead, "bound": bound},
+        )
+    if max_time is not None:
+        max_time = min(max_time, bound)
+    return max_time, {s: min(t, bound) for s, t in clocks.items()}
+
+
+def _ahead(shard: Shard, bound: int) -> bool:
+    """Whether any group of the shard has its clock past ``bound``."""
+    return any(s.clock is not None and s.clock > bound for s in shard.status())
 
 
 def _still_measures(stored: object, compiled: CompiledObjective) -> bool:

@@ -93,10 +93,15 @@ def compile_catalog(
                     max_groups=max_groups,
                     max_open_entities=max_open_entities,
                 )
+            dumped = objective.model_dump(mode="json")
+            if isinstance(objective, FreshnessObjective) and not objective.expected_groups:
+                # Added after snapshots held fingerprints: left out while unused, so an
+                # existing freshness objective still matches its stored state.
+                del dumped["expected_groups"]
             compiled.fingerprint = orjson.dumps(
                 [
                     envelope,
-                    objective.model_dump(mode="json"),
+                    dumped,
                     None if calendar is None else calendar.model_dump(mode="json"),
                 ],
                 option=orjson.OPT_SORT_KEYS,

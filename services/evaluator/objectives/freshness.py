@@ -7,7 +7,18 @@ when the tick ran. The next matching event resolves it, stamped with its time::
 
     last ──── maxSilence ────▶ due: breach.opened(at=due) ······ event e: resolved(at=e)
 
-A group is known from its first event on; one that never sent an event has no timer.
+No data from the start: when the objective becomes active (the engine calls
+:meth:`FreshnessShard.expect` on assignment without state for it, and when a reload
+adds or restarts it), its ungrouped group, or each group listed in
+``expectedGroups``, starts with ``last`` = the activation time, marked ``waiting``
+(no event yet). So a service that never reports breaches ``maxSilence`` after
+activation, with the deterministic id of that instant; the activation time is in the
+snapshot, so a restart keeps it. A waiting group's first event takes over its clock,
+even one older than the activation (a backlog)::
+
+    activated ── maxSilence ──▶ due: breach.opened(at=due) ···· first event e: resolved
+
+Other groups of a grouped objective are known from their first event on.
 """
 
 from __future__ import annotations
@@ -26,10 +37,14 @@ RULE = "freshness"
 
 @dataclass
 class FreshGroup:
+    """One group's newest matching event time (``last``), or its activation time
+    while ``waiting`` for its first event, and its open breach."""
+
     group: dict[str, str]
     last: int
     open_id: str | None = None
     opened_at: int | None = None
+    waiting: bool = False
 
 
 class CompiledFreshness(Selected):
@@ -41,6 +56,12 @@ class CompiledFreshness(Selected):
         super().__init__(agreement, objective, clock, **kw)
         self.silence_ms = objective.max_silence_ms
         self.window_label = objective.max_silence
+        #: The groups whose silence counts from activation (ungrouped: the one group).
+        self.expected_groups: list[dict[str, str]] = (
+            [{name: g[name] for name in objective.group_by} for g in objective.expected_groups]
+            if self.grouped
+            else [{}]
+        )
 
     def new_shard(self) -> FreshnessShard:
         return FreshnessShard(self, {})
@@ -50,6 +71,7 @@ class CompiledFreshness(Selected):
         for raw in data["groups"]:
             g = FreshGroup({str(k): str(v) for k, v in raw["g"].items()}, int(raw["last"]))
             g.open_id, g.opened_at = raw["open"], raw["at"]
+            g.waiting = bool(raw.get("wait", False))  # absent in snapshots from before
             groups[group_key(g.group)] = g
         return FreshnessShard(self, groups)
 
@@ -106,6 +128,15 @@ class FreshnessShard:
             self.groups[key] = FreshGroup(group, event.time)
             return out
         self._fire(g, event.time, out, None)  # due before the event: time passing
+        if g.waiting:
+            # The first event: the group's clock is its events' from now on.
+            g.waiting = False
+            if g.open_id is not None and g.opened_at is not None:
+                at = max(event.time, g.opened_at)
+                out.append(self._resolved(g, g.open_id, g.opened_at, at, event))
+                g.open_id = g.opened_at = None
+            g.last = event.time
+            return out
         if event.time <= g.last:
             return out
         if g.open_id is not None and g.opened_at is not None:
@@ -113,6 +144,14 @@ class FreshnessShard:
             g.open_id = g.opened_at = None
         g.last = event.time
         return out
+
+    def expect(self, at_ms: int) -> None:
+        """The objective is active from ``at_ms``: every expected group not held yet
+        waits for its first event from then on (groups already held keep theirs)."""
+        for group in self.compiled.expected_groups:
+            key = group_key(group)
+            if key not in self.groups:
+                self.groups[key] = FreshGroup(dict(group), at_ms, waiting=True)
 
     def advance(self, to_ms: int) -> list[Breach]:
         out: list[Breach] = []
@@ -124,6 +163,7 @@ class FreshnessShard:
         return {
             "groups": [
                 {"g": g.group, "last": g.last, "open": g.open_id, "at": g.opened_at}
+                | ({"wait": True} if g.waiting else {})
                 for g in self.groups.values()
             ]
         }

@@ -300,9 +300,34 @@ class FreshnessObjective(Spec):
     select: Selector = Field(default_factory=Selector)
     max_silence: str
     group_by: list[str] = Field(default_factory=list)
+    #: Groups whose silence counts from the objective's activation even if they never
+    #: send an event (e.g. ``[{customer: acme}]``): each names every ``groupBy``
+    #: attribute. An ungrouped objective always counts from its activation.
+    expected_groups: list[dict[str, str]] = Field(default_factory=list, max_length=1000)
     severity: Literal["page", "ticket", "warning", "info"] = "page"
 
     _silence_ok = field_validator("max_silence")(duration)
+
+    @model_validator(mode="after")
+    def _expected_groups_ok(self) -> FreshnessObjective:
+        if self.expected_groups and not self.group_by:
+            raise ValueError(
+                "'expectedGroups' needs 'groupBy' (an ungrouped objective already "
+                "counts its silence from activation)"
+            )
+        wanted = sorted(set(self.group_by))
+        known: set[tuple[tuple[str, str], ...]] = set()
+        for index, group in enumerate(self.expected_groups):
+            if sorted(group) != wanted:
+                raise ValueError(
+                    f"expectedGroups[{index}] must give a value for each groupBy attribute "
+                    f"({', '.join(wanted)}) and nothing else; it gives {', '.join(sorted(group))}"
+                )
+            entry = tuple(sorted(group.items()))
+            if entry in known:
+                raise ValueError(f"expectedGroups[{index}] repeats an earlier group")
+            known.add(entry)
+        return self
 
     @property
     def max_silence_ms(self) -> int:
