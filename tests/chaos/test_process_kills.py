@@ -26,6 +26,9 @@ pytestmark = pytest.mark.chaos
 
 ROUNDS = 3
 POLL_S = 0.05
+#: Between batches for the evaluator and notifier cases: the stream lasts ~10 s, so
+#: their kills (at points of their own progress) land while it still flows.
+PACE_S = 0.15
 
 
 def test_reference_is_a_clean_run(script: Script, reference: Outcome) -> None:
@@ -77,7 +80,7 @@ async def test_evaluator_sigkill(script: Script, judge: Judge, start_run: StartR
 
     started = time.monotonic()
     async with start_run("evaluator-sigkill") as run:
-        got = await run_with_faults(run, faults)
+        got = await run_with_faults(run, faults, pace_s=PACE_S)
         report = judge("evaluator-sigkill", got, started, run)
     assert report.ok, report.as_json()
     assert report.duplicate_deliveries == 0
@@ -102,7 +105,7 @@ async def test_notifier_sigkill(
 
     started = time.monotonic()
     async with start_run("notifier-sigkill") as run:
-        got = await run_with_faults(run, faults)
+        got = await run_with_faults(run, faults, pace_s=PACE_S)
         report = judge("notifier-sigkill", got, started, run)
     assert report.ok, report.as_json()
 
