@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     #: Acknowledged ids remembered to answer retried batches as duplicates.
     ingest_dedup_capacity: int = Field(default=100_000, ge=1)
     ingest_dedup_horizon_ms: int = Field(default=300_000, ge=1)
+    #: An event time further ahead of ingest's clock is refused (422 / dead letter
+    #: ``future``); docs/ingest.md, Ranges.
+    max_future_skew_ms: int = Field(default=300_000, ge=0, le=7 * 86_400_000)
 
     # Evaluator
     allowed_lateness_ms: int = Field(default=30_000, ge=0)

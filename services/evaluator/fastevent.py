@@ -3,10 +3,13 @@
 Ingest has validated every event on ``slawatch.events`` already, so the evaluator does
 not run pydantic per record (that alone would cap it near 100,000 events/s before any
 evaluation). :func:`decode` checks just what the engine relies on: the types of the
-fields it reads, ``time`` as epoch ms (RFC 3339 text is parsed), a finite ``value``,
-``outcome`` good/bad, attributes a string map. Anything else falls back to the full
-:class:`shared.schemas.Event` validation, so a bad record is dead-lettered with the
-same message as before.
+fields it reads, ``time`` as epoch ms (RFC 3339 text is parsed) inside the event
+model's range, ``received_at`` likewise, a finite ``value`` within ±``MAX_ABS_VALUE``,
+``outcome`` good/bad, attributes a string map of at most ``MAX_ATTRIBUTES``. Anything
+else falls back to the full :class:`shared.schemas.Event` validation, so a bad record
+is dead-lettered with the same message as before. The ranges matter beyond tidiness:
+a time of 2^63 written to the events topic by anyone but ingest would otherwise reach
+the state and fail every checkpoint (PostgreSQL ``bigint``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ import math
 import orjson
 from pydantic import ValidationError
 
-from shared.schemas import Event
+from shared.schemas import (
+    EVENT_TIME_MAX_MS,
+    EVENT_TIME_MIN_MS,
+    MAX_ABS_VALUE,
+    MAX_ATTRIBUTES,
+    Event,
+)
 from shared.timeutil import parse_time_ms
 
 
@@ -95,6 +104,8 @@ def _fast(body: dict[str, object]) -> FastEvent | None:
             time = parse_time_ms(time)
         except ValueError:
             return None
+    if not EVENT_TIME_MIN_MS <= time < EVENT_TIME_MAX_MS:
+        return None
     if (
         type(event_id) is not str
         or not event_id
@@ -106,10 +117,16 @@ def _fast(body: dict[str, object]) -> FastEvent | None:
         or not (received_at is None or type(received_at) is int)
     ):
         return None
+    if received_at is not None and not 0 <= received_at < EVENT_TIME_MAX_MS:
+        return None
+    if len(attributes) > MAX_ATTRIBUTES:
+        return None
     if value is not None:
         if type(value) is int:
             value = float(value)
         elif type(value) is not float or not math.isfinite(value):
+            return None
+        if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
             return None
     for v in attributes.values():
         if type(v) is not str:

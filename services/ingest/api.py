@@ -36,7 +36,12 @@ from services.ingest.dedup import RecentIds
 from services.ingest.exceptions import BodyTooLargeError, InvalidEncodingError
 from services.ingest.items import Decoded, Item, Rejected
 from services.ingest.metrics import IngestMetrics
-from services.ingest.normalize import IdFactory, normalize, random_id
+from services.ingest.normalize import (
+    DEFAULT_MAX_FUTURE_SKEW_MS,
+    IdFactory,
+    normalize,
+    random_id,
+)
 from services.ingest.parsing import (
     NDJSON_TYPES,
     Parser,
@@ -136,6 +141,7 @@ class IngestDeps:
     overload_cooldown_ms: int = 1_000
     dedup_capacity: int = 100_000
     dedup_horizon_ms: int = 300_000
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS
     backpressure: Backpressure | None = None
     recent: RecentIds | None = None
     #: set by ``main`` to stop accepting on shutdown; one of its own when not given
@@ -282,7 +288,13 @@ async def _ingest_items(intake: _Intake, items: list[Item]) -> Response:
     valid: list[tuple[int, Event]] = []
     for item in items:
         if isinstance(item, Decoded):
-            outcome = normalize(item.data, received_at, index=item.index, new_id=deps.new_id)
+            outcome = normalize(
+                item.data,
+                received_at,
+                index=item.index,
+                new_id=deps.new_id,
+                max_future_skew_ms=deps.max_future_skew_ms,
+            )
             if isinstance(outcome, Rejected):
                 rejected.append(outcome)
             else:
@@ -310,17 +322,25 @@ async def _ingest_items(intake: _Intake, items: list[Item]) -> Response:
 
 async def _publish(intake: _Intake, valid: list[tuple[int, Event]]) -> list[results.Published]:
     """Produce with the in-flight slots already reserved; they are released when the
-    send ends, which may be after this request gave up waiting (``publish_timeout_s``)."""
+    send ends, which may be after this request gave up waiting (``publish_timeout_s``),
+    and on every other way out of here (a failure before the send started included:
+    a leaked slot is never given back, and enough of them refuse every request)."""
     deps, gate, n = intake.deps, intake.gate, len(valid)
     started = time.perf_counter()
-    send = asyncio.create_task(  # noqa: RUF006 - held in intake.sends until done
-        send_with_retries(
-            deps.publisher,
-            [event_record(e, deps.topics) for _, e in valid],
-            attempts=deps.publish_attempts,
-            backoff_s=deps.retry_backoff_s,
+    try:
+        records = [event_record(e, deps.topics) for _, e in valid]
+        # held in intake.sends until done
+        send = asyncio.create_task(
+            send_with_retries(
+                deps.publisher,
+                records,
+                attempts=deps.publish_attempts,
+                backoff_s=deps.retry_backoff_s,
+            )
         )
-    )
+    except BaseException:
+        gate.release(n)
+        raise
     intake.sends.add(send)  # kept referenced while it runs past a request's timeout
     send.add_done_callback(intake.sends.discard)
     send.add_done_callback(lambda task: _release(gate, n, task))

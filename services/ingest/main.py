@@ -116,7 +116,14 @@ async def run(
             # A fresh consumer per (re)start, stopped even when it could not start.
             consumer = kafka.consumer(settings, group_id=group_id(settings.topic_prefix))
             try:
-                await RawConsumer(consumer, publisher, topics, metrics, clock).run(raw_stop)
+                await RawConsumer(
+                    consumer,
+                    publisher,
+                    topics,
+                    metrics,
+                    clock,
+                    max_future_skew_ms=settings.max_future_skew_ms,
+                ).run(raw_stop)
             finally:
                 await consumer.stop()
 
@@ -188,6 +195,7 @@ def http_limits(settings: Settings) -> dict[str, Any]:
         "overload_cooldown_ms": settings.ingest_overload_cooldown_ms,
         "dedup_capacity": settings.ingest_dedup_capacity,
         "dedup_horizon_ms": settings.ingest_dedup_horizon_ms,
+        "max_future_skew_ms": settings.max_future_skew_ms,
     }
 
 

@@ -10,9 +10,13 @@ typing ``curl``:
 * missing (or ``null``) ``time`` → ``received_at``.
 
 ``received_at`` is always set here from the caller's clock reading; a client's
-value is ignored. Unknown fields are rejected (the event model forbids extras).
-Errors name the field with pydantic's location (dotted, cut at 200 characters: an
-unknown field's name comes from the client) and message.
+value is ignored. An event time more than ``max_future_skew_ms`` past ``received_at``
+is refused (reason ``future``, field ``time``): it would move a watermark past every
+honest producer's events. The other ranges are the event model's
+(``shared.schemas``, docs/ingest.md "Ranges"). Unknown fields are rejected (the
+event model forbids extras). Errors name the field with pydantic's location
+(dotted, cut at 200 characters: an unknown field's name comes from the client) and
+message.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ IdFactory = Callable[[], str]
 
 _PREFIXES = ("Value error, ", "Assertion failed, ")
 MAX_FIELD_CHARS = 200
+#: How far ahead of ingest's clock an event time may be (``SLAWATCH_MAX_FUTURE_SKEW_MS``).
+DEFAULT_MAX_FUTURE_SKEW_MS = 300_000
 
 
 def random_id() -> str:
@@ -48,6 +54,7 @@ def normalize(
     *,
     index: int = 0,
     new_id: IdFactory = random_id,
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
 ) -> Event | Rejected:
     """Validate one item into an :class:`Event`, or say which fields are wrong."""
     data = dict(item)
@@ -57,9 +64,17 @@ def normalize(
         data["time"] = received_at
     data["received_at"] = received_at
     try:
-        return Event.model_validate(data)
+        event = Event.model_validate(data)
     except ValidationError as exc:
         return Rejected(index, "invalid_event", field_errors(exc))
+    if event.time > received_at + max_future_skew_ms:
+        ahead = event.time - received_at
+        message = (
+            f"time is {ahead} ms ahead of now; at most {max_future_skew_ms} ms "
+            "(SLAWATCH_MAX_FUTURE_SKEW_MS) is allowed"
+        )
+        return Rejected(index, "future", (FieldError("time", message),))
+    return event
 
 
 def field_errors(exc: ValidationError) -> tuple[FieldError, ...]:

@@ -4,7 +4,7 @@ Per polled batch, in this order (at-least-once):
 
 1. route every record (``services.ingest.records.route_raw``): a valid one becomes
    its normalized event for the events topic, an invalid one a dead letter with
-   reason ``invalid_json`` | ``not_an_object`` | ``invalid_event``;
+   reason ``invalid_json`` | ``not_an_object`` | ``invalid_event`` | ``future``;
 2. produce all outputs and await every acknowledgement, retrying the
    unacknowledged ones a few times; if some still fail, raise
    :class:`PublishError` without committing (the service stops; on restart the
@@ -31,6 +31,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from services.ingest.exceptions import PublishError
 from services.ingest.metrics import IngestMetrics
+from services.ingest.normalize import DEFAULT_MAX_FUTURE_SKEW_MS
 from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import OutRecord, RawRecord, Routed, route_raw
 from shared.kafka import FinishBatchOnRevoke
@@ -61,6 +62,7 @@ class RawConsumer:
         poll_timeout_ms: int = 200,
         publish_attempts: int = 3,
         retry_backoff_s: float = 0.2,
+        max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
     ) -> None:
         self._consumer = consumer
         self._publisher = publisher
@@ -71,6 +73,7 @@ class RawConsumer:
         self._poll_timeout_ms = poll_timeout_ms
         self._publish_attempts = publish_attempts
         self._retry_backoff_s = retry_backoff_s
+        self._max_future_skew_ms = max_future_skew_ms
         self._lock = asyncio.Lock()
         self._log_end = LogEndWatch(metrics.offset_resets, "ingest-raw")
 
@@ -98,7 +101,12 @@ class RawConsumer:
             for messages in batch.values()
             for r in messages
         ]
-        routed = [route_raw(record, self._topics, received_at) for record in records]
+        routed = [
+            route_raw(
+                record, self._topics, received_at, max_future_skew_ms=self._max_future_skew_ms
+            )
+            for record in records
+        ]
         self._metrics.batch_size.labels("raw").observe(len(routed))
         started = time.perf_counter()
         await self._publish([r.out for r in routed])

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.ingest.items import FieldError, ItemReason, Rejected
-from services.ingest.normalize import normalize, record_id
+from services.ingest.normalize import DEFAULT_MAX_FUTURE_SKEW_MS, normalize, record_id
 from services.ingest.parsing import decode_line
 from shared.deadletter import DeadLetter
 from shared.schemas import Event
@@ -61,11 +61,23 @@ def deadletter_record(letter: DeadLetter, topics: Topics) -> OutRecord:
     return OutRecord(topics.deadletter, letter.key, letter.to_json())
 
 
-def route_raw(record: RawRecord, topics: Topics, received_at: int) -> Routed:
+def route_raw(
+    record: RawRecord,
+    topics: Topics,
+    received_at: int,
+    *,
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
+) -> Routed:
     """Normalize one raw record, or dead-letter it with the reason and detail."""
-    outcome = _decode(record, received_at)
+    outcome = _decode(record, received_at, max_future_skew_ms)
     if isinstance(outcome, Event):
-        return Routed(event_record(outcome, topics), None)
+        try:
+            return Routed(event_record(outcome, topics), None)
+        except (TypeError, ValueError) as exc:
+            # The event model's ranges make this unreachable; if a range is ever
+            # missed, the record is dead-lettered instead of stopping the raw path.
+            error = FieldError(None, f"cannot be encoded: {exc}")
+            outcome = Rejected(record.offset, "invalid_event", (error,))
     original = record.value or b""
     detail = outcome.describe()
     if len(detail) > MAX_DETAIL_CHARS:
@@ -86,7 +98,7 @@ def route_raw(record: RawRecord, topics: Topics, received_at: int) -> Routed:
     return Routed(deadletter_record(letter, topics), outcome.reason)
 
 
-def _decode(record: RawRecord, received_at: int) -> Event | Rejected:
+def _decode(record: RawRecord, received_at: int, max_future_skew_ms: int) -> Event | Rejected:
     if record.value is None:
         return Rejected(
             record.offset, "invalid_json", (FieldError(None, "record has no value (tombstone)"),)
@@ -99,4 +111,5 @@ def _decode(record: RawRecord, received_at: int) -> Event | Rejected:
         received_at,
         index=record.offset,
         new_id=lambda: record_id(record.topic, record.partition, record.offset),
+        max_future_skew_ms=max_future_skew_ms,
     )

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from shared.definitions import yamlsafe
 from shared.definitions.model import KINDS, Document
 from shared.definitions.refs import references
 from shared.timeutil import parse_duration_ms
@@ -398,7 +399,7 @@ def parse_text(text: str, file: str) -> tuple[list[Located], list[DefinitionErro
     located: list[Located] = []
     errors: list[DefinitionError] = []
     try:
-        raws = list(yaml.safe_load_all(text))
+        raws = yamlsafe.load_all(text)
     except yaml.YAMLError as exc:
         return [], [DefinitionError(file, 0, "", f"cannot read YAML: {exc}")]
     index = -1

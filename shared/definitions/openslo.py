@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from shared.definitions import yamlsafe
 from shared.definitions.kinds.secrets import RECEIVER_TYPE, url_credentials, webhook_service
 from shared.definitions.load import (
     DefinitionError,
@@ -683,7 +684,7 @@ def import_paths(
     errors: list[DefinitionError] = []
     for file in yaml_files(paths):
         try:
-            loaded = [d for d in yaml.safe_load_all(file.read_text()) if d is not None]
+            loaded = [d for d in yamlsafe.load_all(file.read_text()) if d is not None]
         except (OSError, yaml.YAMLError) as exc:
             errors.append(DefinitionError(str(file), 0, "", f"cannot read YAML: {exc}"))
             continue

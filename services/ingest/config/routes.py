@@ -37,11 +37,11 @@ from enum import Enum
 from typing import Any
 
 import orjson
-import yaml
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.config.problems import MAX_BODY_BYTES, invalid, problem
+from services.ingest.config import bodies
+from services.ingest.config.problems import invalid, problem
 from shared.definitions import store
 from shared.definitions.exceptions import (
     AlreadyExists,
@@ -60,7 +60,7 @@ from shared.definitions.load import (
 from shared.definitions.model import KINDS, Document
 from shared.definitions.schema import all_schema, kind_schema
 
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+YAML_TYPES = bodies.YAML_TYPES
 MAX_LIMIT = 500
 _FILTER_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 _RESERVED = {"limit", "after", "label", "prefix", "reason"}
@@ -93,34 +93,8 @@ def _if_match(header: str | None) -> tuple[int | None, bool]:
 
 
 async def _body(request: Request) -> Any | Response:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        return _too_large()
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw.extend(chunk)
-        if len(raw) > MAX_BODY_BYTES:
-            return _too_large()
-    media = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
-    try:
-        if media in YAML_TYPES:
-            return yaml.safe_load(bytes(raw))
-        if media == "application/json" or media.endswith("+json"):
-            return orjson.loads(bytes(raw))
-    except (yaml.YAMLError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        return problem(400, "invalid-body", "Body cannot be decoded", str(exc))
-    return problem(
-        415,
-        "unsupported-media-type",
-        "Unsupported media type",
-        f"send application/json or application/yaml, not {media!r}",
-    )
-
-
-def _too_large() -> Response:
-    return problem(
-        413, "body-too-large", "Body too large", f"at most {MAX_BODY_BYTES} bytes per request"
-    )
+    # limits applied while reading, YAML through the bounded loader: config.bodies
+    return await bodies.decode(request)
 
 
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -181,13 +155,12 @@ def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         summary="Validate a set of documents (multi-document YAML) without storing it",
     )
     async def validate_set(request: Request) -> Response:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return _too_large()
-        try:
-            text = raw.decode()
-        except UnicodeDecodeError as exc:
-            return problem(400, "invalid-body", "Body cannot be decoded", str(exc))
+        raw = await bodies.read(request)
+        if isinstance(raw, Response):
+            return raw
+        text = bodies.text(raw)
+        if isinstance(text, Response):
+            return text
         located, errors = parse_text(text, "<body>")
         async with sessions() as session:
             stored = await store.stored_documents(session)

@@ -20,6 +20,7 @@ from shared.schemas import Event
 from shared.topics import Topics
 
 NOW = 1_800_000_000_000
+T0 = 1_700_000_000_000
 TOPICS = Topics.from_prefix("u")
 
 
@@ -87,7 +88,7 @@ async def api(publisher: FakePublisher) -> AsyncIterator[Harness]:
 
 
 def ev(i: int, **extra: object) -> dict[str, object]:
-    return {"id": f"e{i}", "service": "checkout", "type": "request", "time": 1000 + i} | extra
+    return {"id": f"e{i}", "service": "checkout", "type": "request", "time": T0 + i} | extra
 
 
 async def post(
@@ -124,7 +125,7 @@ async def test_mixed_batch_gets_per_item_results(api: Harness) -> None:
     }
     sent = [Event.from_json(r.value) for r in api.publisher.sent]
     assert [(e.id, e.time, e.received_at) for e in sent] == [
-        ("e0", 1000, NOW),
+        ("e0", T0, NOW),
         ("generated", NOW, NOW),
     ]
     assert {(r.topic, r.key) for r in api.publisher.sent} == {("u.events", b"checkout")}

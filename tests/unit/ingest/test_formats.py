@@ -20,6 +20,7 @@ from shared.topics import Topics
 from tests.unit.ingest.test_api import FakePublisher, Harness
 
 NOW = 1_800_000_000_000
+T0 = 1_700_000_000_000
 TOPICS = Topics.from_prefix("u")
 
 
@@ -293,7 +294,7 @@ async def test_invalid_alerts_only_is_422(api: Harness) -> None:
 
 
 def ev(i: int) -> dict[str, object]:
-    return {"id": f"e{i}", "service": "checkout", "type": "request", "time": 1000 + i}
+    return {"id": f"e{i}", "service": "checkout", "type": "request", "time": T0 + i}
 
 
 async def test_a_retried_batch_is_not_produced_twice(api: Harness, clock: Clock) -> None:

@@ -42,6 +42,7 @@ def test_every_limit_is_passed() -> None:
         "overload_cooldown_ms": 20,
         "dedup_capacity": 2,
         "dedup_horizon_ms": 1_000,
+        "max_future_skew_ms": 300_000,
     }
 
 
@@ -51,7 +52,8 @@ class Ingest:
         self.timer = timer
 
     async def duplicate(self, event_id: str) -> bool:
-        body = orjson.dumps({"id": event_id, "service": "s", "type": "request", "time": 1})
+        event = {"id": event_id, "service": "s", "type": "request", "time": 1_700_000_000_001}
+        body = orjson.dumps(event)
         response = await self.client.post(
             "/v1/events", content=body, headers={"content-type": "application/json"}
         )

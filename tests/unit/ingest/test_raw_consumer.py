@@ -26,7 +26,7 @@ TOPICS = Topics.from_prefix("u")
 TP0 = TopicPartition(TOPICS.raw, 0)
 TP1 = TopicPartition(TOPICS.raw, 1)
 NOW = 1_800_000_000_000
-GOOD = orjson.dumps({"id": "a", "service": "pay", "type": "request", "time": 1})
+GOOD = orjson.dumps({"id": "a", "service": "pay", "type": "request", "time": 1_700_000_000_001})
 
 
 @dataclass

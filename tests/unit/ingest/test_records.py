@@ -21,12 +21,13 @@ def raw(value: bytes | None, offset: int = 4) -> RawRecord:
 
 
 def test_valid_record_becomes_event_keyed_by_service() -> None:
-    routed = route_raw(raw(b'{"id":"a","service":"pay","type":"request","time":5}'), TOPICS, NOW)
+    value = b'{"id":"a","service":"pay","type":"request","time":1700000000005}'
+    routed = route_raw(raw(value), TOPICS, NOW)
     assert routed.reason is None
     assert routed.out.topic == "p.events"
     assert routed.out.key == b"pay"
     event = Event.from_json(routed.out.value)
-    assert (event.id, event.time, event.received_at) == ("a", 5, NOW)
+    assert (event.id, event.time, event.received_at) == ("a", 1_700_000_000_005, NOW)
 
 
 def test_record_without_id_gets_coordinate_id() -> None:

@@ -9,7 +9,7 @@ from shared.schemas import Event
 
 
 def event(i: int) -> Event:
-    return Event(id=f"e{i}", service="s", type="t", time=i)
+    return Event(id=f"e{i}", service="s", type="t", time=1_700_000_000_000 + i)
 
 
 BAD = Rejected(1, "invalid_event", (FieldError("time", "invalid"),))

@@ -58,7 +58,7 @@ def test_reports_each_record_and_every_error(
 
 def test_all_good_exits_zero(defs: Path, tmp_path: Path) -> None:
     sample = tmp_path / "sample.json"
-    sample.write_text('[{"app": "checkout", "ts": 1, "status": 1, "latency_ms": 1}]')
+    sample.write_text('[{"app": "checkout", "ts": 1795870800, "status": 1, "latency_ms": 1}]')
     assert run(defs, sample) == 0
 
 
