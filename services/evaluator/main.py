@@ -67,6 +67,9 @@ def new_engine(catalog: Catalog, settings: Settings, clock: Clock) -> Engine:
         compile_objectives(catalog, settings, clock),
         allowed_lateness_ms=settings.allowed_lateness_ms,
         dedup_horizon_ms=settings.dedup_horizon_ms,
+        clock=clock,
+        max_future_skew_ms=settings.max_future_skew_ms,
+        events_partitions=settings.events_partitions,
     )
 
 
