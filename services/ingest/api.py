@@ -53,7 +53,7 @@ from services.ingest.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemModel
 from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import event_record
 from shared.runtime import ReadinessCheck, ops_router
-from shared.schemas import Event
+from shared.schemas import EVENT_TIME_MAX_MS, EVENT_TIME_MIN_MS, Event
 from shared.timeutil import Clock
 from shared.topics import Topics
 
@@ -406,8 +406,18 @@ def _request_body_doc() -> dict[str, Any]:
     ]
     event_schema["properties"].pop("received_at", None)
     event_schema["properties"]["time"] = {
-        "anyOf": [{"type": "integer"}, {"type": "string", "format": "date-time"}],
-        "description": "event time: epoch ms or RFC 3339; default: time of receipt",
+        "anyOf": [
+            {
+                "type": "integer",
+                "minimum": EVENT_TIME_MIN_MS,
+                "exclusiveMaximum": EVENT_TIME_MAX_MS,
+            },
+            # years 2000-2099: the range below, in the form a schema can state
+            {"type": "string", "format": "date-time", "pattern": "^20[0-9]{2}-"},
+        ],
+        "description": "event time: epoch ms or RFC 3339, from 2000-01-01T00:00:00Z to "
+        "now + SLAWATCH_MAX_FUTURE_SKEW_MS (a later time is refused with 422; no schema "
+        "can state a bound that moves with the clock); default: time of receipt",
     }
     ndjson_example = "\n".join(orjson.dumps(e).decode() for e in EXAMPLE_EVENTS) + "\n"
     ndjson = {"schema": {"type": "string"}, "example": ndjson_example}
@@ -415,7 +425,12 @@ def _request_body_doc() -> dict[str, Any]:
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"anyOf": [event_schema, {"type": "array", "items": event_schema}]},
+                "schema": {
+                    "anyOf": [
+                        event_schema,
+                        {"type": "array", "items": event_schema, "minItems": 1},
+                    ]
+                },
                 "examples": {
                     "batch": {"summary": "an array of events", "value": EXAMPLE_EVENTS},
                     "single": {"summary": "one event", "value": EXAMPLE_EVENTS[1]},

@@ -27,6 +27,7 @@ from tests.integration.ingest.conftest import wait_ready
 pytestmark = pytest.mark.integration
 
 NOW = 1_800_000_000_000
+T0 = 1_700_000_000_000
 WAIT_S = 15.0
 
 
@@ -86,7 +87,7 @@ async def consume(settings: Settings, topic: str, count: int) -> list[tuple[byte
 
 
 def ev(i: int, service: str = "checkout", **extra: object) -> dict[str, object]:
-    return {"id": f"e{i}", "service": service, "type": "request", "time": 1_000 + i} | extra
+    return {"id": f"e{i}", "service": service, "type": "request", "time": T0 + i} | extra
 
 
 async def test_json_array_is_acknowledged_then_on_the_events_topic(service: Running) -> None:
