@@ -138,6 +138,12 @@ def _source(settings: Settings, args: argparse.Namespace) -> int:
     return source_cli.main(settings, args)
 
 
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.apikeys import cli as keys_cli
+
+    return keys_cli.main(settings, args)
+
+
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from services.notifier.reports import cli as report_cli
 
@@ -174,6 +180,9 @@ def parser() -> argparse.ArgumentParser:
     from services.notifier.reports.cli import add_command as add_report
 
     add_report(sub)
+    from shared.apikeys.cli import add_command as add_keys
+
+    add_keys(sub)
     return root
 
 
@@ -186,6 +195,7 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
     "backtest": _backtest,
     "source": _source,
     "report": _report,
+    "keys": _keys,
     **definitions_cli.HANDLERS,
 }
 

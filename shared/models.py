@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -174,6 +175,8 @@ class BreachAck(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     via: Mapped[str] = mapped_column(String(16), nullable=False)
     at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: the API key that acknowledged (``ack link`` for a signed link); None before 0011
+    actor: Mapped[str | None] = mapped_column(String(256))
 
 
 class NotifierSilence(Base):
@@ -188,6 +191,8 @@ class NotifierSilence(Base):
     created_by: Mapped[str] = mapped_column(String(256), nullable=False)
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: the API key that created it; None before 0011
+    actor: Mapped[str | None] = mapped_column(String(256))
 
 
 class NotifierSecret(Base):
@@ -283,3 +288,21 @@ class NotificationGroupFlush(Base):
     __table_args__ = (
         UniqueConstraint("receiver", "group_key", "flush_at", name="uq_notification_group_flush"),
     )
+
+
+class ApiKeyRecord(Base):
+    """An API key: its SHA-256 digest (never the key), scopes, limits and life cycle."""
+
+    __tablename__ = "api_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSONB, nullable=False)
+    rate_per_s: Mapped[float | None] = mapped_column(Float)
+    burst: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(256), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(256))

@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.apikeys.scopes import Scope
 from shared.errors import InfrastructureError
+from shared.http.auth import check_guarded, require
 from shared.metrics import exposition
 from shared.readiness import Check, report, run_checks
 from shared.reconnect import is_transient
@@ -79,10 +81,16 @@ READYZ_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def ops_router(registry: CollectorRegistry, checks: dict[str, ReadinessCheck]) -> APIRouter:
+def ops_router(
+    registry: CollectorRegistry,
+    checks: dict[str, ReadinessCheck],
+    metrics_scope: Scope | None = None,
+) -> APIRouter:
     """``/healthz`` (alive), ``/readyz`` (dependencies reachable, 503 with a reason per
-    check; see ``shared.readiness``), ``/metrics``."""
+    check; see ``shared.readiness``), ``/metrics`` (open, or needing ``metrics_scope``).
+    """
     router = APIRouter(tags=["operations"])
+    metrics_guard = [require(metrics_scope)] if metrics_scope is not None else []
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -93,7 +101,7 @@ def ops_router(registry: CollectorRegistry, checks: dict[str, ReadinessCheck]) -
         ready, body = report(await run_checks(checks))
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @router.get("/metrics", response_class=PlainTextResponse)
+    @router.get("/metrics", dependencies=metrics_guard, response_class=PlainTextResponse)
     async def metrics() -> Response:
         body, content_type = exposition(registry)
         return Response(body, media_type=content_type)
@@ -146,7 +154,12 @@ class HttpServer:
 
     async def serve(self) -> None:
         """Serve until :meth:`stop`. A bind failure raises :class:`InfrastructureError`
-        (uvicorn calls ``sys.exit``, which would otherwise escape the event loop)."""
+        (uvicorn calls ``sys.exit``, which would otherwise escape the event loop).
+        A service app (one with an authenticator) with a route that takes no key by
+        mistake is refused (``shared.http.auth.check_guarded``)."""
+        app = self.server.config.app
+        if isinstance(app, FastAPI) and hasattr(app.state, "authenticator"):
+            check_guarded(app)
         try:
             await self.server.serve()
         except SystemExit as exc:

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     evaluator_port: int = 8081
     notifier_port: int = 8082
 
+    # API keys (shared.http.auth): the default per-key token bucket, requests per
+    # second and burst (a key created with --rate/--burst has its own), per instance.
+    api_key_rate_per_s: float = Field(default=200.0, gt=0)
+    api_key_burst: int = Field(default=400, ge=1)
+    #: Full reload of the key cache (revocation takes effect within it at the latest).
+    api_key_refresh_ms: int = Field(default=1_000, ge=100, le=2_000)
+    #: A key's last-used time is written at most this often (per instance).
+    api_key_touch_every_ms: int = Field(default=60_000, ge=1_000)
+    #: /metrics needs a key with metrics:read (or admin); open by default.
+    metrics_auth: bool = False
+
     # Ingest limits
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=10_000, ge=1)

@@ -2,18 +2,21 @@
 
 ``GET /v1/objectives/{agreement}/{objective}/status`` reads the in-memory state of
 the partitions *this instance* owns (``scope: "owned-partitions"``); with several
-instances each answers for its share of the groups.
+instances each answers for its share of the groups. It needs ``breaches:read``.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from services.evaluator.engine import Engine
-from shared.runtime import ReadinessCheck, ops_router
+from shared.apikeys.scopes import Scope
+from shared.http.app import service_app
+from shared.http.auth import Authenticator, require
+from shared.http.problems import HttpProblem, Problem, problem_responses
+from shared.runtime import ReadinessCheck
 from shared.schemas import WindowSli
 
 SCOPE = "owned-partitions"
@@ -55,23 +58,14 @@ def objectives_router(engine: Engine) -> APIRouter:
     @router.get(
         "/{agreement}/{objective}/status",
         response_model=ObjectiveStatusPublic,
-        responses={404: {"description": "no such objective (problem+json)"}},
+        responses=problem_responses([404]),
+        dependencies=[require(Scope.BREACHES_READ)],
     )
-    async def objective_status(
-        agreement: str, objective: str
-    ) -> ObjectiveStatusPublic | JSONResponse:
+    async def objective_status(agreement: str, objective: str) -> ObjectiveStatusPublic:
         objective_id = f"{agreement}/{objective}"
         if objective_id not in engine.objectives:
-            return JSONResponse(
-                {
-                    "type": "about:blank",
-                    "title": "Not Found",
-                    "status": 404,
-                    "detail": f"no objective {objective_id!r} in the loaded definitions",
-                },
-                status_code=404,
-                media_type="application/problem+json",
-            )
+            detail = f"no objective {objective_id!r} in the loaded definitions"
+            raise HttpProblem(Problem(404, None, "Not Found", detail, None))
         groups = [
             GroupStatusPublic(
                 group=entry.status.group,
@@ -99,10 +93,22 @@ def objectives_router(engine: Engine) -> APIRouter:
 
 
 def create_app(
-    engine: Engine, registry: CollectorRegistry, checks: dict[str, ReadinessCheck]
+    engine: Engine,
+    registry: CollectorRegistry,
+    checks: dict[str, ReadinessCheck],
+    *,
+    auth: Authenticator,
+    metrics_auth: bool = False,
 ) -> FastAPI:
-    """The app; nothing is created at import time."""
-    app = FastAPI(title="slawatch evaluator", docs_url=None, redoc_url=None)
-    app.include_router(ops_router(registry, checks))
+    """The app (``shared.http.app.service_app``); nothing is created at import time."""
+    app = service_app(
+        "slawatch evaluator",
+        auth=auth,
+        registry=registry,
+        checks=checks,
+        metrics_auth=metrics_auth,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.include_router(objectives_router(engine))
     return app

@@ -35,6 +35,7 @@ from shared import db, kafka
 from shared.definitions.store import Catalog, load_catalog
 from shared.definitions.watch import CatalogWatcher
 from shared.dependencies import Dependencies
+from shared.http.auth import Authenticator, default_rate, key_cache
 from shared.metrics import new_registry
 from shared.reconnect import Stopped, until_available
 from shared.runtime import HttpServer, Supervisor
@@ -139,7 +140,12 @@ async def _run(
         )
         watcher.current = catalog
 
-        app = create_app(engine, registry, dependencies.checks)
+        keys = key_cache(settings, db.sessions(database))
+        await until_available("database", keys.load, stop)
+        auth = Authenticator(keys, default_rate=default_rate(settings))
+        app = create_app(
+            engine, registry, dependencies.checks, auth=auth, metrics_auth=settings.metrics_auth
+        )
         http = HttpServer(app, settings.host, settings.evaluator_port)
 
         supervisor = Supervisor()
@@ -151,13 +157,15 @@ async def _run(
         watch_task = supervisor.spawn(
             "evaluator-definitions", watcher.run(supervisor.stop_requested)
         )
+        keys_task = supervisor.spawn("evaluator-api-keys", keys.run(supervisor.stop_requested))
         try:
             await _first_of(stop, supervisor.stop_requested)
             log.info("evaluator stopping")
             supervisor.stop()
             http.stop()
             _, late = await asyncio.wait(
-                [consumer_task, http_task, watch_task], timeout=settings.shutdown_grace_s
+                [consumer_task, http_task, watch_task, keys_task],
+                timeout=settings.shutdown_grace_s,
             )
             if late:
                 names = [t.get_name() for t in late]
@@ -168,6 +176,7 @@ async def _run(
             # the last one), and the HTTP server still closes its socket.
             consumer_task.cancel()
             watch_task.cancel()
+            keys_task.cancel()
             http.stop()
             await asyncio.wait([http_task], timeout=HTTP_STOP_S)
             await supervisor.cancel_all()

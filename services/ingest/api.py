@@ -52,7 +52,10 @@ from services.ingest.parsing import (
 from services.ingest.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemModel
 from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import event_record
-from shared.runtime import ReadinessCheck, ops_router
+from shared.apikeys.scopes import Scope
+from shared.http.app import service_app
+from shared.http.auth import Authenticator, require
+from shared.runtime import ReadinessCheck
 from shared.schemas import EVENT_TIME_MAX_MS, EVENT_TIME_MIN_MS, Event
 from shared.timeutil import Clock
 from shared.topics import Topics
@@ -162,9 +165,15 @@ class _Intake:
 
 
 def create_app(
-    deps: IngestDeps, registry: CollectorRegistry, checks: dict[str, ReadinessCheck]
+    deps: IngestDeps,
+    registry: CollectorRegistry,
+    checks: dict[str, ReadinessCheck],
+    *,
+    auth: Authenticator,
+    metrics_auth: bool = False,
 ) -> FastAPI:
-    """The ingest app; nothing global, everything injected."""
+    """The ingest app (``shared.http.app.service_app``); nothing global, everything
+    injected. Every intake endpoint needs ``events:write``."""
     intake = _Intake(
         deps,
         deps.backpressure or Backpressure(deps.max_inflight, deps.overload_cooldown_ms, deps.timer),
@@ -172,12 +181,19 @@ def create_app(
         deps.drain or Drain(),
     )
     deps.metrics.inflight.set_function(lambda: intake.gate.inflight)
-    app = FastAPI(title="slawatch ingest", version="1", description=DESCRIPTION)
 
     async def intake_ready() -> bool:
         return await intake.drain.ready() and await intake.gate.ready()
 
-    app.include_router(ops_router(registry, {**checks, "intake": intake_ready}))
+    app = service_app(
+        "slawatch ingest",
+        auth=auth,
+        registry=registry,
+        checks={**checks, "intake": intake_ready},
+        metrics_auth=metrics_auth,
+        version="1",
+        description=DESCRIPTION,
+    )
 
     @app.post(
         "/v1/events",
@@ -187,6 +203,7 @@ def create_app(
         response_model=results.IngestResponse,
         responses=_problem_responses(),
         openapi_extra={"requestBody": _request_body_doc()},
+        dependencies=[require(Scope.EVENTS_WRITE)],
     )
     async def post_events(request: Request) -> Response:
         return await handle_post(intake, request)
@@ -202,6 +219,7 @@ def create_app(
             description=WEBHOOK_DESCRIPTION.format(flavour=flavour),
             response_model=results.IngestResponse,
             responses=_problem_responses(),
+            dependencies=[require(Scope.EVENTS_WRITE)],
         )
 
     return app

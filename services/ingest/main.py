@@ -43,8 +43,10 @@ from services.ingest.publisher import KafkaPublisher
 from services.ingest.raw_consumer import RawConsumer, group_id
 from services.ingest.source_service import SourcesService
 from shared import db, kafka
+from shared.apikeys.cache import StaticKeys
 from shared.definitions.kinds.source import SourceSpec
 from shared.dependencies import Dependencies
+from shared.http.auth import Authenticator, default_rate, key_cache
 from shared.metrics import new_registry
 from shared.reconnect import Stopped, describe, is_transient, retrying, until_available
 from shared.runtime import HttpServer, Supervisor, answer_outages
@@ -102,7 +104,15 @@ async def run(
             drain=drain,
             **{**http_limits(settings), **(http_options or {})},
         )
-        app = create_app(deps, registry, dependencies.checks)
+        keys = key_cache(settings, db.sessions(database)) if database is not None else None
+        if keys is not None:
+            await until_available("database", keys.load, stop)
+        else:
+            log.warning("no database: no API key can be checked, every request is refused")
+        auth = Authenticator(keys or StaticKeys(), default_rate=default_rate(settings))
+        app = create_app(
+            deps, registry, dependencies.checks, auth=auth, metrics_auth=settings.metrics_auth
+        )
         answer_outages(app, _unavailable)
         source_service = SourcesService(
             settings, publisher, topics, registry, clock, static=sources
@@ -151,6 +161,8 @@ async def run(
                 ),
             ),
         ]
+        if keys is not None:
+            tasks.append(supervisor.spawn("ingest-api-keys", keys.run(supervisor.stop_requested)))
         dependencies.spawn(supervisor, supervisor.stop_requested)
         relay = asyncio.create_task(_relay(stop, supervisor), name="ingest-stop-relay")
         log.info("ingest running", extra={"host": settings.host, "port": settings.ingest_port})

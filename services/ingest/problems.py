@@ -28,13 +28,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from services.ingest.items import Rejected
+from shared.http import problems as shared_problems
+from shared.http.problems import PROBLEM_MEDIA_TYPE, ProblemError, ProblemErrorModel, ProblemModel
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+__all__ = ["PROBLEM_MEDIA_TYPE", "Problem", "ProblemError", "ProblemErrorModel", "ProblemModel"]
 
 RequestReason = Literal[
     "invalid_body",
@@ -65,15 +65,6 @@ REQUEST_REASONS: tuple[RequestReason, ...] = (
 
 
 @dataclass(frozen=True)
-class ProblemError:
-    """One entry of a problem's ``errors`` list."""
-
-    index: int | None
-    field: str | None
-    message: str
-
-
-@dataclass(frozen=True)
 class Problem:
     """A whole-request rejection, independent of any web framework."""
 
@@ -87,44 +78,17 @@ class Problem:
     def type(self) -> str:
         return "urn:slawatch:problem:" + self.reason.replace("_", "-")
 
+    def shared(self) -> shared_problems.Problem:
+        slug = self.reason.replace("_", "-")
+        return shared_problems.Problem(self.status, slug, self.title, self.detail, self.errors)
+
     def body(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "errors": [
-                {"index": e.index, "field": e.field, "message": e.message} for e in self.errors
-            ],
-        }
-
-
-class ProblemErrorModel(BaseModel):
-    """OpenAPI shape of one entry of ``errors``."""
-
-    index: int | None = Field(description="item index (array index or NDJSON line); null: body")
-    field: str | None = Field(description="dotted field path; null: the item as a whole")
-    message: str
-
-
-class ProblemModel(BaseModel):
-    """OpenAPI shape of an ``application/problem+json`` body."""
-
-    type: str = Field(examples=["urn:slawatch:problem:invalid-events"])
-    title: str
-    status: int
-    detail: str
-    errors: list[ProblemErrorModel] = Field(default_factory=list)
+        return self.shared().body()
 
 
 def response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
-    """The HTTP response for a problem."""
-    return Response(
-        orjson.dumps(problem.body()),
-        status_code=problem.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
-    )
+    """The HTTP response for a problem (``shared.http.problems``)."""
+    return shared_problems.response(problem.shared(), headers)
 
 
 def errors_of(rejections: Iterable[Rejected]) -> tuple[ProblemError, ...]:

@@ -2,7 +2,8 @@
 
 Pause and resume act on this process's runner (per replica, not stored): a paused
 source keeps its consumer group membership and its assigned partitions are paused at
-once; records a poll already returned are still processed, never skipped.
+once; records a poll already returned are still processed, never skipped. Reading
+needs ``config:read``, pausing and resuming ``config:write``.
 """
 
 from __future__ import annotations
@@ -13,20 +14,34 @@ from fastapi import APIRouter, Response
 
 from services.ingest import problems
 from services.ingest.sources import SourceManager
+from shared.apikeys.scopes import Scope
+from shared.http.auth import require
 
 
 def sources_router(manager: SourceManager) -> APIRouter:
     router = APIRouter(prefix="/v1/sources", tags=["sources"])
 
-    @router.get("", summary="Sources and their state (paused, lag)")
+    @router.get(
+        "",
+        summary="Sources and their state (paused, lag)",
+        dependencies=[require(Scope.CONFIG_READ)],
+    )
     async def list_sources() -> dict[str, Any]:
         return {"sources": manager.status()}
 
-    @router.post("/{name}/pause", summary="Stop taking records from a source")
+    @router.post(
+        "/{name}/pause",
+        summary="Stop taking records from a source",
+        dependencies=[require(Scope.CONFIG_WRITE)],
+    )
     async def pause(name: str) -> Any:
         return _toggle(manager, name, paused=True)
 
-    @router.post("/{name}/resume", summary="Take records from a paused source again")
+    @router.post(
+        "/{name}/resume",
+        summary="Take records from a paused source again",
+        dependencies=[require(Scope.CONFIG_WRITE)],
+    )
     async def resume(name: str) -> Any:
         return _toggle(manager, name, paused=False)
 

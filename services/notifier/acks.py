@@ -33,15 +33,22 @@ class AckOutcome:
 
 
 async def acknowledge(
-    session: AsyncSession, breach_id: str, by: str, comment: str | None, via: str, now_ms: int
+    session: AsyncSession,
+    breach_id: str,
+    by: str,
+    comment: str | None,
+    via: str,
+    now_ms: int,
+    actor: str | None = None,
 ) -> AckOutcome:
-    """Steps 1 to 3 inside the caller's transaction."""
+    """Steps 1 to 3 inside the caller's transaction. ``actor``: the API key that
+    acknowledged (``ack link`` for a signed link), kept for the audit trail."""
     breach = await session.get(BreachRecord, breach_id, with_for_update=True)
     if breach is None:
         return AckOutcome(found=False)
     inserted = await session.execute(
         insert(BreachAck)
-        .values(breach_id=breach_id, acked_by=by, comment=comment, via=via, at=now_ms)
+        .values(breach_id=breach_id, acked_by=by, comment=comment, via=via, at=now_ms, actor=actor)
         .on_conflict_do_nothing()
         .returning(BreachAck.breach_id)
     )

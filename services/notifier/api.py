@@ -16,6 +16,11 @@
     GET /v1/agreements/{name}/report?period=&at=&format=   (services.notifier.reports.api)
     GET /healthz, /readyz, /metrics   (shared.runtime.ops_router)
 
+Scopes (``shared.http.auth``): reading breaches, attempts and silences needs
+``breaches:read``; acknowledging and creating or expiring silences ``breaches:ack``
+(the key's name is recorded as the ``actor``); reports ``reports:read``. The signed
+ack link needs no key: the link is its own credential (actor ``ack link``).
+
 Errors are ``application/problem+json`` (RFC 9457). Times are epoch milliseconds.
 """
 
@@ -32,19 +37,23 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from services.notifier import acks
 from services.notifier.acklink import AckLinks, BadToken
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import dt_to_ms
 from services.notifier.reports.api import reports_router
+from shared.apikeys.scopes import Scope
+from shared.http import problems
+from shared.http.app import service_app
+from shared.http.auth import Authenticator, BreachesAcker, require
+from shared.http.problems import HttpProblem
 from shared.models import (
     BreachEventRecord,
     BreachRecord,
@@ -52,28 +61,29 @@ from shared.models import (
     DeliveryAttempt,
     NotifierSilence,
 )
-from shared.runtime import ReadinessCheck, ops_router
+from shared.runtime import ReadinessCheck
 from shared.timeutil import Clock, parse_duration_ms, wall_clock_ms
 
 log = logging.getLogger(__name__)
 
-PROBLEM = "application/problem+json"
+PROBLEM = problems.PROBLEM_MEDIA_TYPE
 MAX_LIMIT = 500
+#: The actor recorded for an acknowledgement through a signed link (no API key).
+ACK_LINK_ACTOR = "ack link"
 
 
-class Problem(Exception):
-    """An RFC 9457 problem to answer with."""
+class Problem(HttpProblem):
+    """An RFC 9457 problem to answer with (``type: about:blank``)."""
 
     def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
+        super().__init__(problems.Problem(status, None, title, detail, None))
         self.status = status
         self.title = title
         self.detail = detail
 
 
-def problem_response(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+def problem_response(status: int, title: str, detail: str, **extra: Any) -> Response:
+    return problems.response(problems.Problem(status, None, title, detail, None, extra))
 
 
 class BreachPublic(BaseModel):
@@ -162,7 +172,9 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 def breaches_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
     """``/v1/breaches`` over the given session factory."""
-    router = APIRouter(prefix="/v1/breaches", tags=["breaches"])
+    router = APIRouter(
+        prefix="/v1/breaches", tags=["breaches"], dependencies=[require(Scope.BREACHES_READ)]
+    )
 
     @router.get("", response_model=BreachPage)
     async def list_breaches(
@@ -328,7 +340,9 @@ class Lifecycle:
 
 def receivers_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
     """``GET /v1/receivers/{name}/attempts``: a receiver's delivery attempts, newest first."""
-    router = APIRouter(prefix="/v1/receivers", tags=["receivers"])
+    router = APIRouter(
+        prefix="/v1/receivers", tags=["receivers"], dependencies=[require(Scope.BREACHES_READ)]
+    )
 
     @router.get("/{name}/attempts", response_model=ReceiverAttemptPage)
     async def receiver_attempts(
@@ -371,9 +385,11 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
     """Acknowledgements (API and signed link) and silences."""
     router = APIRouter(tags=["lifecycle"])
 
-    async def ack(breach_id: str, by: str, comment: str | None, via: str) -> AckPublic:
+    async def ack(breach_id: str, by: str, comment: str | None, via: str, actor: str) -> AckPublic:
         async with sessions() as session, session.begin():
-            outcome = await acks.acknowledge(session, breach_id, by, comment, via, life.clock())
+            outcome = await acks.acknowledge(
+                session, breach_id, by, comment, via, life.clock(), actor
+            )
         if not outcome.found:
             raise Problem(404, "Not Found", f"no breach with id {breach_id!r}")
         if outcome.created:
@@ -381,7 +397,10 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
                 life.metrics.acks.labels(via).inc()
             if outcome.deliveries:
                 life.on_enqueued()
-            log.info("breach acknowledged", extra={"breach_id": breach_id, "via": via})
+            log.info(
+                "breach acknowledged",
+                extra={"breach_id": breach_id, "via": via, "actor": actor},
+            )
         assert outcome.acked_by is not None and outcome.at is not None
         return AckPublic(
             breach_id=breach_id,
@@ -392,8 +411,8 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
         )
 
     @router.post("/v1/breaches/{breach_id}/ack", response_model=AckPublic)
-    async def ack_by_api(breach_id: str, body: AckIn) -> AckPublic:
-        return await ack(breach_id, body.by, body.comment, "api")
+    async def ack_by_api(breach_id: str, body: AckIn, caller: BreachesAcker) -> AckPublic:
+        return await ack(breach_id, body.by, body.comment, "api", caller.name)
 
     def verified(token: str) -> str:
         try:
@@ -430,7 +449,7 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             except ValidationError as exc:
                 raise Problem(422, "Unprocessable Content", str(exc.errors()[0]["msg"])) from None
             by, comment = body.by, body.comment
-        return await ack(breach_id, by, comment, "link")
+        return await ack(breach_id, by, comment, "link", ACK_LINK_ACTOR)
 
     def silence_public(row: NotifierSilence, now: int) -> SilencePublic:
         return SilencePublic(
@@ -445,7 +464,7 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
         )
 
     @router.post("/v1/silences", response_model=SilencePublic, status_code=201)
-    async def create_silence(body: SilenceIn) -> SilencePublic:
+    async def create_silence(body: SilenceIn, caller: BreachesAcker) -> SilencePublic:
         now = life.clock()
         starts = body.starts_at if body.starts_at is not None else now
         if (body.ends_at is None) == (body.duration is None):
@@ -468,12 +487,17 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             created_by=body.created_by,
             comment=body.comment,
             created_at=now,
+            actor=caller.name,
         )
         async with sessions() as session, session.begin():
             session.add(row)
         return silence_public(row, now)
 
-    @router.get("/v1/silences", response_model=list[SilencePublic])
+    @router.get(
+        "/v1/silences",
+        response_model=list[SilencePublic],
+        dependencies=[require(Scope.BREACHES_READ)],
+    )
     async def list_silences(
         active: Annotated[bool | None, Query()] = None,
     ) -> list[SilencePublic]:
@@ -486,7 +510,7 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
         return [silence_public(r, now) for r in rows]
 
     @router.delete("/v1/silences/{silence_id}", response_model=SilencePublic)
-    async def expire_silence(silence_id: str) -> SilencePublic:
+    async def expire_silence(silence_id: str, caller: BreachesAcker) -> SilencePublic:
         now = life.clock()
         async with sessions() as session, session.begin():
             row = await session.get(NotifierSilence, silence_id, with_for_update=True)
@@ -495,6 +519,7 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             if row.ends_at > now:
                 # Expired now; one not started yet never becomes active.
                 row.ends_at = max(now, row.starts_at)
+                log.info("silence expired", extra={"silence_id": silence_id, "actor": caller.name})
         return silence_public(row, now)
 
     return router
@@ -505,31 +530,23 @@ def create_app(
     registry: CollectorRegistry,
     checks: dict[str, ReadinessCheck],
     lifecycle: Lifecycle | None = None,
+    *,
+    auth: Authenticator,
+    metrics_auth: bool = False,
 ) -> FastAPI:
-    """The notifier's FastAPI app; nothing global, everything passed in."""
-    app = FastAPI(title="slawatch notifier", version="1")
-    app.include_router(ops_router(registry, checks))
+    """The notifier's FastAPI app (``shared.http.app.service_app``); nothing global,
+    everything passed in."""
+    app = service_app(
+        "slawatch notifier",
+        auth=auth,
+        registry=registry,
+        checks=checks,
+        metrics_auth=metrics_auth,
+        version="1",
+    )
     app.include_router(breaches_router(sessions))
     app.include_router(receivers_router(sessions))
     life = lifecycle or Lifecycle(wall_clock_ms, AckLinks(b"", "http://127.0.0.1"))
     app.include_router(lifecycle_router(sessions, life))
     app.include_router(reports_router(sessions, life.clock))
-
-    @app.exception_handler(Problem)
-    async def on_problem(_request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail)
-
-    @app.exception_handler(HTTPException)
-    async def on_http(_request: Request, exc: HTTPException) -> JSONResponse:
-        title = "Not Found" if exc.status_code == 404 else "Error"
-        return problem_response(exc.status_code, title, str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem_response(422, "Unprocessable Content", detail, errors=errors)
-
     return app

@@ -62,6 +62,7 @@ from shared.deadletter import DeadLetter
 from shared.definitions.store import Catalog
 from shared.definitions.watch import CatalogWatcher
 from shared.dependencies import Dependencies
+from shared.http.auth import Authenticator, default_rate, key_cache
 from shared.metrics import new_registry
 from shared.reconnect import Stopped, describe, retrying, until_available
 from shared.runtime import HttpServer, Supervisor, answer_outages
@@ -186,11 +187,15 @@ async def _run(
             )
             for i in range(WORKERS)
         ]
+        keys = key_cache(settings, sessions)
+        await until_available("database", keys.load, stop)
         app = create_app(
             sessions,
             registry,
             dependencies.checks,
             Lifecycle(clock, links, doorbell.ring, metrics),
+            auth=Authenticator(keys, default_rate=default_rate(settings)),
+            metrics_auth=settings.metrics_auth,
         )
         answer_outages(app, _unavailable)
         server = HttpServer(app, settings.host, settings.notifier_port)
@@ -218,6 +223,7 @@ async def _run(
             ),
             supervisor.spawn("catalog", catalog.run(halt)),
             supervisor.spawn("definitions-watch", watcher.run(halt)),
+            supervisor.spawn("api-keys", keys.run(halt)),
             supervisor.spawn(
                 "groups",
                 GroupFlusher(

@@ -3,9 +3,8 @@
 A dedicated asyncpg connection LISTENs on :data:`CHANGES_CHANNEL`; every
 notification (coalesced over ``debounce_ms``) and every ``refresh_ms`` as a
 fallback, the whole catalog is read again and handed to ``on_change`` when it
-differs from the last one. A lost connection is re-opened with backoff (one warning per outage,
-``shared.reconnect``), connecting bounded by :data:`CONNECT_TIMEOUT_S` so a frozen
-server cannot hold the listener; reloads that fail keep the previous catalog.
+differs from the last one. A lost connection is re-opened with backoff
+(``shared.pglisten``); reloads that fail keep the previous catalog.
 """
 
 from __future__ import annotations
@@ -15,15 +14,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.definitions.store import CHANGES_CHANNEL, Catalog, load_catalog
-from shared.reconnect import Backoff, Outage, is_transient
+from shared.pglisten import listen
 
 log = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT_S = 10.0
 
 OnChange = Callable[[Catalog], Awaitable[None]]
 
@@ -90,39 +86,4 @@ class CatalogWatcher:
             await self._on_change(catalog)
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        def on_notify(*_args: object) -> None:
-            self._poke.set()
-
-        outage = Outage("definitions listener (LISTEN connection)")
-        backoff = Backoff(base_s=0.5, max_s=5.0)
-        while not stop.is_set():
-            try:
-                connection = await asyncpg.connect(self._listen_url, timeout=CONNECT_TIMEOUT_S)
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                outage.failed(error)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff.delay(outage.attempts))
-                continue
-            lost = asyncio.Event()
-            try:
-                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await connection.add_listener(CHANGES_CHANNEL, on_notify)
-                outage.recovered()
-                self._poke.set()  # changes made while we were not listening
-                waits = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for wait in waits:
-                        wait.cancel()
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                log.warning("definitions listener lost its connection; reconnecting")
-            finally:
-                try:
-                    await connection.close(timeout=CONNECT_TIMEOUT_S)
-                except Exception:  # noqa: BLE001 - already lost; never hang on close
-                    connection.terminate()
+        await listen(self._listen_url, CHANGES_CHANNEL, self._poke, stop, "definitions listener")

@@ -31,6 +31,7 @@ from shared.embedded import ChildProcess, free_port, postgres_url, start_broker,
 from shared.settings import Settings
 from shared.topics import Topics, topic_partitions
 from tests.integration.notifier.support import agreement_doc, apply_docs, receiver_doc
+from tests.keys import bearer, stored_key
 from tests.unit.notifier.support import RecordingServer, make_breach
 
 pytestmark = pytest.mark.integration
@@ -176,6 +177,8 @@ async def stack(own_infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> A
         delivery_backoff_max_ms=500,
         shutdown_grace_s=3.0,
     )
+    # before the services start, so their first key load has it
+    key = await stored_key(settings, migrate=True)
     stop = asyncio.Event()
     tasks = {
         "ingest": asyncio.create_task(
@@ -190,7 +193,9 @@ async def stack(own_infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> A
         "notifier": settings.notifier_port,
     }
     clients = {
-        n: httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=READY_ANSWER_S)
+        n: httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{p}", timeout=READY_ANSWER_S, headers=bearer(key)
+        )
         for n, p in ports.items()
     }
     engine = db.engine(settings, pool_size=1)

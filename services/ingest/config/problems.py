@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import orjson
 from starlette.responses import Response
 
 from shared.definitions.load import DefinitionError
+from shared.http.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, response
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+__all__ = ["MAX_BODY_BYTES", "PROBLEM_MEDIA_TYPE", "invalid", "problem"]
 MAX_BODY_BYTES = 1_048_576
 
 
@@ -37,18 +37,8 @@ def problem(
     errors: Iterable[DefinitionError] = (),
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body = {
-        "type": f"urn:slawatch:problem:{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "errors": [
-            {"index": e.index, "field": e.path or None, "message": e.message} for e in errors
-        ],
-    }
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
-    )
+    listed = tuple(ProblemError(e.index, e.path or None, e.message) for e in errors)
+    return response(Problem(status, slug, title, detail, listed), headers)
 
 
 def invalid(errors: list[DefinitionError]) -> Response:

@@ -25,8 +25,9 @@ GET     /v1/r/{name}/versions/{n}       one past version's document
 Also ``GET /v1/schema`` (any document) and ``GET /v1/schema/{kind}``, and
 ``POST /v1/definitions/validate`` for a multi-document YAML body.
 
-Bodies are JSON or YAML (``application/yaml``). Writes take the author from the
-``X-Slawatch-Author`` header (default ``api``) and the reason from
+Reads need an API key with ``config:read``, writes ``config:write``. Bodies are JSON
+or YAML (``application/yaml``). The history's author is the key's name (with the
+person an ``X-Slawatch-Author`` header names: ``ci (ana)``), the reason comes from
 ``X-Slawatch-Reason`` or ``?reason=``; every change notifies running services.
 """
 
@@ -42,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.config import bodies
 from services.ingest.config.problems import invalid, problem
+from shared.apikeys.scopes import Scope
 from shared.definitions import store
 from shared.definitions.exceptions import (
     AlreadyExists,
@@ -59,6 +61,7 @@ from shared.definitions.load import (
 )
 from shared.definitions.model import KINDS, Document
 from shared.definitions.schema import all_schema, kind_schema
+from shared.http.auth import require
 
 YAML_TYPES = bodies.YAML_TYPES
 MAX_LIMIT = 500
@@ -104,7 +107,11 @@ def _json(body: object, status: int = 200, headers: dict[str, str] | None = None
 
 
 def _author(request: Request) -> str:
-    return (request.headers.get("x-slawatch-author") or "api")[:256]
+    """The audit actor: the API key that made the change (set by ``require``), and
+    the person an ``X-Slawatch-Author`` header names, if any: ``ci-key (ana)``."""
+    actor: str = request.state.principal.name
+    claimed = (request.headers.get("x-slawatch-author") or "").strip()
+    return (f"{actor} ({claimed})" if claimed and claimed != actor else actor)[:256]
 
 
 def _reason(request: Request) -> str | None:
@@ -139,11 +146,21 @@ def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
     """Routes for every kind registered now, plus schema and validation."""
     router = APIRouter(prefix="/v1")
 
-    @router.get("/schema", tags=["schema"], summary="JSON Schema of any definition document")
+    @router.get(
+        "/schema",
+        tags=["schema"],
+        summary="JSON Schema of any definition document",
+        dependencies=[require(Scope.CONFIG_READ)],
+    )
     async def schema_all() -> Response:
         return _json(all_schema())
 
-    @router.get("/schema/{kind}", tags=["schema"], summary="JSON Schema of one kind")
+    @router.get(
+        "/schema/{kind}",
+        tags=["schema"],
+        summary="JSON Schema of one kind",
+        dependencies=[require(Scope.CONFIG_READ)],
+    )
     async def schema_one(kind: str) -> Response:
         if kind not in KINDS:
             return problem(404, "not-found", "Unknown kind", f"known: {', '.join(sorted(KINDS))}")
@@ -153,6 +170,7 @@ def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         "/definitions/validate",
         tags=["definitions"],
         summary="Validate a set of documents (multi-document YAML) without storing it",
+        dependencies=[require(Scope.CONFIG_READ)],
     )
     async def validate_set(request: Request) -> Response:
         raw = await bodies.read(request)
@@ -319,39 +337,27 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
             headers={"ETag": etag(v.version)},
         )
 
-    router.add_api_route(base, list_items, methods=["GET"], tags=tags, summary=f"List {kind}s")
-    router.add_api_route(base, create, methods=["POST"], tags=tags, summary=f"Create a {kind}")
-    router.add_api_route(
-        f"{base}/validate", validate, methods=["POST"], tags=tags, summary=f"Validate a {kind}"
-    )
-    router.add_api_route(
-        f"{base}/{{name}}", get_item, methods=["GET"], tags=tags, summary=f"Get a {kind}"
-    )
-    router.add_api_route(
-        f"{base}/{{name}}", replace, methods=["PUT"], tags=tags, summary=f"Replace a {kind}"
-    )
-    router.add_api_route(
-        f"{base}/{{name}}",
-        delete_item,
-        methods=["DELETE"],
-        tags=tags,
-        summary=f"Delete a {kind}",
-        status_code=204,
-    )
-    router.add_api_route(
-        f"{base}/{{name}}/versions",
-        versions,
-        methods=["GET"],
-        tags=tags,
-        summary=f"History of a {kind}",
-    )
-    router.add_api_route(
-        f"{base}/{{name}}/versions/{{number}}",
-        version,
-        methods=["GET"],
-        tags=tags,
-        summary=f"One past version of a {kind}",
-    )
+    read, write = [require(Scope.CONFIG_READ)], [require(Scope.CONFIG_WRITE)]
+    one = f"{base}/{{name}}"
+    for path, endpoint, method, summary, needs in (
+        (base, list_items, "GET", f"List {kind}s", read),
+        (base, create, "POST", f"Create a {kind}", write),
+        (f"{base}/validate", validate, "POST", f"Validate a {kind}", read),
+        (one, get_item, "GET", f"Get a {kind}", read),
+        (one, replace, "PUT", f"Replace a {kind}", write),
+        (one, delete_item, "DELETE", f"Delete a {kind}", write),
+        (f"{one}/versions", versions, "GET", f"History of a {kind}", read),
+        (f"{one}/versions/{{number}}", version, "GET", f"One past version of a {kind}", read),
+    ):
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            tags=tags,
+            summary=summary,
+            dependencies=needs,
+            status_code=204 if method == "DELETE" else None,
+        )
 
 
 async def _write(

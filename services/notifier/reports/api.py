@@ -7,6 +7,7 @@
 
 Errors are ``application/problem+json``: 404 for an unknown agreement, 400 naming the
 parameter for a bad period, an ``at`` given with ``period``, or an unknown format.
+It needs an API key with ``reports:read``.
 """
 
 from __future__ import annotations
@@ -20,21 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notifier.reports import render
 from services.notifier.reports.exceptions import BadPeriod, UnknownAgreement
 from services.notifier.reports.store import report_for
+from shared.apikeys.scopes import Scope
+from shared.http import problems
+from shared.http.auth import require
+from shared.http.problems import Problem
 from shared.timeutil import Clock
 
-PROBLEM = "application/problem+json"
 
-
-def _problem(status: int, title: str, detail: str, param: str | None = None) -> JSONResponse:
-    body: dict[str, object] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if param is not None:
-        body["invalid-params"] = [{"name": param, "reason": detail}]
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+def _problem(status: int, title: str, detail: str, param: str | None = None) -> Response:
+    extra = {"invalid-params": [{"name": param, "reason": detail}]} if param is not None else {}
+    return problems.response(Problem(status, None, title, detail, None, extra))
 
 
 def _format(requested: str | None, accept: str) -> str | None:
@@ -46,7 +42,7 @@ def _format(requested: str | None, accept: str) -> str | None:
 def reports_router(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/v1/agreements", tags=["reports"])
 
-    @router.get("/{name}/report", response_model=None)
+    @router.get("/{name}/report", response_model=None, dependencies=[require(Scope.REPORTS_READ)])
     async def agreement_report(
         name: str,
         request: Request,

@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.config import config_router, resource_name
 from shared import db
 from shared.definitions.model import KINDS
+from tests.keys import ADMIN_NAME, api_client, guarded_app
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +54,8 @@ def agreement(target: float = 0.99, receiver: str = "hook") -> dict[str, Any]:
 
 @pytest.fixture
 async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.include_router(config_router(db.sessions(engine)))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://config") as http:
+    app = guarded_app(config_router(db.sessions(engine)))
+    async with api_client(app, "http://config") as http:
         yield http
 
 
@@ -244,10 +242,14 @@ async def test_versions(client: httpx.AsyncClient) -> None:
         headers={"x-slawatch-author": "bo"},
     )
     listed = (await client.get("/v1/receivers/hook/versions")).json()["items"]
+    # the actor is the API key; the header names the person it acted for
     assert [(v["version"], v["change"], v["author"], v["reason"]) for v in listed] == [
-        (1, "created", "ana", None),
-        (2, "changed", "bo", "moved"),
+        (1, "created", f"{ADMIN_NAME} (ana)", None),
+        (2, "changed", f"{ADMIN_NAME} (bo)", "moved"),
     ]
+    await client.delete("/v1/receivers/hook")
+    deleted = (await client.get("/v1/receivers/hook/versions")).json()["items"][-1]
+    assert (deleted["change"], deleted["author"]) == ("deleted", ADMIN_NAME)
     old = (await client.get("/v1/receivers/hook/versions/1")).json()
     assert old["document"]["spec"]["url"] == "http://127.0.0.1:1/a"
     assert (await client.get("/v1/receivers/hook/versions/9")).status_code == 404

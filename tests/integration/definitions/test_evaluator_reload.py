@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.config import config_router
@@ -28,6 +26,7 @@ from tests.integration.evaluator.test_evaluator import (
     status,
     valid_count,
 )
+from tests.keys import api_client, guarded_app
 from tests.unit.evaluator.factories import agreement_doc
 
 pytestmark = pytest.mark.integration
@@ -39,11 +38,10 @@ async def test_tighter_target_breaches_without_restart(
     await apply_definitions(engine, target=0.5, alerting={"minEvents": 5})
     evaluator_settings = evaluator_settings_of(make_settings)
     topics = Topics.from_settings(settings)
-    app = FastAPI()
-    app.include_router(config_router(db.sessions(engine)))
+    app = guarded_app(config_router(db.sessions(engine)))
     async with (
         evaluator(evaluator_settings),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as api,
+        api_client(app, "http://c") as api,
     ):
         # 8 good, 2 bad: 0.8 meets 0.5
         await produce(
@@ -97,11 +95,10 @@ async def test_a_withdrawn_rule_resolves_its_open_breach(
     await apply_definitions(engine, target=0.9, alerting={"minEvents": 3})
     evaluator_settings = evaluator_settings_of(make_settings)
     topics = Topics.from_settings(settings)
-    app = FastAPI()
-    app.include_router(config_router(db.sessions(engine)))
+    app = guarded_app(config_router(db.sessions(engine)))
     async with (
         evaluator(evaluator_settings),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as api,
+        api_client(app, "http://c") as api,
     ):
         await produce(settings, [make_event(i, T0 + i * 100, "bad").to_json() for i in range(4)])
         await read_topic(settings, topics.breaches, lambda got: len(got) >= 1)

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.config import config_router
@@ -18,6 +17,7 @@ from shared import db
 from shared.definitions.store import Catalog
 from shared.definitions.watch import CatalogWatcher
 from shared.settings import Settings
+from tests.keys import api_client, guarded_app
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +33,8 @@ def party(name: str, role: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.include_router(config_router(db.sessions(engine)))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://config") as http:
+    app = guarded_app(config_router(db.sessions(engine)))
+    async with api_client(app, "http://config") as http:
         yield http
 
 

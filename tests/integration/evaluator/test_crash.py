@@ -27,6 +27,7 @@ from shared.schemas import Event, group_key
 from shared.settings import Settings
 from shared.topics import Topics
 from tests.integration.evaluator.test_evaluator import eventually, produce, read_topic
+from tests.keys import bearer, stored_key
 
 pytestmark = pytest.mark.integration
 
@@ -107,9 +108,11 @@ def child_env(settings: Settings, port: int) -> dict[str, str]:
     return env
 
 
-async def statuses(port: int) -> dict[str, dict[str, Any]]:
+async def statuses(port: int, key: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=bearer(key)
+    ) as client:
         for name in ("availability", "latency"):
             try:
                 response = await client.get(f"/v1/objectives/shop/{name}/status")
@@ -143,6 +146,7 @@ async def test_sigkill_at_random_points_changes_nothing(
         await session.commit()
 
     port = free_port()
+    key = await stored_key(settings)
     env = child_env(settings, port)
     log = (tmp_path / "evaluator.log").open("ab")
     rng = random.Random(11)
@@ -157,7 +161,7 @@ async def test_sigkill_at_random_points_changes_nothing(
     try:
         for _ in range(KILLS):
             process = await start()
-            await eventually(lambda: statuses(port), "the evaluator to serve", 30)
+            await eventually(lambda: statuses(port, key), "the evaluator to serve", 30)
             await asyncio.sleep(rng.uniform(0.3, 2.5))  # a random point of the stream
             process.send_signal(signal.SIGKILL)
             await process.wait()
@@ -166,7 +170,7 @@ async def test_sigkill_at_random_points_changes_nothing(
         try:
 
             async def done() -> bool:
-                got = await statuses(port)
+                got = await statuses(port, key)
                 return {k: (g["good"], g["valid"]) for k, g in got.items()} == expected
 
             await eventually(done, "final SLIs equal to the uninterrupted run", 60)

@@ -25,6 +25,7 @@ from shared.schemas import Breach, Event, breach_id
 from shared.settings import Settings
 from shared.timeutil import wall_clock_ms
 from shared.topics import Topics
+from tests.keys import bearer, key_for
 from tests.unit.evaluator.factories import agreement, agreement_doc
 from tests.unit.evaluator.factories import engine as pure_engine
 
@@ -125,7 +126,10 @@ async def evaluator(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
 
 
 async def status(settings: Settings, path: str = STATUS_PATH) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.evaluator_port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{settings.evaluator_port}",
+        headers=bearer(await key_for(settings)),
+    ) as client:
         try:
             response = await client.get(path)
         except httpx.TransportError:
@@ -157,7 +161,8 @@ async def test_breach_opens_and_resolves(
         await eventually(lambda: _has_valid(evaluator_settings, 1), "status of the new window")
         body = await status(evaluator_settings)
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{evaluator_settings.evaluator_port}"
+            base_url=f"http://127.0.0.1:{evaluator_settings.evaluator_port}",
+            headers=bearer(await key_for(evaluator_settings)),
         ) as client:
             ready = await client.get("/readyz")
             metrics = (await client.get("/metrics")).text

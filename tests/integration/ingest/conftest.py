@@ -16,6 +16,7 @@ from shared import kafka
 from shared.definitions.kinds.source import SourceSpec
 from shared.settings import Settings
 from shared.topics import Topics
+from tests.keys import bearer, stored_key
 
 NOW = 1_800_000_000_000
 WAIT_S = 15.0
@@ -42,6 +43,9 @@ async def running_ingest(
 ) -> AsyncIterator[Ingest]:
     stop = asyncio.Event()
     registry = CollectorRegistry()
+    # before the start, so the first requests find it; without a database ingest can
+    # check no key (and refuses every request)
+    key = await stored_key(settings) if settings.database_url else None
     task = asyncio.create_task(
         run(
             settings,
@@ -53,7 +57,8 @@ async def running_ingest(
         )
     )
     base = f"http://{settings.host}:{settings.ingest_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=20.0) as client:
+    headers = bearer(key) if key else {}
+    async with httpx.AsyncClient(base_url=base, timeout=20.0, headers=headers) as client:
         await wait_ready(client, task)
         try:
             yield Ingest(settings, Topics.from_settings(settings), client, registry, task)

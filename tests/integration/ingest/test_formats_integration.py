@@ -214,7 +214,6 @@ async def test_broker_down_is_503_then_recovers_without_restart(
         kafka_session_timeout_ms=3_000,
         kafka_heartbeat_interval_ms=300,
         shutdown_grace_s=3.0,
-        database_url=None,
     )
     body = orjson.dumps({"id": "a", "service": "checkout", "type": "request"})
     headers = {"content-type": "application/json"}

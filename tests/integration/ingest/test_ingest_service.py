@@ -23,6 +23,7 @@ from shared.schemas import Event
 from shared.settings import Settings
 from shared.topics import Topics
 from tests.integration.ingest.conftest import wait_ready
+from tests.keys import bearer, stored_key
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +58,10 @@ def ingest_settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
 async def service(ingest_settings: Settings) -> AsyncIterator[Running]:
     stop = asyncio.Event()
     registry = CollectorRegistry()
+    headers = bearer(await stored_key(ingest_settings))
     task = asyncio.create_task(run(ingest_settings, stop, registry=registry, clock=lambda: NOW))
     base = f"http://{ingest_settings.host}:{ingest_settings.ingest_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10.0) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10.0, headers=headers) as client:
         await wait_ready(client, task)
         yield Running(ingest_settings, Topics.from_settings(ingest_settings), client, registry)
         stop.set()
@@ -202,6 +204,7 @@ async def test_raw_topic_good_to_events_bad_to_deadletter(service: Running) -> N
 
 async def test_stop_lets_an_in_flight_request_finish(ingest_settings: Settings) -> None:
     stop = asyncio.Event()
+    headers = bearer(await stored_key(ingest_settings))
     task = asyncio.create_task(run(ingest_settings, stop, registry=CollectorRegistry()))
     host, port = ingest_settings.host, ingest_settings.ingest_port
     first_part_sent = asyncio.Event()
@@ -213,7 +216,9 @@ async def test_stop_lets_an_in_flight_request_finish(ingest_settings: Settings) 
         await release.wait()
         yield b"]"
 
-    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10.0) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://{host}:{port}", timeout=10.0, headers=headers
+    ) as client:
         await wait_ready(client, task)
         post = asyncio.create_task(
             client.post(

@@ -13,6 +13,7 @@ from services.notifier import outbox
 from services.notifier.api import create_app
 from services.notifier.intake import record_breach
 from shared import db
+from tests.keys import api_client, static_auth
 from tests.unit.notifier.support import T0, make_breach
 
 pytestmark = pytest.mark.integration
@@ -24,9 +25,10 @@ async def always() -> bool:
 
 @pytest.fixture
 async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(db.sessions(engine), CollectorRegistry(), {"database": always})
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as http:
+    app = create_app(
+        db.sessions(engine), CollectorRegistry(), {"database": always}, auth=static_auth()
+    )
+    async with api_client(app, "http://notifier") as http:
         yield http
 
 

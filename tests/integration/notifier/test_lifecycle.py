@@ -27,6 +27,7 @@ from shared.definitions.kinds.silence import MaintenanceWindow
 from shared.definitions.load import parse_document
 from shared.definitions.store import apply
 from tests.integration.notifier.support import agreement_doc, apply_docs, receiver_doc, scalar
+from tests.keys import api_client, static_auth
 from tests.unit.notifier.support import T0, RecordingServer, make_breach
 
 pytestmark = pytest.mark.integration
@@ -75,11 +76,11 @@ class Rig:
             Doorbell(),
             links=self.links,
         )
-        app = create_app(self.sessions, CollectorRegistry(), {}, Lifecycle(clock, self.links))
-        self.flusher = GroupFlusher(self.sessions, clock, lambda: None, 50)
-        self.api = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://notifier.test"
+        app = create_app(
+            self.sessions, CollectorRegistry(), {}, Lifecycle(clock, self.links), auth=static_auth()
         )
+        self.flusher = GroupFlusher(self.sessions, clock, lambda: None, 50)
+        self.api = api_client(app, "http://notifier.test")
 
     async def publish(self, **overrides: Any) -> None:
         await self.catalog.reload()

@@ -25,6 +25,7 @@ from shared.definitions.load import validate_model
 from shared.models import SliRollup
 from shared.schemas import AgreementRef
 from shared.settings import Settings
+from tests.keys import api_client, static_auth
 from tests.unit.notifier.support import make_breach
 
 pytestmark = pytest.mark.integration
@@ -137,9 +138,8 @@ async def seed(engine: AsyncEngine) -> None:
 @pytest.fixture
 async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
     life = Lifecycle(lambda: NOW, AckLinks(b"k", "http://notifier"))
-    app = create_app(db.sessions(engine), CollectorRegistry(), {}, life)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as http:
+    app = create_app(db.sessions(engine), CollectorRegistry(), {}, life, auth=static_auth())
+    async with api_client(app, "http://notifier") as http:
         yield http
 
 

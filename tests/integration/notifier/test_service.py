@@ -24,6 +24,7 @@ from tests.integration.notifier.support import (
     receiver_doc,
     scalar,
 )
+from tests.keys import bearer, stored_key
 from tests.unit.notifier.support import RecordingServer, make_breach, unused_port
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,7 @@ async def test_duplicate_breach_is_delivered_once_and_retries_are_recorded(
         )
         await publish(settings, breach.to_json(), b"not a breach", breach.to_json())
         stop = asyncio.Event()
+        key = await stored_key(settings)
         service = asyncio.create_task(run(settings, stop, registry=registry))
         try:
             [request] = await steady.wait_for(1, timeout_s=15)
@@ -99,7 +101,7 @@ async def test_duplicate_breach_is_delivered_once_and_retries_are_recorded(
             await eventually(both_delivered)
             letters = await dead_letters(settings, 1)
             base = f"http://{settings.host}:{settings.notifier_port}"
-            async with httpx.AsyncClient(base_url=base) as http:
+            async with httpx.AsyncClient(base_url=base, headers=bearer(key)) as http:
                 listed = (await http.get("/v1/breaches")).json()
                 detail = (await http.get(f"/v1/breaches/{breach.id}")).json()
                 ready = await http.get("/readyz")

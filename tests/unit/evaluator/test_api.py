@@ -10,6 +10,7 @@ from services.evaluator.api import create_app
 from services.evaluator.metrics import EvaluatorMetrics
 from shared.metrics import new_registry
 from shared.schemas import breach_id
+from tests.keys import api_client, static_auth
 from tests.unit.evaluator.factories import T0, agreement, engine, event
 
 
@@ -22,7 +23,7 @@ async def never() -> bool:
 
 
 def client(app: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://evaluator")  # type: ignore[arg-type]
+    return api_client(app, "http://evaluator")
 
 
 async def test_status_of_owned_groups() -> None:
@@ -30,7 +31,9 @@ async def test_status_of_owned_groups() -> None:
     evaluator.assign(1, None)
     evaluator.process(1, event(T0, "bad", attributes={"customer": "acme"}))
     evaluator.process(1, event(T0 + 10, "good", attributes={"customer": "globex"}))
-    app = create_app(evaluator, new_registry(), {"broker": always, "database": always})
+    app = create_app(
+        evaluator, new_registry(), {"broker": always, "database": always}, auth=static_auth()
+    )
     async with client(app) as http:
         response = await http.get("/v1/objectives/acme-checkout/availability/status")
     assert response.status_code == 200
@@ -68,7 +71,7 @@ async def test_status_of_a_burn_rate_objective() -> None:
     evaluator.assign(0, None)
     for i in range(100):
         evaluator.process(0, event(T0 + i * 1_000, "bad" if i % 10 == 0 else "good"))
-    app = create_app(evaluator, new_registry(), {})
+    app = create_app(evaluator, new_registry(), {}, auth=static_auth())
     async with client(app) as http:
         body = (await http.get("/v1/objectives/acme-checkout/availability/status")).json()
     group = body["groups"][0]
@@ -87,7 +90,7 @@ async def test_status_of_a_burn_rate_objective() -> None:
 
 
 async def test_unknown_objective_is_a_problem() -> None:
-    app = create_app(engine(agreement()), new_registry(), {})
+    app = create_app(engine(agreement()), new_registry(), {}, auth=static_auth())
     async with client(app) as http:
         response = await http.get("/v1/objectives/acme-checkout/latency/status")
     assert response.status_code == 404
@@ -96,7 +99,12 @@ async def test_unknown_objective_is_a_problem() -> None:
 
 
 async def test_readiness_reports_each_check() -> None:
-    app = create_app(engine(agreement()), new_registry(), {"broker": always, "database": never})
+    app = create_app(
+        engine(agreement()),
+        new_registry(),
+        {"broker": always, "database": never},
+        auth=static_auth(),
+    )
     async with client(app) as http:
         response = await http.get("/readyz")
     assert response.status_code == 503

@@ -18,6 +18,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.records import OutRecord
 from shared.schemas import Event
 from shared.topics import Topics
+from tests.keys import api_client, static_auth
 
 NOW = 1_800_000_000_000
 T0 = 1_700_000_000_000
@@ -81,9 +82,8 @@ async def api(publisher: FakePublisher) -> AsyncIterator[Harness]:
         new_id=lambda: "generated",
         retry_backoff_s=0,
     )
-    app = create_app(deps, registry, {"broker": publisher.ready})
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+    app = create_app(deps, registry, {"broker": publisher.ready}, auth=static_auth())
+    async with api_client(app, "http://ingest") as client:
         yield Harness(client, publisher, registry)
 
 

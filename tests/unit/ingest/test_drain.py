@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import httpx
 import orjson
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +14,7 @@ from services.ingest.backpressure import Drain
 from services.ingest.metrics import IngestMetrics
 from services.ingest.problems import PROBLEM_MEDIA_TYPE
 from services.ingest.records import OutRecord
+from tests.keys import api_client, static_auth
 from tests.unit.ingest.test_api import NOW, TOPICS, FakePublisher
 
 
@@ -47,10 +47,9 @@ async def test_draining_refuses_new_requests_and_finishes_admitted_ones() -> Non
         max_batch_items=5,
         drain=drain,
     )
-    app = create_app(deps, registry, {"broker": publisher.ready})
-    transport = httpx.ASGITransport(app=app)
+    app = create_app(deps, registry, {"broker": publisher.ready}, auth=static_auth())
     headers = {"content-type": "application/json"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+    async with api_client(app, "http://ingest") as client:
         admitted = asyncio.create_task(client.post("/v1/events", content=event(0), headers=headers))
         await asyncio.wait_for(publisher.entered.wait(), 10)
         drain.start()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-import httpx
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
@@ -17,6 +16,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.records import OutRecord
 from shared.schemas import Event
 from shared.topics import Topics
+from tests.keys import api_client, static_auth
 from tests.unit.ingest.test_api import FakePublisher, Harness
 
 NOW = 1_800_000_000_000
@@ -56,9 +56,8 @@ async def _harness(publisher: object, clock: Clock, **overrides: object) -> Asyn
         "retry_backoff_s": 0,
     }
     values.update(overrides)
-    app = create_app(IngestDeps(**values), registry, {})  # type: ignore[arg-type]
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+    app = create_app(IngestDeps(**values), registry, {}, auth=static_auth())  # type: ignore[arg-type]
+    async with api_client(app, "http://ingest") as client:
         yield Harness(client, publisher, registry)  # type: ignore[arg-type]
 
 

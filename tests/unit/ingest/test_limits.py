@@ -14,6 +14,7 @@ from services.ingest.api import IngestDeps, create_app
 from services.ingest.main import http_limits
 from services.ingest.metrics import IngestMetrics
 from shared.settings import Settings
+from tests.keys import api_client, static_auth
 from tests.unit.ingest.test_api import NOW, TOPICS, FakePublisher
 
 
@@ -74,9 +75,8 @@ async def ingest() -> AsyncIterator[Ingest]:
         timer=lambda: timer[0],
         **http_limits(settings),
     )
-    app = create_app(deps, registry, {})
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+    app = create_app(deps, registry, {}, auth=static_auth())
+    async with api_client(app, "http://ingest") as client:
         yield Ingest(client, timer)
 
 

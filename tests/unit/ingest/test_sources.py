@@ -30,6 +30,7 @@ from shared.deadletter import DeadLetter
 from shared.definitions.kinds.source import SourceSpec
 from shared.schemas import Event
 from shared.topics import Topics
+from tests.keys import api_client, static_auth
 
 TOPICS = Topics.from_prefix("u")
 TP0 = TopicPartition("shop.orders", 0)
@@ -356,10 +357,10 @@ async def api(
     manager: tuple[SourceManager, list[ManagedRunner]],
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
+    app.state.authenticator = static_auth()
     app.include_router(sources_router(manager[0]))
     await manager[0].apply({"orders": SPEC})
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+    async with api_client(app, "http://ingest") as client:
         yield client
     stop = asyncio.Event()
     stop.set()

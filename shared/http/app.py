@@ -1,0 +1,81 @@
+"""How each service builds its FastAPI app: one skeleton for all three.
+
+:func:`service_app` gives an app with
+
+- the :class:`~shared.http.auth.Authenticator` every ``require(scope)`` dependency
+  uses (``app.state.authenticator``);
+- the ops routes (``/healthz``, ``/readyz`` open; ``/metrics`` open unless
+  ``metrics_auth``, then it needs ``metrics:read``);
+- problem+json answers for raised problems, framework errors and invalid requests
+  (``shared.http.problems.install_handlers``);
+- optionally, 503 answers instead of 500 while a dependency is away
+  (``shared.runtime.answer_outages``).
+
+The service then includes its own routers; every route declares its scope
+(tests/unit/test_route_auth.py walks each app's route table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.responses import Response
+
+from shared.apikeys.scopes import Scope
+from shared.http.auth import Authenticator
+from shared.http.problems import PROBLEM_MEDIA_TYPE, ProblemModel, install_handlers
+from shared.runtime import ReadinessCheck, answer_outages, ops_router
+
+
+def service_app(
+    title: str,
+    *,
+    auth: Authenticator,
+    registry: CollectorRegistry,
+    checks: dict[str, ReadinessCheck],
+    metrics_auth: bool = False,
+    outage: Callable[[BaseException], Response] | None = None,
+    **fastapi_options: Any,
+) -> FastAPI:
+    """A service's app with the shared skeleton (module docstring)."""
+    app = FastAPI(title=title, **fastapi_options)
+    app.state.authenticator = auth
+    app.include_router(ops_router(registry, checks, Scope.METRICS_READ if metrics_auth else None))
+    install_handlers(app)
+    if outage is not None:
+        answer_outages(app, outage)
+    _document_auth_answers(app)
+    return app
+
+
+_AUTH_ANSWERS = {
+    "401": "No key, not a key, unknown, revoked or expired key (problem+json)",
+    "403": "The key lacks the scope this operation needs (problem+json)",
+    "429": "The key is over its rate limit; retry after Retry-After (problem+json)",
+}
+
+
+def _document_auth_answers(app: FastAPI) -> None:
+    """Every operation that takes a key documents its 401, 403 and 429 answers."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        media = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemModel"}}}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("ProblemModel", ProblemModel.model_json_schema())
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if isinstance(operation, dict) and operation.get("security"):
+                    responses = operation.setdefault("responses", {})
+                    for status, text in _AUTH_ANSWERS.items():
+                        responses.setdefault(status, {"description": text, "content": media})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
