@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 import httpx
 import orjson
@@ -21,6 +19,7 @@ from aiokafka import TopicPartition
 
 from shared import kafka
 from shared.settings import Settings
+from shared.topics import topic_partitions
 from tests.chaos.script import AGREEMENT, objective_names
 
 FINAL_STATUSES = ("delivered", "dead", "suppressed", "cancelled", "merged")
@@ -31,7 +30,7 @@ async def read_topic(settings: Settings, topic: str) -> dict[int, list[bytes]]:
     consumer = kafka.consumer(settings, group_id=None, fetch_max_wait_ms=200)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = _partitions(settings, topic)
         parts = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
@@ -47,13 +46,10 @@ async def read_topic(settings: Settings, topic: str) -> dict[int, list[bytes]]:
         await consumer.stop()
 
 
-async def _partitions(consumer: Any, topic: str) -> list[int]:
-    for _ in range(50):
-        await consumer.topics()  # a metadata request for every topic
-        known = consumer.partitions_for_topic(topic)
-        if known:
-            return sorted(known)
-    raise AssertionError(f"topic {topic} has no partitions in the metadata")
+def _partitions(settings: Settings, topic: str) -> list[int]:
+    """The partitions the stack created the topic with (shared.topics; the topic guard
+    of every service keeps that count)."""
+    return list(range(topic_partitions(settings)[topic]))
 
 
 async def topic_ends(settings: Settings, topic: str) -> dict[int, int]:
@@ -61,7 +57,7 @@ async def topic_ends(settings: Settings, topic: str) -> dict[int, int]:
     consumer = kafka.consumer(settings, group_id=None, fetch_max_wait_ms=200)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = _partitions(settings, topic)
         parts = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
