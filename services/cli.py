@@ -73,6 +73,13 @@ def _banner(stack: Stack) -> str:
         if stack.infra.kafka_bootstrap
         else ""
     )
+    key_file = stack.admin_key_file
+    key_text = (
+        f"\nAn admin API key was created (shown once; also in {key_file}, mode 0600):\n"
+        f"  {stack.admin_key}\n"
+        if stack.admin_key_created
+        else f"\nAdmin API key: in {key_file} (slawatch keys create makes narrower ones)\n"
+    )
     return f"""
 slawatch is up.
   ingest     {ingest}   (POST /v1/events, docs at /docs)
@@ -82,9 +89,12 @@ slawatch is up.
   postgres   {s.database_url}
   logs       {s.data_dir / "logs"}
 {memory}
+{key_text}
 Watch alerts arrive:   slawatch receiver --port 9000      (in another terminal)
 Send an event:
-  curl -s -XPOST {ingest}/v1/events -H 'content-type: application/json' \\
+  KEY=$(cat {key_file})
+  curl -s -XPOST {ingest}/v1/events -H "Authorization: Bearer $KEY" \\
+    -H 'content-type: application/json' \\
     -d '{{"service":"checkout","type":"request","outcome":"bad"}}'
 
 A service that exits is restarted. Ctrl-C stops everything.

@@ -1,8 +1,9 @@
 """The whole stack on one machine: what ``slawatch up`` runs and the end-to-end tests use.
 
 Start order: embedded broker and PostgreSQL (only those not configured), migrations,
-topics, definitions, then ingest, evaluator and notifier as separate processes,
-each waited for on ``/readyz``.
+topics, definitions, the local admin API key (created on the first start, kept in
+``<data_dir>/admin.key`` with mode 0600, reused after), then ingest, evaluator and
+notifier as separate processes, each waited for on ``/readyz``.
 
 While it runs, a :class:`StackSupervisor` restarts any child that exits — a service,
 the embedded broker (it comes back empty and gets its topics again; consumers notice
@@ -35,12 +36,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from services.supervision import RestartPolicy, RestartTracker
 from shared import db
+from shared.apikeys import store as keys_store
+from shared.apikeys import tokens
+from shared.apikeys.scopes import Scope
 from shared.definitions.load import load_paths
 from shared.definitions.store import Applied, apply
 from shared.embedded import ChildProcess, EmbeddedInfra, embedded_infra, port_open, spawn
@@ -80,6 +85,14 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     supervisor: StackSupervisor | None = None
     announce: Announce = _log_only
+    #: the local admin API key (``<data_dir>/admin.key``, 0600) and whether this
+    #: start created it
+    admin_key: str = ""
+    admin_key_created: bool = False
+
+    @property
+    def admin_key_file(self) -> Path:
+        return admin_key_path(self.settings)
 
     def url(self, service: str) -> str:
         port = getattr(self.settings, f"{service}_port")
@@ -255,6 +268,53 @@ async def prepare(settings: Settings, definitions: list[Path]) -> list[Applied]:
         await engine.dispose()
 
 
+ADMIN_KEY_FILE = "admin.key"
+ADMIN_KEY_NAME = "local-admin"
+
+
+def admin_key_path(settings: Settings) -> Path:
+    return settings.data_dir / ADMIN_KEY_FILE
+
+
+async def ensure_admin_key(settings: Settings) -> tuple[str, bool]:
+    """The local profile's admin key: the one in ``<data_dir>/admin.key`` while the
+    database knows it (active), else a new one written there (0600). (key, created)."""
+    path = admin_key_path(settings)
+    stored = path.read_text().strip() if path.exists() else None
+    engine = db.engine(settings, pool_size=1)
+    try:
+        async with db.sessions(engine)() as session, session.begin():
+            if stored is not None:
+                active = {e.digest for e in await keys_store.active_keys(session)}
+                if tokens.well_formed(stored) and tokens.digest(stored) in active:
+                    return stored, False
+            taken = {row.name for row in await keys_store.list_keys(session)}
+            name = next(
+                n
+                for n in (ADMIN_KEY_NAME, *(f"{ADMIN_KEY_NAME}-{i}" for i in range(2, 10_000)))
+                if n not in taken
+            )
+            key = await keys_store.create_key(
+                session,
+                name=name,
+                scopes=[Scope.ADMIN],
+                actor="slawatch up",
+                now=datetime.now(UTC),
+            )
+    finally:
+        await engine.dispose()
+    _write_private(path, key + "\n")
+    return key, True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by this user only (0600 from the start, no window)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
 def service_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name, value in settings.model_dump(exclude_none=True).items():
@@ -336,6 +396,7 @@ def running_stack(
                 effective, default_definitions(settings) if definitions is None else definitions
             )
         )
+        stack.admin_key, stack.admin_key_created = asyncio.run(ensure_admin_key(effective))
         try:
             for service in SERVICES:
                 stack.spawn_service(service)

@@ -378,7 +378,9 @@ async def _started(
         # thread: children die with the thread that spawned them (PR_SET_PDEATHSIG).
         stack = await asyncio.to_thread(exits.enter_context, running_stack(settings, [defs]))
         try:
-            async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client:
+            # every request with the stack's admin key (services.stack.ensure_admin_key)
+            headers = {"Authorization": f"Bearer {stack.admin_key}"}
+            async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, headers=headers) as client:
                 run = ChaosRun(name, script, stack, inbox, client, started=started)
                 run.mark("stack started")
                 try:

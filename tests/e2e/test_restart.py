@@ -31,6 +31,7 @@ import pytest
 from shared.embedded import free_port
 from tests.e2e.test_stack import Inbox, inbox, post  # noqa: F401 - inbox is a fixture
 from tests.infra.broker import TestBroker
+from tests.keys import bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -178,6 +179,10 @@ class Up:
                 env=self.env,
             )
 
+    def admin_key(self) -> str:
+        """The key `slawatch up` keeps in its data directory."""
+        return (Path(self.env["SLAWATCH_DATA_DIR"]) / "admin.key").read_text().strip()
+
     def console(self) -> str:
         """What this run printed."""
         with self.output.open("rb") as out:
@@ -263,6 +268,10 @@ async def test_ctrl_c_and_start_again_counts_every_event_once(
         with slawatch_up(env, output) as up:
             up.start()
             await up.wait_up()
+            key = up.admin_key()
+            # the first start prints the key it created, with a ready curl line
+            assert key in up.console() and "Authorization: Bearer" in up.console()
+            client.headers.update(bearer(key))
             if not broker.apache_kafka:
                 assert "keeps events in memory only" in up.console()
             await post(client, f"{up.url['ingest']}/v1/events", stream(BEFORE, "before"))
@@ -288,6 +297,7 @@ async def test_ctrl_c_and_start_again_counts_every_event_once(
         with slawatch_up(env, output) as up:
             up.start()
             await up.wait_up()
+            assert up.admin_key() == key and key not in up.console()  # reused, not shown
             # restored from the checkpoint the evaluator wrote while draining
             assert await per_group(client, up) == reference(before), refused
             await post(client, f"{up.url['ingest']}/v1/events", stream(AFTER, "after"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from shared.embedded import free_port, port_open
 from shared.runtime import HttpServer
 from shared.settings import Settings
 from tests.infra.broker import TestBroker
+from tests.keys import bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -157,7 +159,7 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes) -> None:
 async def test_breach_opens_and_resolves_end_to_end(stack: Stack, inbox: tuple[Inbox, int]) -> None:
     box, _ = inbox
     ingest = f"{stack.url('ingest')}/v1/events"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin_key)) as client:
         await post(client, ingest, events("good", 5, 0))
         await post(client, ingest, events("bad", 10, 0))
         opened = await box.wait_for("breach.opened")
@@ -195,9 +197,16 @@ def test_stack_stops_without_leftovers(tmp_path: Path) -> None:
         topic_prefix="e2e",
         **{f"{name}_port": port for name, port in ports.items()},
     )
+    keys = []
     for round_ in range(2):  # the second start reuses the data directory
         with running_stack(settings, []) as stack:
             pids = [c.process.pid for c in stack.services.values()]
+            keys.append((stack.admin_key, stack.admin_key_created))
+            assert stat.S_IMODE(stack.admin_key_file.stat().st_mode) == 0o600
+            assert stack.admin_key_file.read_text().strip() == stack.admin_key
+            with httpx.Client(headers=bearer(stack.admin_key)) as http:
+                assert http.get(f"{stack.url('notifier')}/v1/breaches").status_code == 200
+                assert httpx.get(f"{stack.url('notifier')}/v1/breaches").status_code == 401
             pids += [c.process.pid for c in stack.infra.children or []]
             codes = stack.stop_services()
         assert codes == {"notifier": 0, "evaluator": 0, "ingest": 0}, f"round {round_}"
@@ -206,3 +215,6 @@ def test_stack_stops_without_leftovers(tmp_path: Path) -> None:
                 os.kill(pid, 0)
         used = [*ports.values(), settings.embedded_kafka_port, settings.embedded_postgres_port]
         assert not [p for p in used if port_open("127.0.0.1", p)]
+    # the first start created the admin key, the second one reused it
+    assert [created for _, created in keys] == [True, False]
+    assert keys[0][0] == keys[1][0]

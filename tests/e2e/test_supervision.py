@@ -15,6 +15,7 @@ import pytest
 
 from services.stack import Stack
 from tests.e2e.test_stack import events, inbox, post, stack  # noqa: F401 - fixtures
+from tests.keys import bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +51,7 @@ async def ready(client: httpx.AsyncClient, url: str) -> bool:
 
 async def test_a_killed_evaluator_is_restarted_and_evaluates_again(stack: Stack) -> None:  # noqa: F811
     ingest = f"{stack.url('ingest')}/v1/events"
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=5, headers=bearer(stack.admin_key)) as client:
 
         async def evaluated(good: int, valid: int) -> bool:
             return await counts(client, stack) == (good, valid)
