@@ -27,7 +27,7 @@ from shared.definitions.kinds.silence import MaintenanceWindow
 from shared.definitions.load import parse_document
 from shared.definitions.store import apply
 from tests.integration.notifier.support import agreement_doc, apply_docs, receiver_doc, scalar
-from tests.keys import api_client, static_auth
+from tests.keys import ADMIN_NAME, api_client, static_auth
 from tests.unit.notifier.support import T0, RecordingServer, make_breach
 
 pytestmark = pytest.mark.integration
@@ -152,6 +152,9 @@ async def test_escalation_steps_fire_on_time_until_acked(rig: Rig) -> None:
         assert answer.json()["acked_by"] == "ana" and answer.json()["already"] is False
         again = await rig.api.post(f"/v1/breaches/{make_breach().id}/ack", json={"by": "bo"})
         assert again.json()["acked_by"] == "ana" and again.json()["already"] is True
+        # audit: the key that acknowledged, beside the name the caller gave
+        actor = await scalar(rig.engine, "SELECT actor FROM breach_acks WHERE acked_by = 'ana'")
+        assert actor == ADMIN_NAME
 
         rig.clock.now = T0 + 30 * M
         await rig.deliver_due()
@@ -256,6 +259,10 @@ async def test_silences_and_maintenance_windows_suppress_and_record(rig: Rig) ->
         )
         assert created.status_code == 201
         silence = created.json()
+        actor = await scalar(
+            rig.engine, "SELECT actor FROM notifier_silences WHERE id = :id", id=silence["id"]
+        )
+        assert actor == ADMIN_NAME
         await rig.publish(id="a" * 32)
         await rig.deliver_due()
         assert hook.requests == []
