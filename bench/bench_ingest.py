@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,10 @@ import httpx
 import orjson
 
 from bench.results import Results
-from shared import kafka
+from shared import db, kafka
+from shared.apikeys import store
+from shared.apikeys.ratelimit import Rate
+from shared.apikeys.scopes import Scope
 from shared.embedded import embedded_infra, free_port
 from shared.settings import Settings
 from shared.topics import ensure_topics
@@ -95,6 +99,7 @@ def source_record(i: int) -> bytes:
 def settings_env(settings: Settings) -> dict[str, str]:
     return {
         "SLAWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+        "SLAWATCH_DATABASE_URL": settings.database_url or "",
         "SLAWATCH_TOPIC_PREFIX": settings.topic_prefix,
         "SLAWATCH_INGEST_PORT": str(settings.ingest_port),
         "SLAWATCH_EVENTS_PARTITIONS": str(settings.events_partitions),
@@ -108,7 +113,6 @@ class IngestProcess:
     def __init__(self, settings: Settings, source_topic: str | None, log: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
         env.update(settings_env(settings))
-        env.pop("SLAWATCH_DATABASE_URL", None)
         if source_topic is not None:
             env[SOURCE_ENV] = orjson.dumps(SOURCE_SPEC | {"topics": [source_topic]}).decode()
         self._log = log.open("wb")
@@ -151,10 +155,9 @@ async def http_throughput(settings: Settings, log_dir: Path) -> float:
     try:
         async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
             await ingest.ready(client)
+            headers = {"content-type": "application/json", **auth_header(settings)}
             await client.post(  # warm-up: connections, producer metadata
-                f"{ingest.base}/v1/events",
-                content=batch_body("warm", 0),
-                headers={"content-type": "application/json"},
+                f"{ingest.base}/v1/events", content=batch_body("warm", 0), headers=headers
             )
             queue: asyncio.Queue[bytes] = asyncio.Queue()
             for body in bodies:
@@ -168,9 +171,7 @@ async def http_throughput(settings: Settings, log_dir: Path) -> float:
                 while not queue.empty() and time.perf_counter() < deadline:
                     body = queue.get_nowait()
                     response = await client.post(
-                        f"{ingest.base}/v1/events",
-                        content=body,
-                        headers={"content-type": "application/json"},
+                        f"{ingest.base}/v1/events", content=body, headers=headers
                     )
                     if response.status_code != 202:
                         raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
@@ -237,23 +238,51 @@ async def source_events(client: httpx.AsyncClient, base: str) -> float:
     return 0.0
 
 
+_KEYS: dict[str, str] = {}
+
+
+async def bench_key(settings: Settings) -> str:
+    """An events key for the run, with a bucket the benchmark cannot empty."""
+    engine = db.engine(settings, pool_size=1)
+    try:
+        async with db.sessions(engine)() as session, session.begin():
+            return await store.create_key(
+                session,
+                name=f"bench-{settings.topic_prefix}",
+                scopes=[Scope.EVENTS_WRITE, Scope.METRICS_READ],
+                actor="bench",
+                now=datetime.now(UTC),
+                rate=Rate(per_s=10_000_000, burst=10_000_000),
+            )
+    finally:
+        await engine.dispose()
+
+
+def auth_header(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_KEYS[settings.topic_prefix]}"}
+
+
 async def run(results: Results) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         data = Path(tmp)
         with embedded_infra(
-            need_kafka=True, need_postgres=False, data_dir=data, kafka_port=0, postgres_port=0
+            need_kafka=True, need_postgres=True, data_dir=data, kafka_port=0, postgres_port=0
         ) as infra:
+            assert infra.database_url is not None
+            await db.migrate(infra.database_url)
             for figure, measure in (
                 ("ingest.http_batch1000.events_per_s", http_throughput),
                 ("ingest.source.events_per_s", source_throughput),
             ):
                 settings = Settings(
                     kafka_bootstrap=infra.kafka_bootstrap,
+                    database_url=infra.database_url,
                     topic_prefix=f"b{uuid.uuid4().hex[:8]}",
                     ingest_port=free_port(),
                     events_partitions=4,
                 )
                 await ensure_topics(settings)
+                _KEYS[settings.topic_prefix] = await bench_key(settings)
                 results.add(figure, await measure(settings, data), "events/s")
 
 
