@@ -251,7 +251,7 @@ def _inline_secrets(spec: object, var: str) -> list[tuple[str, str]]:
             found = url_credentials(spec.url)
             store = (
                 "store it in an environment variable of the notifier and write "
-                f"`url: env:{var}_URL` (or `url: file:/path`)"
+                f"`url: env:{var}_URL` (or `url: file:NAME` for a file in the secrets directory)"
             )
             if service is not None:
                 out.append(("spec.url", f"this URL is the {service} webhook's credential: {store}"))

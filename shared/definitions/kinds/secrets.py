@@ -1,7 +1,7 @@
 """Spotting secrets written inline in plain receiver fields.
 
 Definitions are versioned: whatever is stored in one stays in the history for good.
-Fields typed as secret references take only ``env:NAME`` / ``file:/path``; this
+Fields typed as secret references take only ``env:NAME`` / ``file:NAME``; this
 module catches credentials slipped into the *plain* fields instead:
 
 - a URL that is itself a credential: Slack, Teams and Power Automate / Logic Apps

@@ -197,7 +197,7 @@ async def test_receiver_with_an_inline_secret_is_refused_and_nothing_stored(
         if body is slack:
             assert error["field"] == "spec.url"
             assert "Slack webhook's credential" in error["message"]
-            assert "url: env:HOOK_URL" in error["message"]
+            assert "url: env:SLAWATCH_SECRET_HOOK_URL" in error["message"]
         else:
             assert error["field"] == "spec.headers.Authorization"
             assert "move header Authorization to secretHeaders" in error["message"]
