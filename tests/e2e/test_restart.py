@@ -298,8 +298,14 @@ async def test_ctrl_c_and_start_again_counts_every_event_once(
             up.start()
             await up.wait_up()
             assert up.admin_key() == key and key not in up.console()  # reused, not shown
-            # restored from the checkpoint the evaluator wrote while draining
-            assert await per_group(client, up) == reference(before), refused
+            # restored from the checkpoint the evaluator wrote while draining, once the
+            # group assigned its partitions (readiness does not wait for that)
+            restored = reference(before)
+
+            async def was_restored() -> bool:
+                return await per_group(client, up) == restored
+
+            await until(was_restored, f"the state before the restart: {restored} ({refused})")
             await post(client, f"{up.url['ingest']}/v1/events", stream(AFTER, "after"))
 
             expected = reference(before, AFTER)
