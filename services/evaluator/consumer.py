@@ -66,6 +66,8 @@ METRICS_REFRESH_MS = 5_000
 DRAIN_SHARE = 0.6
 #: Retry delays of a checkpoint PostgreSQL did not take (doubling up to the cap).
 CHECKPOINT_RETRY_MS = (500, 10_000)
+#: Retry delays of a restore that met an outage (doubling up to the cap).
+RESTORE_RETRY_MS = (250, 5_000)
 #: The cluster identity is checked this often, so a broker that restarted empty under
 #: a running consumer is noticed even without a rebalance.
 IDENTITY_CHECK_MS = 2_000
@@ -533,16 +535,42 @@ class EvaluatorConsumer:
                 self._rebased.pop(p, None)
             self.metrics.refresh(self.engine)
 
+    async def _restore_inputs(
+        self, fresh: list[int]
+    ) -> tuple[LogIdentity, dict[int, StoredCheckpoint]]:
+        """The log in hand and the stored checkpoints of ``fresh``, waiting out an
+        outage of the broker or PostgreSQL with backoff (processing without the state
+        would count wrong; the rebalance simply waits)."""
+        delay_ms, outage_since = RESTORE_RETRY_MS[0], None
+        while True:
+            current = await self._identify()
+            if current is not None:
+                try:
+                    stored = await self.store.load(fresh)
+                except TRANSIENT_DB_ERRORS as exc:
+                    problem = f"PostgreSQL: {exc!r}"
+                else:
+                    if outage_since is not None:
+                        log.info("partitions restored after an outage", extra={"partitions": fresh})
+                    return current, stored
+            else:
+                problem = "the broker did not tell which log it holds"
+            if outage_since is None:
+                outage_since = self.clock()
+                log.warning(
+                    "cannot restore partitions yet; retrying with backoff",
+                    extra={"partitions": fresh, "problem": problem},
+                )
+            await asyncio.sleep(delay_ms / 1000)
+            delay_ms = min(delay_ms * 2, RESTORE_RETRY_MS[1])
+
     async def on_assigned(self, partitions: list[int]) -> None:
         """Restore state from PostgreSQL and seek to the stored offsets."""
         async with self._lock:
             fresh = [p for p in partitions if not self.engine.owns(p)]
             try:
-                current = await self._identify()
-                if current is None:
-                    raise EvaluatorError("the broker did not tell which log it holds")
+                current, stored = await self._restore_inputs(fresh)
                 self._log = current
-                stored = await self.store.load(fresh)
                 for p in fresh:
                     checkpoint = stored.get(p)
                     if checkpoint is None:

@@ -7,19 +7,21 @@ import asyncio
 import gzip
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from shared.apikeys.scopes import Scope
 from shared.embedded import free_port, start_broker
 from shared.schemas import Event
 from shared.settings import Settings
 from shared.timeutil import wall_clock_ms
 from shared.topics import ensure_topics
 from tests.integration.ingest.conftest import Ingest, read_topic, running_ingest
+from tests.keys import stored_key
 
 pytestmark = pytest.mark.integration
 
@@ -99,9 +101,11 @@ async def test_gzip_bomb_refused(ingest: Ingest) -> None:
 
 
 @pytest.fixture
-def alertmanager(http_settings: Settings, tmp_path: Path) -> Iterator[str]:
+async def alertmanager(http_settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
     if ALERTMANAGER is None:
         pytest.skip("prometheus-alertmanager is not installed (Debian: prometheus-alertmanager)")
+    # Alertmanager sends a bearer token of its own, as docs/ingest.md configures it
+    key = await stored_key(http_settings, scopes=[Scope.EVENTS_WRITE])
     port = free_port()
     ingest_url = f"http://127.0.0.1:{http_settings.ingest_port}"
     config = tmp_path / "alertmanager.yml"
@@ -118,6 +122,9 @@ receivers:
     webhook_configs:
       - url: {ingest_url}/v1/integrations/alertmanager?service_label=service
         send_resolved: true
+        http_config:
+          authorization:
+            credentials: {key}
 """
     )
     log = (tmp_path / "alertmanager.log").open("wb")

@@ -48,6 +48,7 @@ class Effects:
         self.dedup: dict[int, list[tuple[int, list[str]]]] = {}
         self.fail_load = False
         self.fail_save = False
+        self.load_outages = 0  # loads that meet an outage before one succeeds
         self.log_identity: LogIdentity | None = LogIdentity("cluster-a", "topic-1")
         self.highwaters: dict[int, int] = {}
         self.rebased: dict[int, int] = {}
@@ -79,8 +80,11 @@ class Effects:
             self.dedup.setdefault(p, []).extend(delta.new)
 
     async def load(self, partitions: list[int]) -> dict[int, StoredCheckpoint]:
-        if self.fail_load:
+        if self.load_outages:
+            self.load_outages -= 1
             raise OSError("database down")
+        if self.fail_load:
+            raise ValueError("a snapshot that does not decode")
         return {
             p: StoredCheckpoint(
                 self.stored[p].state,
@@ -213,12 +217,25 @@ async def _handle_breaches(
 
 
 async def test_a_failed_restore_is_fatal() -> None:
+    """Not an outage: processing without the state would count wrong."""
     effects = Effects()
     effects.fail_load = True
     loop = build(effects)
     await loop.on_assigned([0])
     assert loop.engine.partitions == []
-    assert isinstance(loop._fatal, OSError)
+    assert isinstance(loop._fatal, ValueError)
+
+
+async def test_a_restore_waits_out_a_database_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.evaluator.consumer.RESTORE_RETRY_MS", (1, 1))
+    effects = Effects()
+    await _stored_at(effects, 40, ["good"])
+    effects.load_outages = 3
+    loop = build(effects)
+    await loop.on_assigned([0])
+    assert loop._fatal is None
+    assert effects.load_outages == 0
+    assert effects.log == [("seek", (0, 40))]
 
 
 @pytest.mark.parametrize("every", [1, 100])
