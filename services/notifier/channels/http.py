@@ -37,6 +37,17 @@ USER_AGENT = "slawatch-notifier/1"
 T = TypeVar("T")
 
 
+def denied(receiver_name: str, exc: DestinationDenied, started_ns: int) -> DeliveryError:
+    """The delivery error of a destination the outbound policy refuses (never retried:
+    only a change of ``SLAWATCH_OUTBOUND_ALLOW`` or of the receiver helps)."""
+    return DeliveryError(
+        Reason.DENIED,
+        f"{receiver_name}: destination refused: {exc} (SLAWATCH_OUTBOUND_ALLOW)",
+        retriable=False,
+        latency_ms=elapsed_ms(started_ns),
+    )
+
+
 def elapsed_ms(started_ns: int) -> int:
     return (time.perf_counter_ns() - started_ns) // 1_000_000
 
@@ -97,12 +108,7 @@ async def post(
                 url, content=content, headers=headers, timeout=timeout_s, follow_redirects=False
             )
     except DestinationDenied as exc:
-        raise DeliveryError(
-            Reason.DENIED,
-            f"{receiver_name}: destination refused: {exc} (SLAWATCH_OUTBOUND_ALLOW)",
-            retriable=False,
-            latency_ms=elapsed_ms(started),
-        ) from None
+        raise denied(receiver_name, exc, started) from None
     except (TimeoutError, httpx.TimeoutException):
         raise DeliveryError(
             Reason.TIMEOUT,

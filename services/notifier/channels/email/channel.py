@@ -40,7 +40,7 @@ from typing import Any
 
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.destinations import DestinationDenied, Outbound
-from services.notifier.channels.http import elapsed_ms, prepare
+from services.notifier.channels.http import denied, elapsed_ms, prepare
 from services.notifier.message import GroupNotification, Notification
 from services.notifier.secrets import Secrets
 from services.notifier.templates import (
@@ -194,12 +194,7 @@ class EmailChannel:
                 addresses = await self._outbound.addresses(spec.host, spec.port)
                 await asyncio.to_thread(_send, spec, addresses, password, msg, self._timeout_s)
         except DestinationDenied as exc:
-            raise DeliveryError(
-                Reason.DENIED,
-                f"{name}: destination refused: {exc} (SLAWATCH_OUTBOUND_ALLOW)",
-                retriable=False,
-                latency_ms=elapsed_ms(started),
-            ) from None
+            raise denied(name, exc, started) from None
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(
                 Reason.AUTH,
