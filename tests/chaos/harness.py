@@ -38,7 +38,15 @@ import orjson
 
 from services.stack import Stack, running_stack
 from shared import db
-from shared.embedded import ChildProcess, free_port, postgres_url, spawn, start_postgres
+from shared.embedded import (
+    ChildProcess,
+    free_port,
+    password_file,
+    postgres_password,
+    postgres_url,
+    spawn,
+    start_postgres,
+)
 from shared.settings import Settings
 from tests.chaos import observe
 from tests.chaos.compare import Fault, Outcome
@@ -284,7 +292,7 @@ def postgres_template(directory: Path) -> Path:
     port = free_port()
     child = start_postgres(pgdata, port, directory / "postgres.log")
     try:
-        db.migrate_sync(postgres_url(port))
+        db.migrate_sync(postgres_url(port, postgres_password(pgdata)))
     finally:
         child.stop()
     return pgdata
@@ -350,6 +358,8 @@ async def chaos_run(
             await asyncio.to_thread(
                 shutil.copytree, pg_template, work / "data" / "pgdata", symlinks=True
             )
+            # The password that the template's server asks for is kept beside it.
+            shutil.copy2(password_file(pg_template), password_file(work / "data" / "pgdata"))
         async with _started(name, script, work, broker, **overrides) as run:
             yield run
     finally:

@@ -27,7 +27,14 @@ from services.evaluator.main import run as run_evaluator
 from services.ingest.main import run as run_ingest
 from services.notifier.main import run as run_notifier
 from shared import db, kafka
-from shared.embedded import ChildProcess, free_port, postgres_url, start_broker, start_postgres
+from shared.embedded import (
+    ChildProcess,
+    free_port,
+    postgres_password,
+    postgres_url,
+    start_broker,
+    start_postgres,
+)
 from shared.settings import Settings
 from shared.topics import Topics, topic_partitions
 from tests.integration.notifier.support import agreement_doc, apply_docs, receiver_doc
@@ -161,7 +168,7 @@ async def until_started(start: Callable[[], Awaitable[Any]]) -> Any:
 async def stack(own_infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     settings = Settings(
         kafka_bootstrap=f"127.0.0.1:{own_infra.kafka_port}",
-        database_url=postgres_url(own_infra.pg_port),
+        database_url=postgres_url(own_infra.pg_port, postgres_password(own_infra.root / "pgdata")),
         topic_prefix=f"o{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("stack"),
         ingest_port=free_port(),
