@@ -38,6 +38,14 @@ def bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap
 
 
+#: How old the client's cluster metadata may grow (aiokafka's default is 5 min). After
+#: every broker of a cluster restarted, aiokafka retries a ListOffsets refused with
+#: NOT_LEADER_FOR_PARTITION at the old leader without refreshing its metadata, so a
+#: consumer seeking to a log start stalls until the next refresh (found by the chaos
+#: suite: tests/chaos/test_infrastructure.py::test_broker_restarted on Apache Kafka).
+METADATA_MAX_AGE_MS = 5_000
+
+
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """acks=all, no idempotence (see :func:`start_producer`), a 1 MiB request cap like
     Apache Kafka's default."""
@@ -49,6 +57,7 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "max_request_size": MAX_REQUEST_BYTES,
         "linger_ms": 2,
         "request_timeout_ms": 15_000,
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
     }
     config.update(overrides)
     return AIOKafkaProducer(**config)
@@ -105,6 +114,7 @@ def consumer(
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "max_poll_interval_ms": 300_000,
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
     }
     config.update(overrides)
     return AIOKafkaConsumer(*topics, **config)

@@ -9,8 +9,9 @@ the identity the project can prove there.
 On assignment a stored offset is used only when (:func:`decide_resume`):
 
 - it was stored for the same log (cluster id and, where both sides know one, topic id);
-- it is not past the partition's log end (known from the first fetch's high
-  watermark; ``end_offsets`` is wrong on the embedded broker).
+- it is not past the partition's log end (known from the fetches' high watermark;
+  ``end_offsets`` is wrong on the embedded broker) for longer than a grace
+  (:class:`ShortLogJudge`): Apache Kafka's watermark lags the log after a restart.
 
 Otherwise the consumer resumes at the log start, keeps the state it has (the new log
 holds new events), logs a warning naming topic, partition and both offsets, and
@@ -19,10 +20,13 @@ counts ``slawatch_offset_resets_total{topic,reason}``.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -94,6 +98,38 @@ def decide_identity(stored: LogIdentity | None, current: LogIdentity) -> ResetRe
 def decide_log_end(next_offset: int, log_end: int) -> ResetReason | None:
     """None when ``next_offset`` lies within the log (at its end at most)."""
     return ResetReason.BEYOND_LOG_END if next_offset > log_end else None
+
+
+#: How long a log end must stay below a position before the log counts as replaced.
+#: Apache Kafka's high watermark lags the log after a restart (a new leader starts
+#: from its last checkpointed watermark and moves it once followers catch up), so a
+#: position past it for a moment is not a lost log; an emptied log stays short.
+SHORT_LOG_GRACE_MS = 30_000
+
+
+class ShortLogJudge:
+    """Decides, per partition, when a log end below the position is a replaced log:
+    only after it stayed below for ``grace_ms`` (:data:`SHORT_LOG_GRACE_MS`). Pure:
+    the caller passes the time (milliseconds, any monotonic origin)."""
+
+    def __init__(self, grace_ms: int = SHORT_LOG_GRACE_MS) -> None:
+        self.grace_ms = grace_ms
+        self._short_since: dict[Any, int] = {}
+
+    def observe(self, key: Any, next_offset: int, log_end: int, now_ms: int) -> ResetReason | None:
+        """BEYOND_LOG_END once ``next_offset > log_end`` has held for the grace."""
+        if decide_log_end(next_offset, log_end) is None:
+            self._short_since.pop(key, None)
+            return None
+        since = self._short_since.setdefault(key, now_ms)
+        if now_ms - since < self.grace_ms:
+            return None
+        del self._short_since[key]
+        return ResetReason.BEYOND_LOG_END
+
+    def forget(self, key: Any) -> None:
+        """The partition moved (reset, revoked): its short spell, if any, is over."""
+        self._short_since.pop(key, None)
 
 
 _RESET_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
@@ -238,14 +274,28 @@ class LogEndWatch:
     then answers every fetch with nothing, so the consumer would wait forever; this
     watch seeks such a partition to its log start, with a warning and a count.
 
-    Apache Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE, which the
-    client resets to the earliest offset by itself (``auto_offset_reset``).
+    A replaced log is told by the cluster identity (:func:`fetch_identities`, asked
+    again every :data:`BASELINE_REFRESH_MS` while all is well and when a partition
+    falls short): a new identity resets at once (``other_log``). Under the same
+    identity the position may only be ahead of a lagging high watermark (Apache Kafka
+    after a restart), so :class:`ShortLogJudge` waits the grace out first.
     """
 
-    def __init__(self, resets: Counter, consumer_name: str) -> None:
+    def __init__(
+        self,
+        resets: Counter,
+        consumer_name: str,
+        *,
+        grace_ms: int = SHORT_LOG_GRACE_MS,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
         self._resets = resets
         self._consumer_name = consumer_name
         self._next: dict[Any, int] = {}
+        self._judge = ShortLogJudge(grace_ms)
+        self._clock_ms = clock_ms or (lambda: int(time.monotonic() * 1000))
+        self._baseline: dict[str, LogIdentity] = {}
+        self._baseline_at: int | None = None
 
     def advance(self, batch: dict[Any, list[Any]]) -> None:
         """Note the next offset of every partition in a consumed batch."""
@@ -254,16 +304,39 @@ class LogEndWatch:
                 self._next[tp] = records[-1].offset + 1
 
     async def check(self, consumer: Any) -> list[Any]:
-        """Seek every assigned partition whose next offset is past its high watermark to
-        the log start; returns those partitions."""
+        """Seek every assigned partition whose position is past its high watermark in a
+        replaced log (or for longer than the grace) to the log start; returns those."""
         assigned = consumer.assignment()
-        moved = []
+        now = self._clock_ms()
+        short = []
         for tp, next_offset in list(self._next.items()):
             if tp not in assigned:
                 del self._next[tp]
+                self._judge.forget(tp)
                 continue
             highwater = consumer.highwater(tp)
-            if highwater is None or decide_log_end(next_offset, highwater) is None:
+            if highwater is not None and decide_log_end(next_offset, highwater):
+                short.append((tp, next_offset, highwater))
+            else:
+                self._judge.forget(tp)
+        topics = sorted({tp.topic for tp in self._next})
+        if not short:
+            due = self._baseline_at is None or now - self._baseline_at >= BASELINE_REFRESH_MS
+            if topics and due:
+                self._baseline_at = now
+                self._baseline.update(await self._identities(consumer, topics))
+            return []
+        current = await self._identities(consumer, sorted({tp.topic for tp, _, _ in short}))
+        moved = []
+        for tp, next_offset, highwater in short:
+            before, now_id = self._baseline.get(tp.topic), current.get(tp.topic)
+            replaced = before is not None and now_id is not None and not before.same_log(now_id)
+            reason = (
+                ResetReason.OTHER_LOG
+                if replaced
+                else self._judge.observe(tp, next_offset, highwater, now)
+            )
+            if reason is None:
                 continue
             log.warning(
                 "position past the log end: resuming at the log start",
@@ -273,10 +346,36 @@ class LogEndWatch:
                     "partition": tp.partition,
                     "stored_offset": next_offset,
                     "log_end": highwater,
+                    "reason": reason.value,
                 },
             )
-            self._resets.labels(tp.topic, ResetReason.BEYOND_LOG_END.value).inc()
+            self._resets.labels(tp.topic, reason.value).inc()
             del self._next[tp]
+            self._judge.forget(tp)
             await consumer.seek_to_beginning(tp)
             moved.append(tp)
+        self._baseline.update(current)
         return moved
+
+    async def _identities(self, consumer: Any, topics: list[str]) -> dict[str, LogIdentity]:
+        return await _identities(consumer, topics)
+
+
+#: How often a :class:`LogEndWatch` asks the cluster identity while no log is short.
+BASELINE_REFRESH_MS = 60_000
+
+
+async def _identities(consumer: Any, topics: list[str]) -> dict[str, LogIdentity]:
+    """The topics' log identities over ``consumer``'s connection; empty when the broker
+    cannot tell now (the caller falls back to the grace)."""
+    client = getattr(consumer, "_client", None)  # aiokafka keeps its broker client private
+    if client is None:
+        return {}
+    try:
+        return await asyncio.wait_for(fetch_identities(client, topics), IDENTITY_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - unknown identity: the grace decides
+        log.debug("log identity unavailable: %r", exc)
+        return {}
+
+
+IDENTITY_TIMEOUT_S = 2.0

@@ -51,7 +51,13 @@ from services.evaluator.metrics import EvaluatorMetrics
 from services.evaluator.objectives.base import CompiledObjective
 from shared import kafka
 from shared.deadletter import DeadLetter
-from shared.logid import LogIdentity, ResetReason, decide_identity, decide_log_end, fetch_identities
+from shared.logid import (
+    LogIdentity,
+    ResetReason,
+    ShortLogJudge,
+    decide_identity,
+    fetch_identities,
+)
 from shared.schemas import Breach, group_key
 from shared.settings import Settings
 from shared.timeutil import Clock
@@ -124,6 +130,7 @@ class EvaluatorConsumer:
         self._last_identity_check_at = clock()
         # partition -> its offset in the previous log, until a checkpoint in the new one
         self._rebased: dict[int, int] = {}
+        self._short_log = ShortLogJudge()
         # rollups taken for a checkpoint PostgreSQL did not take, written with the next
         self._unsaved_rollups: dict[int, list[Rollup]] = {}
         self._checkpoint_failing_since: int | None = None
@@ -194,12 +201,14 @@ class EvaluatorConsumer:
         return out
 
     async def _check_log_end(self, consumer: AIOKafkaConsumer) -> None:
-        """An offset in hand past the partition's log end belongs to another log (a
-        broker that restarted empty): resume at the log start, keeping the state."""
+        """An offset in hand past the partition's log end for longer than the grace
+        (shared.logid.ShortLogJudge) belongs to another log (a broker that restarted
+        empty): resume at the log start, keeping the state."""
         moved = False
+        now = self.clock()
         for p, next_offset in list(self._next_offsets.items()):
             highwater = consumer.highwater(TopicPartition(self.topics.events, p))
-            if highwater is not None and decide_log_end(next_offset, highwater):
+            if highwater is not None and self._short_log.observe(p, next_offset, highwater, now):
                 await self._reset(p, next_offset, ResetReason.BEYOND_LOG_END, log_end=highwater)
                 moved = True
         if moved:  # checkpoints from now on belong to the log in hand
@@ -223,6 +232,7 @@ class EvaluatorConsumer:
         )
         self.metrics.offset_resets.labels(self.topics.events, reason.value).inc()
         self._rebased.setdefault(partition, stored)
+        self._short_log.forget(partition)
         # The state in hand is the new log's at its start: a checkpoint now stands.
         self._next_offsets[partition] = 0
         self._dirty.add(partition)

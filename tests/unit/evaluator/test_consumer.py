@@ -15,11 +15,18 @@ from services.evaluator.consumer import EvaluatorConsumer
 from services.evaluator.engine import DedupDelta, RebuildRequest, Rollup
 from services.evaluator.exceptions import EvaluatorError
 from services.evaluator.metrics import EvaluatorMetrics
-from shared.logid import LogIdentity
+from shared.logid import SHORT_LOG_GRACE_MS, LogIdentity
 from shared.metrics import new_registry
 from shared.schemas import Breach
 from shared.settings import Settings
-from tests.unit.evaluator.factories import T0, agreement, engine, event, fixed_clock
+from tests.unit.evaluator.factories import (
+    DETECTED_AT,
+    T0,
+    agreement,
+    engine,
+    event,
+    fixed_clock,
+)
 
 TOPIC = "slawatch.events"
 
@@ -344,19 +351,47 @@ async def test_a_checkpoint_of_another_log_resumes_at_the_log_start_keeping_the_
     assert effects.rebased == {0: 372}
 
 
-async def test_an_offset_past_the_log_end_resumes_at_the_log_start() -> None:
+async def test_an_offset_past_the_log_end_for_the_grace_resumes_at_the_log_start() -> None:
     effects = Effects()
     await _stored_at(effects, 372, ["good"])
     loop = build(effects)
+    now = [DETECTED_AT]
+    loop.clock = lambda: now[0]
     await loop.on_assigned([0])
     assert effects.log == [("seek", (0, 372))]
     effects.highwaters[0] = 6  # the first fetch tells the log end
+    await loop._check_log_end(effects)  # type: ignore[arg-type]
+    now[0] += SHORT_LOG_GRACE_MS - 1
+    await loop._check_log_end(effects)  # type: ignore[arg-type]
+    assert effects.log == [("seek", (0, 372))]  # a lagging watermark, perhaps
+    now[0] += 1
     await loop._check_log_end(effects)  # type: ignore[arg-type]
     assert effects.log[-1] == ("seek_to_beginning", 0)
     assert _resets(loop, "beyond_log_end") == 1
     await loop._handle(batch(0, 0, [event(T0 + 10, "bad").to_json()]))
     [status] = loop.engine.status("acme-checkout/availability")
     assert (status.status.good, status.status.valid) == (1, 2)
+
+
+async def test_a_watermark_that_catches_up_within_the_grace_keeps_the_offset() -> None:
+    """Apache Kafka after a restart: the new leader's high watermark starts behind the
+    log and moves up once its followers fetch."""
+    effects = Effects()
+    await _stored_at(effects, 372, ["good"])
+    loop = build(effects)
+    now = [DETECTED_AT]
+    loop.clock = lambda: now[0]
+    await loop.on_assigned([0])
+    effects.highwaters[0] = 340
+    await loop._check_log_end(effects)  # type: ignore[arg-type]
+    now[0] += SHORT_LOG_GRACE_MS // 2
+    effects.highwaters[0] = 380
+    await loop._check_log_end(effects)  # type: ignore[arg-type]
+    effects.highwaters[0] = 340  # a later short spell starts its own grace
+    now[0] += SHORT_LOG_GRACE_MS - 1
+    await loop._check_log_end(effects)  # type: ignore[arg-type]
+    assert effects.log == [("seek", (0, 372))]
+    assert _resets(loop, "beyond_log_end") == 0
 
 
 async def test_an_offset_within_the_log_is_used() -> None:

@@ -19,6 +19,7 @@ from services.ingest.raw_consumer import RawConsumer, group_id
 from services.ingest.records import OutRecord
 from shared.deadletter import DeadLetter
 from shared.kafka import FinishBatchOnRevoke
+from shared.logid import ShortLogJudge
 from shared.schemas import Event
 from shared.topics import Topics
 
@@ -209,6 +210,7 @@ async def test_a_position_past_the_log_end_resumes_at_the_log_start() -> None:
     2, before the next offset 12; partition 1 is within its log."""
     batches = [batch(TP0, GOOD, GOOD, first=10) | batch(TP1, GOOD, first=3)]
     raw, consumer, _, registry, stop = make(batches)
+    raw._log_end._judge = ShortLogJudge(grace_ms=0)  # no identity to ask: the grace decides
     consumer.highwaters = {TP0: 2, TP1: 4}
     await raw.run(stop)
     assert [entry for entry in consumer.log if entry.startswith("seek")] == ["seek_to_beginning 0"]
