@@ -15,12 +15,11 @@ Two stages:
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -28,23 +27,40 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from shared.definitions import yamlsafe
+from shared.definitions import messages, yamlsafe
+from shared.definitions.applies import field_problems
+from shared.definitions.kinds.common import API_VERSION
+from shared.definitions.kinds.objectives import Objective
+from shared.definitions.kinds.receivers import ReceiverSpec
 from shared.definitions.model import KINDS, Document
 from shared.definitions.refs import references
+from shared.definitions.salvage import Pruner, parse_path, show_path
 from shared.timeutil import parse_duration_ms
 
 
 @dataclass(frozen=True)
 class DefinitionError:
-    """One problem in one document."""
+    """One problem in one document: ``file``, the document (``index`` in the file, and
+    its ``kind`` and ``name`` when they are known), the field ``path`` (as written,
+    ``""`` for the document as a whole) and a ``message`` for people."""
 
     file: str
     index: int
     path: str
     message: str
+    kind: str | None = None
+    name: str | None = None
+
+    @property
+    def document(self) -> str:
+        """``defs.yaml[0] Agreement/shop``: where, in words."""
+        where = f"{self.file}[{self.index}]"
+        if self.kind is None:
+            return where
+        return f"{where} {self.kind}/{self.name}" if self.name else f"{where} {self.kind}"
 
     def __str__(self) -> str:
-        where = f"{self.file}[{self.index}]"
+        where = self.document
         return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
@@ -54,56 +70,116 @@ class DefinitionsInvalid(ValueError):
         self.errors = errors
 
 
+#: Maps a path of a check run on a pruned document back to the document as written
+#: (``None``: the problem only exists because of what was pruned).
+Repath = Callable[[str, str], str | None]
+
+
 @dataclass(frozen=True)
 class Located:
-    """A valid document and where it came from."""
+    """A document and where it came from. ``repath``: set when invalid parts were
+    pruned from it (:mod:`shared.definitions.salvage`) so that its references are
+    still checked; such a document is never stored."""
 
     document: Document
     file: str
     index: int
+    repath: Repath | None = None
 
 
 # -- one document ---------------------------------------------------------------------
 
+#: The name a document with an invalid name goes on being checked under.
+_NAME_STAND_IN = "invalid-name"
+_STAND_INS: dict[tuple[str | int, ...], object] = {
+    ("apiVersion",): API_VERSION,
+    ("metadata",): {"name": _NAME_STAND_IN},
+    ("metadata", "name"): _NAME_STAND_IN,
+}
+_MAX_ROUNDS = 32
+
 
 def parse_document(raw: Any, file: str = "<input>", index: int = 0) -> Document:
-    """Validate one decoded document; raises :class:`DefinitionsInvalid`."""
-    document = validate_model(raw, file, index)
-    problems = [DefinitionError(file, index, p, m) for p, m in document_checks(document)]
-    if problems:
-        raise DefinitionsInvalid(problems)
+    """Validate one decoded document with every check of one document; raises
+    :class:`DefinitionsInvalid` with every problem found."""
+    document, _, errors = examine(raw, file, index)
+    if errors or document is None:
+        raise DefinitionsInvalid(errors)
     return document
 
 
 def validate_model(raw: Any, file: str = "<input>", index: int = 0) -> Document:
-    """Only the kind's model (no :func:`document_checks`); raises :class:`DefinitionsInvalid`."""
-    if not isinstance(raw, dict):
-        raise DefinitionsInvalid([DefinitionError(file, index, "", "a document must be a mapping")])
-    kind = raw.get("kind")
-    model = KINDS.get(kind) if isinstance(kind, str) else None
-    if model is None:
-        known = ", ".join(sorted(KINDS))
-        hint = _did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
-        raise DefinitionsInvalid(
-            [DefinitionError(file, index, "kind", f"unknown kind {kind!r}{hint} (known: {known})")]
-        )
-    try:
-        document: Document = model.model_validate(raw)
-    except ValidationError as exc:
-        errors = [_error(model, file, index, e) for e in exc.errors()]
-        raise DefinitionsInvalid(errors) from None
+    """Only the kind's model (no :func:`document_checks`: stored documents load even if
+    they predate a check); raises :class:`DefinitionsInvalid`."""
+    document, _, errors = examine(raw, file, index, checks=False)
+    if errors or document is None:
+        raise DefinitionsInvalid(errors)
     return document
 
 
+def examine(
+    raw: Any, file: str = "<input>", index: int = 0, *, checks: bool = True
+) -> tuple[Document | None, Repath | None, list[DefinitionError]]:
+    """Every problem of one document in one run.
+
+    Returns the document (when invalid: what is left after pruning the invalid parts,
+    so that set checks can still run on it; ``None`` when nothing is left), the
+    :data:`Repath` of a pruned document, and the errors (with ``checks``: also those of
+    :func:`document_checks`)."""
+    if not isinstance(raw, dict):
+        return None, None, [DefinitionError(file, index, "", "a document must be a mapping")]
+    kind = raw.get("kind")
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    metadata = raw.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    kind_tag = kind if isinstance(kind, str) else None
+    name_tag = name if isinstance(name, str) else None
+    if model is None:
+        known = ", ".join(sorted(KINDS))
+        if kind is None:
+            text = f"missing 'kind': one of {known}"
+        else:
+            hint = _did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
+            text = f"unknown kind {kind!r}{hint} (known: {known})"
+        return None, None, [DefinitionError(file, index, "kind", text, None, name_tag)]
+    pruner = Pruner(raw, _STAND_INS)
+    errors: list[DefinitionError] = []
+    document: Document | None = None
+    for _ in range(_MAX_ROUNDS):
+        try:
+            document = model.model_validate(pruner.data)
+            break
+        except ValidationError as exc:
+            found = exc.errors()
+        for e in found:
+            error = _error(model, file, index, e)
+            parts = pruner.original(parse_path(error.path))
+            if not pruner.caused(parts, error.message, e["type"]):
+                pruner.reported.add(parts)
+                errors.append(replace(error, path=show_path(parts), kind=kind_tag, name=name_tag))
+        if not pruner.prune([tuple(e["loc"]) for e in found]):
+            break
+    repath = pruner.repath if pruner.pruned else None
+    if checks and document is not None:
+        for path, message in document_checks(document):
+            where = path if repath is None else repath(path, message)
+            if where is not None:
+                errors.append(DefinitionError(file, index, where, message, kind_tag, name_tag))
+    return document, repath, errors
+
+
 def document_checks(document: BaseModel) -> list[tuple[str, str]]:
-    """Checks across fields of one document that its model leaves open.
+    """Checks across fields of one document that its model leaves open: fields that
+    do not apply (:func:`shared.definitions.applies.field_problems`), the kind's own
+    ``checks()``, and burn-rate windows.
 
     An objective's window must be at least as long as the longest window any of its
     burn-rate rules looks at: a 1h budget cannot be judged over 3d. Tolerant of the
     objective kinds' evolving shapes: anything it does not recognise is skipped.
     """
     own = getattr(document, "checks", None)
-    out: list[tuple[str, str]] = list(own()) if callable(own) else []
+    out: list[tuple[str, str]] = field_problems(document)
+    out.extend(own() if callable(own) else [])
     spec = getattr(document, "spec", None)
     for i, objective in enumerate(getattr(spec, "objectives", None) or ()):
         window_ms = _window_ms(objective)
@@ -150,86 +226,75 @@ def _window_ms(objective: object) -> int | None:
 
 # -- pydantic errors → messages -------------------------------------------------------
 
-_UNIT_WORDS = {
-    "milli": "ms", "millis": "ms", "msec": "ms", "msecs": "ms", "millisecond": "ms",
-    "milliseconds": "ms", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-    "min": "m", "mins": "m", "minute": "m", "minutes": "m", "hr": "h", "hrs": "h",
-    "hour": "h", "hours": "h", "day": "d", "days": "d", "week": "w", "weeks": "w",
-    "M": "m", "H": "h", "D": "d", "S": "s", "W": "w",
-}  # fmt: skip
-_DURATION_WORDS = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
-_TARGET_FIELDS = ("target", "below")
-
 
 def _error(model: type[BaseModel], file: str, index: int, error: ErrorDetails) -> DefinitionError:
     path, parent = _locate(model, tuple(error["loc"]))
     kind = error["type"]
-    value = error.get("input")
-    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     last = path.rsplit(".", 1)[-1].split("[", 1)[0]
     if kind == "extra_forbidden":
         field = str(error["loc"][-1])
-        allowed = _fields_of(parent)
-        message = f"unknown field {field!r}{_did_you_mean(field, allowed)}"
-        if allowed:
-            message += f" (allowed: {', '.join(sorted(allowed))})"
-    elif kind == "union_tag_invalid":
+        elsewhere = _taken_by_siblings(parent, field)
+        if elsewhere is not None:
+            return DefinitionError(file, index, path, elsewhere)
+        return DefinitionError(
+            file, index, path, messages.message(error, field, _fields_of(parent))
+        )
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
         ctx = error.get("ctx", {})
         discriminator = str(ctx.get("discriminator", "kind")).strip("'")
-        tag = str(ctx.get("tag", ""))
+        tag = ctx.get("tag") if kind == "union_tag_invalid" else None
         expected = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        if not expected:
+            expected = _union_tags(discriminator)
         path = f"{path}.{discriminator}" if path else discriminator
-        message = f"unknown {discriminator} {tag!r}{_did_you_mean(tag, expected)}"
-        message += f" (expected: {', '.join(expected)})"
-    elif kind == "literal_error" and isinstance(value, str):
-        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
-        message = f"{value!r} is not allowed{_did_you_mean(value, expected)}"
-        message += f" (expected: {', '.join(expected)})"
-    elif last in _TARGET_FIELDS and kind in (
-        "less_than", "less_than_equal", "greater_than", "greater_than_equal", "float_parsing",
-        "float_type",
-    ):  # fmt: skip
-        message = _target_message(last, value, message)
-    elif kind == "value_error" and "invalid duration" in message and isinstance(value, str):
-        message = _duration_message(value, message)
-    return DefinitionError(file, index, path, message)
-
-
-def _target_message(field: str, value: object, original: str) -> str:
-    fraction = "a fraction between 0 and 1 (0.999 means 99.9 %)"
-    if isinstance(value, str) and "%" in value:
-        number = value.replace("%", "").strip()
-        try:
-            as_fraction = float(number) / 100
-        except ValueError:
-            return f"{field} {value!r} is not a number; write {fraction}"
-        return f"{field} {value!r} is a percentage; write {fraction}: {as_fraction:g}"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if value == 1 and field == "target":
-            return (
-                "target 1 (100 %) is impossible: it must be less than 1, since every "
-                "failure would breach (no error budget); write e.g. 0.9999"
-            )
-        if 1 < value <= 100:
-            return (
-                f"{field} {value:g} is impossible: it must be {fraction}, greater than 0 and "
-                f"less than 1; if you meant {value:g} %, write {value / 100:g}"
-            )
-        return f"{field} {value:g} is impossible: {original.lower()}; write {fraction}"
-    return f"{original}; write {fraction}"
-
-
-def _duration_message(value: str, original: str) -> str:
-    match = _DURATION_WORDS.match(value)
-    if match is not None and match.group(2) in _UNIT_WORDS:
-        unit = _UNIT_WORDS[match.group(2)]
-        return f"wrong unit in duration {value!r}: did you mean '{match.group(1)}{unit}'?"
-    return original
+        return DefinitionError(
+            file, index, path, messages.union_tag_message(discriminator, tag, expected)
+        )
+    return DefinitionError(file, index, path, messages.message(error, last))
 
 
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return messages.did_you_mean(word, candidates)
+
+
+def _unions() -> list[tuple[str, list[type[BaseModel]]]]:
+    """(discriminator, members) of the discriminated unions in definitions."""
+    out: list[tuple[str, list[type[BaseModel]]]] = []
+    for union, discriminator in ((Objective, "kind"), (ReceiverSpec, "type")):
+        members = [m for m in get_args(_strip(union)) if isinstance(m, type)]
+        out.append((discriminator, members))
+    return out
+
+
+def _tag_of(member: type[BaseModel], discriminator: str) -> str:
+    info = member.model_fields.get(discriminator)
+    args = get_args(_strip(info.annotation)) if info is not None else ()
+    return str(args[0]) if args else member.__name__
+
+
+def _union_tags(discriminator: str) -> list[str]:
+    for disc, members in _unions():
+        if disc == discriminator:
+            return [_tag_of(m, disc) for m in members]
+    return []
+
+
+def _taken_by_siblings(parent: type[BaseModel] | None, field: str) -> str | None:
+    """For a field unknown to one member of a union (``window`` on a deadline objective)
+    that other members take: which, so the person sees why it does not apply here."""
+    for discriminator, members in _unions():
+        if parent not in members:
+            continue
+        takers = [_tag_of(m, discriminator) for m in members if field in _fields_of(m)]
+        if not takers:
+            return None
+        own = _tag_of(parent, discriminator)
+        allowed = sorted(_fields_of(parent))
+        return (
+            f"{field!r} does not apply to {discriminator} {own!r} (only to {discriminator} "
+            f"{', '.join(takers)}); allowed here: {', '.join(allowed)}"
+        )
+    return None
 
 
 def _fields_of(model: type[BaseModel] | None) -> list[str]:
@@ -318,20 +383,28 @@ def check_set(located: Sequence[Located], stored: Iterable[Document] = ()) -> li
     resolved against ``located`` plus ``stored`` (documents already applied; a located
     document replaces the stored one of the same kind and name)."""
     errors: list[DefinitionError] = []
+
+    def add(item: Located, path: str, message: str) -> None:
+        where = path if item.repath is None else item.repath(path, message)
+        if where is None:
+            return
+        doc = item.document
+        name = None if doc.metadata.name == _NAME_STAND_IN else doc.metadata.name
+        errors.append(DefinitionError(item.file, item.index, where, message, doc.kind, name))
+
     first: dict[tuple[str, str], Located] = {}
     for item in located:
         doc = item.document
         key = (doc.kind, doc.metadata.name)
+        if doc.metadata.name == _NAME_STAND_IN:
+            continue
         if key in first:
             seen = first[key]
-            errors.append(
-                DefinitionError(
-                    item.file,
-                    item.index,
-                    "metadata.name",
-                    f"duplicate {doc.kind} {doc.metadata.name!r} "
-                    f"(first defined in {seen.file}[{seen.index}])",
-                )
+            add(
+                item,
+                "metadata.name",
+                f"duplicate {doc.kind} {doc.metadata.name!r} "
+                f"(first defined in {seen.file}[{seen.index}])",
             )
         else:
             first[key] = item
@@ -349,18 +422,11 @@ def check_set(located: Sequence[Located], stored: Iterable[Document] = ()) -> li
             known = names.get(ref.kind, set())
             if ref.name in known or (ref.soft and not known):
                 continue
-            errors.append(
-                DefinitionError(
-                    item.file,
-                    item.index,
-                    ref.path,
-                    f"no {ref.kind} named {ref.name!r}{_did_you_mean(ref.name, known)}",
-                )
-            )
+            add(item, ref.path, f"no {ref.kind} named {ref.name!r}{_did_you_mean(ref.name, known)}")
         cross = getattr(item.document, "cross_checks", None)
         if callable(cross):
             for path, message in cross(find):
-                errors.append(DefinitionError(item.file, item.index, path, message))
+                add(item, path, message)
     return errors
 
 
@@ -395,7 +461,11 @@ def yaml_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def parse_text(text: str, file: str) -> tuple[list[Located], list[DefinitionError]]:
-    """Every document of one YAML text, and the errors of those that are invalid."""
+    """Every document of one YAML text, and every problem of each on its own.
+
+    ``located`` also holds what is left of invalid documents (with a ``repath``), so
+    that :func:`check_set` reports their dangling references in the same run; only
+    a text without errors is meant to be stored."""
     located: list[Located] = []
     errors: list[DefinitionError] = []
     try:
@@ -407,14 +477,10 @@ def parse_text(text: str, file: str) -> tuple[list[Located], list[DefinitionErro
         if raw is None:
             continue
         index += 1
-        try:
-            document = validate_model(raw, file, index)
-        except DefinitionsInvalid as exc:
-            errors.extend(exc.errors)
-            continue
-        # still checked with the set: one run reports its dangling references too
-        located.append(Located(document, file, index))
-        errors.extend(DefinitionError(file, index, p, m) for p, m in document_checks(document))
+        document, repath, found = examine(raw, file, index)
+        errors.extend(found)
+        if document is not None:
+            located.append(Located(document, file, index, repath))
     return located, errors
 
 

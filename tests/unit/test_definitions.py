@@ -84,7 +84,7 @@ def test_unknown_field_and_kind(tmp_path: Path) -> None:
     with pytest.raises(DefinitionsInvalid) as info:
         load_paths([write(tmp_path, text)])
     rendered = [str(e) for e in info.value.errors]
-    assert any("[0] spec.colour" in r for r in rendered)
+    assert any("[0] Agreement/shop spec.colour" in r for r in rendered)
     assert any("[2] kind: unknown kind 'Gadget'" in r for r in rendered)
 
 

@@ -72,6 +72,19 @@ class MaintenancePolicy(Spec):
     exclude: bool = True
     match: dict[str, str] = Field(default_factory=dict)
 
+    def field_checks(self) -> list[tuple[str, str]]:
+        """``match`` narrows what is excluded; with ``exclude: false`` nothing is."""
+        if not self.exclude and self.match:
+            return [
+                (
+                    "match",
+                    "'match' does not apply with exclude: false: it narrows which "
+                    "maintenance windows are excluded from compliance, and none are; "
+                    "remove 'match', or set exclude: true",
+                )
+            ]
+        return []
+
 
 class AgreementSpec(Spec):
     type: AgreementType

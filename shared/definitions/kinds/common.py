@@ -13,7 +13,9 @@ from pydantic.alias_generators import to_camel
 from shared.timeutil import parse_duration_ms
 
 API_VERSION = "slawatch/v1"
-Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+#: A document or objective name; :mod:`shared.definitions.messages` says it in words.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class Spec(BaseModel):
@@ -24,7 +26,19 @@ class Spec(BaseModel):
     )
 
 
+def given(model: BaseModel, *fields: str) -> list[str]:
+    """Those of ``fields`` (Python names) written in the document, not defaulted."""
+    return [f for f in fields if f in model.model_fields_set]
+
+
+def alias_of(model: BaseModel, field: str) -> str:
+    """A field's name as written in YAML (``for_`` → ``for``, ``min_events`` → ``minEvents``)."""
+    return type(model).model_fields[field].alias or field
+
+
 class Metadata(Spec):
+    """``name`` (unique per kind), ``labels`` and a free-text ``description``."""
+
     name: Name
     labels: dict[str, str] = Field(default_factory=dict)
     description: str | None = None

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.definitions.kinds.calendar import timezone_name
-from shared.definitions.kinds.common import Name, Spec, duration
+from shared.definitions.kinds.common import Name, Spec, duration, given
 from shared.timeutil import parse_duration_ms
 
 _CONDITION = re.compile(r"^\s*(<=|<|>=|>|==|!=)\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -159,6 +159,40 @@ class Alerting(Spec):
 
     _for_ok = field_validator("for_")(duration)
 
+    def field_checks(self) -> list[tuple[str, str]]:
+        """Fields written for the other policy, which this one would ignore."""
+        out: list[tuple[str, str]] = []
+        if self.policy == "burn-rate":
+            if given(self, "for_"):
+                out.append(
+                    (
+                        "for",
+                        "'for' does not apply to policy 'burn-rate' (it is how long a "
+                        "threshold breach must hold): a burn-rate rule opens a breach when "
+                        "both its long and short windows burn past its factor, so its short "
+                        "window already confirms it; remove 'for'",
+                    )
+                )
+            if given(self, "severity"):
+                out.append(
+                    (
+                        "severity",
+                        "'severity' does not apply to policy 'burn-rate': each rule carries "
+                        "its own (page or ticket) and the breach takes the highest firing "
+                        "one; remove 'severity', or set 'severity' on rules in burnRates",
+                    )
+                )
+        elif given(self, "burn_rates"):
+            out.append(
+                (
+                    "burnRates",
+                    "'burnRates' does not apply to policy 'threshold' (which fires on the "
+                    "SLI against the target); write policy: burn-rate to use them, or "
+                    "remove 'burnRates'",
+                )
+            )
+        return out
+
     @property
     def rules(self) -> tuple[BurnRateRule, ...]:
         """The burn-rate rules in force (empty under ``threshold``)."""
@@ -175,6 +209,19 @@ class _Windowed(Spec):
 
     _window_ok = field_validator("window")(window_text)
     _tz_ok = field_validator("timezone")(timezone_name)
+
+    def field_checks(self) -> list[tuple[str, str]]:
+        """``timezone`` aligns calendar windows; a rolling window ignores it."""
+        if self.calendar_window is None and given(self, "timezone"):
+            return [
+                (
+                    "timezone",
+                    f"'timezone' does not apply to the rolling window {self.window!r}: it "
+                    "aligns calendar windows (week, month, quarter) to local midnight; "
+                    "remove 'timezone', or use a calendar window",
+                )
+            ]
+        return []
 
     @property
     def calendar_window(self) -> CalendarPeriod | None:
@@ -283,6 +330,63 @@ class DeadlineObjective(Spec):
         if self.targets and self.target_by is None:
             raise ValueError("'targets' needs 'targetBy' (the attribute they are keyed by)")
         return self
+
+    def field_checks(self) -> list[tuple[str, str]]:
+        """A selection that hides the clock's own events; fields that do nothing."""
+        out: list[tuple[str, str]] = []
+        roles = (("start", self.start), ("stop", self.stop), ("pause", self.pause),
+                 ("resume", self.resume))  # fmt: skip
+        if self.select.types:
+            chosen = set(self.select.types)
+            left_out = [(role, t) for role, types in roles for t in types if t not in chosen]
+            if left_out:
+                listed = ", ".join(f"{t!r} ({role})" for role, t in left_out)
+                effect = {
+                    "start": "never start",
+                    "stop": "never stop",
+                    "pause": "never pause",
+                    "resume": "never resume",
+                }
+                effects = ", ".join(dict.fromkeys(effect[role] for role, _ in left_out))
+                out.append(
+                    (
+                        "select.types",
+                        f"select.types leaves out the clock's own event types {listed}: "
+                        f"those events are never seen, so clocks would {effects}; add them "
+                        "to select.types, or remove select.types (then every event type "
+                        "of the service is seen and the clock acts on its own types only)",
+                    )
+                )
+        seen: dict[str, str] = {}
+        for role, types in roles:
+            for t in types:
+                if t in seen and seen[t] != role:
+                    out.append(
+                        (
+                            role,
+                            f"event type {t!r} is in both {seen[t]!r} and {role!r}: an "
+                            "event type does one thing to the clock; keep it in one list",
+                        )
+                    )
+                seen.setdefault(t, role)
+        if self.resume and not self.pause:
+            out.append(
+                (
+                    "resume",
+                    "'resume' does not apply without 'pause': it restarts a paused clock, "
+                    "and nothing pauses one; add pause types, or remove 'resume'",
+                )
+            )
+        if self.target_by is not None and not self.targets:
+            out.append(
+                (
+                    "targetBy",
+                    f"'targetBy' does not apply without 'targets': it names the attribute "
+                    f"({self.target_by!r}) whose values key 'targets'; add targets, or "
+                    "remove 'targetBy'",
+                )
+            )
+        return out
 
     def target_ms(self, attributes: dict[str, str]) -> int | None:
         """The target for an entity with these attributes; ``None``: not measured."""

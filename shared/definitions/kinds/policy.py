@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from shared.definitions.kinds.common import Name, Spec, duration
+from shared.definitions.kinds.common import Name, Spec, alias_of, duration, given
 
 
 class EscalationStep(Spec):
@@ -53,3 +53,47 @@ class Route(Spec):
     @classmethod
     def _every_ok(cls, value: str | None) -> str | None:
         return None if value is None else duration(value)
+
+    def field_checks(self) -> list[tuple[str, str]]:
+        """Timing written for grouping or escalation that this route does not do."""
+        out: list[tuple[str, str]] = []
+        if not self.group_by:
+            for field in given(self, "group_wait", "group_interval", "repeat_interval"):
+                name = alias_of(self, field)
+                out.append(
+                    (
+                        name,
+                        f"{name!r} does not apply without 'groupBy': a route that does not "
+                        "group notifies every breach event at once; add groupBy, or "
+                        f"remove {name!r}",
+                    )
+                )
+        if not self.escalate:
+            for field in given(self, "escalate_every", "escalate_cycles"):
+                name = alias_of(self, field)
+                out.append(
+                    (
+                        name,
+                        f"{name!r} does not apply without 'escalate' steps (it repeats "
+                        f"them); add escalate steps, or remove {name!r}",
+                    )
+                )
+        elif self.escalate_every is None and given(self, "escalate_cycles"):
+            out.append(
+                (
+                    "escalateCycles",
+                    "'escalateCycles' does not apply without 'escalateEvery': the steps "
+                    "run once unless they repeat every escalateEvery; add escalateEvery, "
+                    "or remove 'escalateCycles'",
+                )
+            )
+        if self.default and self.continue_:
+            out.append(
+                (
+                    "continue",
+                    "'continue' does not apply to a default route: default routes are "
+                    "tried only when no other route took the event, and every matching "
+                    "one takes it; remove 'continue'",
+                )
+            )
+        return out

@@ -107,6 +107,18 @@ class EmailReceiverSpec(_ReceiverSpecBase):
     to: list[str] = Field(min_length=1)
     verify_tls: bool = True
 
+    def field_checks(self) -> list[tuple[str, str]]:
+        """``verifyTls`` without TLS."""
+        if self.security == "none" and "verify_tls" in self.model_fields_set:
+            return [
+                (
+                    "verifyTls",
+                    "'verifyTls' does not apply to security 'none' (no TLS, nothing to "
+                    "verify); use security starttls or tls, or remove 'verifyTls'",
+                )
+            ]
+        return []
+
     @model_validator(mode="after")
     def _auth_pair(self) -> EmailReceiverSpec:
         if (self.username is None) != (self.password is None):

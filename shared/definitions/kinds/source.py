@@ -187,6 +187,19 @@ class OutcomeMapping(Spec):
             raise ValueError("'good' lists the field values that mean a good outcome")
         return self
 
+    def field_checks(self) -> list[tuple[str, str]]:
+        """``good`` lists values of ``path``; a ``when`` condition ignores it."""
+        if self.when is not None and self.good:
+            return [
+                (
+                    "good",
+                    "'good' does not apply with 'when': it lists the values of 'path' that "
+                    "mean a good outcome, while 'when' decides by its condition; remove "
+                    "'good', or use path with good instead of when",
+                )
+            ]
+        return []
+
     def condition(self) -> Condition | None:
         return Condition.parse(self.when) if self.when is not None else None
 

@@ -218,7 +218,7 @@ CASES = [
         "termination needs at least one period",
         edited("spec.termination", {"consecutiveMissedPeriods": 0}),
         "spec.termination.consecutiveMissedPeriods",
-        "greater than or equal to 1",
+        "consecutiveMissedPeriods is a number of reporting periods in a row, at least 1; got 0",
     ),
     # route matchers that can never hold
     (
