@@ -47,6 +47,9 @@ class ProblemError:
     index: int | None
     field: str | None
     message: str
+    #: the document's kind and name (configuration API), in the body only when known
+    kind: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,15 @@ class Problem:
             "detail": self.detail,
         }
         if self.errors is not None:
-            body["errors"] = [
-                {"index": e.index, "field": e.field, "message": e.message} for e in self.errors
-            ]
+            body["errors"] = [_error_body(e) for e in self.errors]
         body.update(self.extra)
         return body
+
+
+def _error_body(e: ProblemError) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": e.index, "field": e.field, "message": e.message}
+    out.update((k, v) for k, v in (("kind", e.kind), ("name", e.name)) if v is not None)
+    return out
 
 
 class HttpProblem(Exception):
@@ -108,6 +115,12 @@ class ProblemErrorModel(BaseModel):
     index: int | None = Field(description="item index (array index or NDJSON line); null: body")
     field: str | None = Field(description="dotted field path; null: the item as a whole")
     message: str
+    kind: str | None = Field(
+        default=None, description="definitions: the document's kind, when known"
+    )
+    name: str | None = Field(
+        default=None, description="definitions: the document's metadata.name, when known"
+    )
 
 
 class ProblemModel(BaseModel):

@@ -2,7 +2,8 @@
 
 Same shape as ingest's: ``type`` (``urn:slawatch:problem:<slug>``), ``title``,
 ``status``, ``detail`` and ``errors`` entries naming the document ``index`` (in a
-multi-document body), the ``field`` (dotted path) and a ``message``.
+multi-document body) with its ``kind`` and ``name`` when known, the ``field``
+(dotted path) and a ``message``.
 
 =====  ===========================  ===============================================
 400    ``invalid-body``             not JSON / YAML, or not a mapping
@@ -37,7 +38,7 @@ def problem(
     errors: Iterable[DefinitionError] = (),
     headers: dict[str, str] | None = None,
 ) -> Response:
-    listed = tuple(ProblemError(e.index, e.path or None, e.message) for e in errors)
+    listed = tuple(ProblemError(e.index, e.path or None, e.message, e.kind, e.name) for e in errors)
     return response(Problem(status, slug, title, detail, listed), headers)
 
 
