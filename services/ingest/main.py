@@ -10,14 +10,16 @@ broker or database outage; publishing into a topic the guard found missing is
 refused (503 with Retry-After) until it is recreated; the configuration API answers
 503 problem+json while the database is away; ``/readyz`` says which is down.
 
-Stop (``stop`` set, or a task failed), within ``settings.shutdown_grace_s``:
+Stop (``stop`` set, or a task failed), one sequence (``shared.shutdown``) within
+``settings.shutdown_grace_s``:
 
 1. the HTTP intake stops accepting (new requests are answered 503 with
    ``Retry-After``, ``/readyz`` turns 503) and the requests already admitted finish
    (each awaits its acknowledgements); then the HTTP server stops. Meanwhile the raw
-   loop finishes its batch and commits;
-2. whatever has not finished by the deadline is cancelled;
-3. the producer flushes and stops (bounded by the remaining grace time).
+   loop and the sources finish their batch and commit;
+2. whatever has not finished by the deadline is cancelled, named in one warning;
+3. closes, last opened first: the HTTP server's socket, the other supervised tasks,
+   the producer (its flush bounded by the remaining grace time), the database pool.
 
 A task failure is re-raised once everything is stopped.
 """
@@ -25,7 +27,6 @@ A task failure is re-raised once everything is stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +52,7 @@ from shared.metrics import new_registry
 from shared.reconnect import Stopped, describe, is_transient, retrying, until_available
 from shared.runtime import HttpServer, Supervisor, answer_outages
 from shared.settings import Settings
+from shared.shutdown import Shutdown, first_set
 from shared.timeutil import Clock, wall_clock_ms
 from shared.topics import Topics
 
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: What a 503 during a database outage asks clients to wait.
 OUTAGE_RETRY_AFTER_S = 5
+#: The producer's flush gets at least this long, even when the grace is used up.
+PRODUCER_FLUSH_FLOOR_S = 0.5
 
 
 async def run(
@@ -75,24 +79,45 @@ async def run(
     from ``settings`` (:func:`http_limits`);
     ``sources`` replaces the Source definitions from the database (tests, benchmarks).
     """
+    try:
+        await _run(
+            settings,
+            stop,
+            registry=registry,
+            clock=clock,
+            http_options=http_options,
+            sources=sources,
+        )
+    except Stopped:
+        log.info("ingest stopped before it started")
+        return
+    log.info("ingest stopped")
+
+
+async def _run(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    registry: CollectorRegistry | None,
+    clock: Clock,
+    http_options: Mapping[str, Any] | None,
+    sources: Mapping[str, SourceSpec] | None,
+) -> None:
     registry = registry if registry is not None else new_registry()
     metrics = IngestMetrics(registry)
     topics = Topics.from_settings(settings)
     # Ingest needs the topics and, with a database, reads definitions from it.
     dependencies = Dependencies(settings, database=bool(settings.database_url))
-    try:
-        await dependencies.wait_until_available(stop)
-        producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
-    except Stopped:
-        log.info("ingest stopped before it started")
-        return
-    # With a database, ingest also serves the configuration API (/v1/agreements, ...).
-    database = db.engine(settings, pool_size=2) if settings.database_url else None
-
-    loop = asyncio.get_running_loop()
-    deadline: float | None = None
+    await dependencies.wait_until_available(stop)
     supervisor = Supervisor()
-    try:
+    async with Shutdown("ingest", settings.shutdown_grace_s) as shutdown:
+        # With a database, ingest also serves the configuration API (/v1/agreements, ...).
+        database = db.engine(settings, pool_size=2) if settings.database_url else None
+        if database is not None:
+            shutdown.close("database", database.dispose)
+        producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
+        # The flush is bounded by what is left of the grace (at least a moment).
+        shutdown.close("producer", producer.stop, floor_s=PRODUCER_FLUSH_FLOOR_S)
         guard = dependencies.guard
         publisher = KafkaPublisher(producer, gate=guard, partitions=guard.wanted)
         drain = Drain()
@@ -138,10 +163,12 @@ async def run(
                 await consumer.stop()
 
         raw_stop = asyncio.Event()
+        shutdown.close("background tasks", supervisor.cancel_all)
         # The raw path and the sources fail a batch the broker did not take
         # (PublishError): an outage, after which they consume it again.
+        http_task = supervisor.spawn("ingest-http", server.serve())
+        shutdown.close_server("http server", server, http_task)
         tasks = [
-            supervisor.spawn("ingest-http", server.serve()),
             supervisor.spawn(
                 "ingest-raw",
                 retrying(
@@ -164,37 +191,20 @@ async def run(
         if keys is not None:
             tasks.append(supervisor.spawn("ingest-api-keys", keys.run(supervisor.stop_requested)))
         dependencies.spawn(supervisor, supervisor.stop_requested)
-        relay = asyncio.create_task(_relay(stop, supervisor), name="ingest-stop-relay")
+        # The stop: intake closed (503 + Retry-After, /readyz 503) and the raw loop
+        # told to finish its batch and commit; the admitted requests finish (each
+        # awaits its acknowledgements); only then the HTTP server stops.
+        shutdown.signal("supervised tasks", supervisor.stop)
+        shutdown.signal("http intake", drain.start)
+        shutdown.signal("raw path and sources", raw_stop.set)
+        shutdown.wait("in-flight requests", drain.idle)
+        shutdown.signal("http server", server.stop)
+        shutdown.tasks("ingest tasks", tasks)
         log.info("ingest running", extra={"host": settings.host, "port": settings.ingest_port})
-        try:
-            await supervisor.wait()
-        finally:
-            relay.cancel()
-            deadline = loop.time() + settings.shutdown_grace_s
-            supervisor.stop()
-            drain.start()
-            raw_stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(drain.idle(), settings.shutdown_grace_s)
-            server.stop()
-            _, pending = await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.1))
-            if pending:
-                log.warning(
-                    "shutdown grace exceeded; cancelling",
-                    extra={"tasks": [t.get_name() for t in pending]},
-                )
-            await supervisor.cancel_all()
-    finally:
-        remaining = settings.shutdown_grace_s if deadline is None else deadline - loop.time()
-        try:
-            await asyncio.wait_for(producer.stop(), max(remaining, 0.5))
-        except TimeoutError:
-            log.error("producer did not flush within the shutdown grace period")
-        if database is not None:
-            await database.dispose()
+        await first_set(stop, supervisor.stop_requested)
     if supervisor.failure is not None:
         raise supervisor.failure
-    log.info("ingest stopped")
+    shutdown.raise_error()
 
 
 def http_limits(settings: Settings) -> dict[str, Any]:
@@ -224,11 +234,6 @@ def _unavailable(error: BaseException) -> Response:
         f"the database cannot be reached ({describe(error)}); retry shortly",
         headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
     )
-
-
-async def _relay(stop: asyncio.Event, supervisor: Supervisor) -> None:
-    await stop.wait()
-    supervisor.stop()
 
 
 __all__ = ["run"]
