@@ -5,21 +5,20 @@ from PostgreSQL, the producer (each waited for with backoff while unavailable,
 ``shared.reconnect``), then the consumer loop, the HTTP server, the definitions
 watcher (hot reload, :meth:`EvaluatorConsumer.reload`), the topic guard and the
 database probe (``/readyz``: broker, topics, database; ``shared.dependencies``)
-under a Supervisor. Stop (the
-caller's ``stop`` event, or a failed task): the HTTP server is told to exit and the
-consumer loop finishes its in-flight batch, checkpoints every owned partition,
-commits and leaves the group, all within ``shutdown_grace_s``; then the producer,
-the engine and the database pool are closed, last in first out. A task's failure is
-re-raised.
+under a Supervisor. Stop (the caller's ``stop`` event, or a failed task), one
+sequence (``shared.shutdown``): the HTTP server is told to exit and the consumer
+loop finishes its in-flight batch, checkpoints every owned partition, commits and
+leaves the group, all within ``shutdown_grace_s`` (what is late is cancelled and
+named); then the HTTP server's socket, the producer, the engine and the database
+pool are closed, last in first out. A task's failure is re-raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,6 +39,7 @@ from shared.metrics import new_registry
 from shared.reconnect import Stopped, until_available
 from shared.runtime import HttpServer, Supervisor
 from shared.settings import Settings
+from shared.shutdown import Shutdown, first_set
 from shared.timeutil import Clock, wall_clock_ms
 from shared.topics import Topics
 
@@ -107,9 +107,10 @@ async def _run(
     # Broker, topics and schema: waited for with backoff, not a reason to exit.
     dependencies = Dependencies(settings, database=True)
     await dependencies.wait_until_available(stop)
-    database = db.engine(settings)
-    async with contextlib.AsyncExitStack() as cleanups:
-        cleanups.push_async_callback(database.dispose)
+    supervisor = Supervisor()
+    async with Shutdown("evaluator", settings.shutdown_grace_s) as shutdown:
+        database = db.engine(settings)
+        shutdown.close("database", database.dispose)
 
         async def load() -> Catalog:
             async with db.sessions(database)() as session:
@@ -117,10 +118,10 @@ async def _run(
 
         catalog = await until_available("database", load, stop)
         engine = await build_engine(database, settings, clock, catalog)
-        cleanups.callback(engine.close)
-        cleanups.enter_context(_collect_garbage_rarely())
+        shutdown.close("engine", engine.close)
+        shutdown.close("gc thresholds", _collect_garbage_rarely())
         producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
-        cleanups.push_async_callback(producer.stop)
+        shutdown.close("producer", producer.stop)
 
         metrics = EvaluatorMetrics(registry)
         topics = Topics.from_settings(settings)
@@ -148,49 +149,37 @@ async def _run(
         )
         http = HttpServer(app, settings.host, settings.evaluator_port)
 
-        supervisor = Supervisor()
+        shutdown.close("background tasks", supervisor.cancel_all)
         dependencies.spawn(supervisor, supervisor.stop_requested)
         consumer_task = supervisor.spawn(
             "evaluator-consumer", consumer.run(supervisor.stop_requested)
         )
         http_task = supervisor.spawn("evaluator-http", http.serve())
+        # Also after an abort (run() cancelled: the consumer is then cancelled without
+        # a checkpoint, as in a crash, and the next owner replays from the last one),
+        # the HTTP server still closes its socket.
+        shutdown.close_server("http server", http, http_task, within_s=HTTP_STOP_S)
         watch_task = supervisor.spawn(
             "evaluator-definitions", watcher.run(supervisor.stop_requested)
         )
         keys_task = supervisor.spawn("evaluator-api-keys", keys.run(supervisor.stop_requested))
-        try:
-            await _first_of(stop, supervisor.stop_requested)
-            log.info("evaluator stopping")
-            supervisor.stop()
-            http.stop()
-            _, late = await asyncio.wait(
-                [consumer_task, http_task, watch_task, keys_task],
-                timeout=settings.shutdown_grace_s,
-            )
-            if late:
-                names = [t.get_name() for t in late]
-                log.error("shutdown grace exceeded; cancelling", extra={"tasks": names})
-        finally:
-            # Also reached when run() itself is cancelled. Then the consumer is
-            # cancelled without a checkpoint, as in a crash (the next owner replays from
-            # the last one), and the HTTP server still closes its socket.
-            consumer_task.cancel()
-            watch_task.cancel()
-            keys_task.cancel()
-            http.stop()
-            await asyncio.wait([http_task], timeout=HTTP_STOP_S)
-            await supervisor.cancel_all()
-        if supervisor.failure is not None:
-            raise supervisor.failure
+        # The stop: the consumer finishes its batch, checkpoints every owned partition,
+        # commits and leaves the group.
+        shutdown.signal("supervised tasks", supervisor.stop)
+        shutdown.signal("http server", http.stop)
+        shutdown.tasks("evaluator tasks", [consumer_task, watch_task, keys_task])
+        await first_set(stop, supervisor.stop_requested)
+    if supervisor.failure is not None:
+        raise supervisor.failure
+    shutdown.raise_error()
 
 
 #: Allocations between two young-generation collections (CPython's default: 700).
 GC_YOUNG_THRESHOLD = 50_000
 
 
-@contextlib.contextmanager
-def _collect_garbage_rarely() -> Iterator[None]:
-    """Fewer cyclic-GC passes while consuming (restored on exit).
+def _collect_garbage_rarely() -> Callable[[], None]:
+    """Fewer cyclic-GC passes while consuming; returns what restores the defaults.
 
     Each record allocates a handful of short-lived objects and hardly ever a cycle,
     while the windows and groups live long: with the default threshold the collector
@@ -200,18 +189,9 @@ def _collect_garbage_rarely() -> Iterator[None]:
     before = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *before[1:])
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         gc.set_threshold(*before)
         gc.unfreeze()
 
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+    return restore
