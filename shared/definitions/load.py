@@ -348,7 +348,9 @@ def _locate(
                 continue
             tp = members[0] if len(members) == 1 else None
             tp = _strip(tp)
-        if isinstance(part, str) and (part.startswith("function-") or part == "lax-or-strict"):
+        if isinstance(part, str) and (
+            part.startswith("function-") or part in ("lax-or-strict", "[key]")
+        ):
             continue
         if isinstance(part, int):
             out += f"[{part}]"

@@ -174,7 +174,8 @@ def message(error: ErrorDetails, field: str, allowed: Iterable[str] = ()) -> str
                 else (f"{label} needs at least {least} characters")
             )
         help_text = REQUIRED_HELP.get(field)
-        return f"{label} needs at least {least} item(s)" + (f": {help_text}" if help_text else "")
+        items = "one item" if least == 1 else f"{least} items"
+        return f"{label} needs at least {items}" + (f": {help_text}" if help_text else "")
     if kind in ("too_long", "string_too_long"):
         help_text = FIELD_HELP.get(field)
         most = ctx.get("max_length")
