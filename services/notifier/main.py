@@ -15,11 +15,13 @@ receiver's answer and its record is sent again after its lease, with the same
 idempotency key. ``/readyz`` reports the database, the broker and the topics; the
 API answers 503 problem+json while the database is away.
 
-Stop (``stop`` set, or a task failed): the supervisor's stop event tells every loop
-to finish what it holds — intake its batch and offset commit, workers their claimed
-deliveries — within ``settings.shutdown_grace_s``; whatever is still running then is
-cancelled (a cancelled delivery's row is claimed again when its lease expires).
-Cleanups run last-in-first-out; a task's failure is re-raised.
+Stop (``stop`` set, or a task failed), one sequence (``shared.shutdown``): the
+supervisor's stop event tells every loop to finish what it holds — intake its batch
+and offset commit, workers their claimed deliveries — within
+``settings.shutdown_grace_s``; whatever is still running then is cancelled and named
+(a cancelled delivery's row is claimed again when its lease expires). Closes run
+last-in-first-out, each even when one before it failed; a task's failure is
+re-raised.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 import orjson
@@ -67,6 +69,7 @@ from shared.metrics import new_registry
 from shared.reconnect import Stopped, describe, retrying, until_available
 from shared.runtime import HttpServer, Supervisor, answer_outages
 from shared.settings import Settings
+from shared.shutdown import Shutdown, first_set
 from shared.timeutil import Clock, wall_clock_ms
 from shared.topics import Topics
 
@@ -110,16 +113,17 @@ async def _run(
     metrics = NotifierMetrics(registry)
     topics = Topics.from_settings(settings)
 
-    async with contextlib.AsyncExitStack() as cleanups:
+    supervisor = Supervisor()
+    async with Shutdown("notifier", settings.shutdown_grace_s) as shutdown:
         # Every worker finishes up to a batch of rows at once, each in its own session.
         engine = db.engine(settings, pool_size=WORKERS * BATCH_SIZE // 2 + 4)
-        cleanups.push_async_callback(engine.dispose)
+        shutdown.close("database", engine.dispose)
         sessions = db.sessions(engine)
         catalog = CatalogCache(sessions, clock)
         await until_available("database", catalog.reload, stop)
 
         producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
-        cleanups.push_async_callback(producer.stop)
+        shutdown.close("producer", producer.stop)
         consumer = await until_available(
             "broker",
             lambda: _started(
@@ -127,11 +131,13 @@ async def _run(
             ),
             stop,
         )
-        cleanups.push_async_callback(consumer.stop)
+        shutdown.close("consumer", consumer.stop)
 
         http = http_client
         if http is None:
-            http = await cleanups.enter_async_context(_owned_client(settings))
+            # The transport checks every destination on the address it connects to.
+            http = outbound_client(Outbound(settings.outbound), settings.delivery_timeout_ms / 1000)
+            shutdown.close("http client", http.aclose)
         channels = build_channels(
             http,
             settings.delivery_timeout_ms,
@@ -162,7 +168,6 @@ async def _run(
         # the catalog's own periodic reload stays as the fallback.
         watcher = CatalogWatcher(sessions, db.database_url(settings), definitions_changed)
 
-        supervisor = Supervisor()
         halt = supervisor.stop_requested
         doorbell = Doorbell()
         intake = Intake(
@@ -200,7 +205,7 @@ async def _run(
         answer_outages(app, _unavailable)
         server = HttpServer(app, settings.host, settings.notifier_port)
 
-        cleanups.push_async_callback(supervisor.cancel_all)  # also when run() is cancelled
+        shutdown.close("background tasks", supervisor.cancel_all)
         dependencies.spawn(supervisor, halt)
 
         async def rewind() -> None:
@@ -233,42 +238,25 @@ async def _run(
             supervisor.spawn(
                 "outbox-gauge", refresh_pending_gauge(sessions, metrics, halt, GAUGE_INTERVAL_MS)
             ),
-            supervisor.spawn("http", _serve_until(server, halt)),
         ]
+        http_task = supervisor.spawn("http", server.serve())
+        shutdown.close_server("http server", server, http_task)
+        # The stop: intake finishes its batch and offset commit, the workers their
+        # claimed deliveries (woken so they see it now); a cancelled delivery's row
+        # is claimed again when its lease expires.
+        shutdown.signal("supervised tasks", supervisor.stop)
+        shutdown.signal("http server", server.stop)
+        shutdown.signal("wake workers", doorbell.ring)
+        shutdown.tasks("notifier tasks", tasks)
         log.info(
             "notifier started",
             extra={"port": settings.notifier_port, "group": consumer_group(settings)},
         )
-        stop_wait = asyncio.create_task(stop.wait())
-        halt_wait = asyncio.create_task(halt.wait())
-        await asyncio.wait({stop_wait, halt_wait}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        halt_wait.cancel()
-        supervisor.stop()
-        doorbell.ring()
-        _done, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
-        if pending:
-            log.warning("shutdown grace over; cancelling %s", sorted(t.get_name() for t in pending))
+        await first_set(stop, halt)
     log.info("notifier stopped")
     if supervisor.failure is not None:
         raise supervisor.failure
-
-
-@contextlib.asynccontextmanager
-async def _owned_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    # The transport checks every destination on the address it connects to.
-    client = outbound_client(Outbound(settings.outbound), settings.delivery_timeout_ms / 1000)
-    async with client:
-        yield client
-
-
-async def _serve_until(server: HttpServer, halt: asyncio.Event) -> None:
-    serving = asyncio.create_task(server.serve())
-    halted = asyncio.create_task(halt.wait())
-    await asyncio.wait({serving, halted}, return_when=asyncio.FIRST_COMPLETED)
-    server.stop()
-    halted.cancel()
-    await serving
+    shutdown.raise_error()
 
 
 async def _started(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
