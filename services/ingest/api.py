@@ -55,6 +55,7 @@ from services.ingest.records import event_record
 from shared.apikeys.scopes import Scope
 from shared.http.app import service_app
 from shared.http.auth import Authenticator, require
+from shared.http.limits import DEFAULT_MAX_BODY_BYTES
 from shared.runtime import ReadinessCheck
 from shared.schemas import EVENT_TIME_MAX_MS, EVENT_TIME_MIN_MS, Event
 from shared.timeutil import Clock
@@ -191,6 +192,9 @@ def create_app(
         registry=registry,
         checks={**checks, "intake": intake_ready},
         metrics_auth=metrics_auth,
+        # a backstop on the wire only: the intake's own check (decoded size, counted in
+        # the rejection metric) and the config API's 1 MiB answer first
+        max_body_bytes=2 * max(deps.max_body_bytes, DEFAULT_MAX_BODY_BYTES),
         version="1",
         description=DESCRIPTION,
     )

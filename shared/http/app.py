@@ -9,7 +9,10 @@
 - problem+json answers for raised problems, framework errors and invalid requests
   (``shared.http.problems.install_handlers``);
 - optionally, 503 answers instead of 500 while a dependency is away
-  (``shared.runtime.answer_outages``).
+  (``shared.runtime.answer_outages``);
+- a request-body limit applied while the body is read (``max_body_bytes``, default
+  :data:`~shared.http.limits.DEFAULT_MAX_BODY_BYTES`, 1 MiB; 413 problem+json, see
+  :mod:`shared.http.limits`), documented on every operation that takes a body.
 
 The service then includes its own routers; every route declares its scope
 (tests/unit/test_route_auth.py walks each app's route table).
@@ -26,6 +29,7 @@ from starlette.responses import Response
 
 from shared.apikeys.scopes import Scope
 from shared.http.auth import Authenticator
+from shared.http.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from shared.http.problems import PROBLEM_MEDIA_TYPE, ProblemModel, install_handlers
 from shared.runtime import ReadinessCheck, answer_outages, ops_router
 
@@ -38,16 +42,18 @@ def service_app(
     checks: dict[str, ReadinessCheck],
     metrics_auth: bool = False,
     outage: Callable[[BaseException], Response] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     **fastapi_options: Any,
 ) -> FastAPI:
     """A service's app with the shared skeleton (module docstring)."""
     app = FastAPI(title=title, **fastapi_options)
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
     app.state.authenticator = auth
     app.include_router(ops_router(registry, checks, Scope.METRICS_READ if metrics_auth else None))
     install_handlers(app)
     if outage is not None:
         answer_outages(app, outage)
-    _document_auth_answers(app)
+    _document_shared_answers(app, max_body_bytes)
     return app
 
 
@@ -58,8 +64,14 @@ _AUTH_ANSWERS = {
 }
 
 
-def _document_auth_answers(app: FastAPI) -> None:
-    """Every operation that takes a key documents its 401, 403 and 429 answers."""
+#: operations that may carry a body (documented with the 413 even without a schema)
+_BODY_METHODS = ("post", "put", "patch")
+
+
+def _document_shared_answers(app: FastAPI, max_body_bytes: int) -> None:
+    """Every operation that takes a key documents its 401, 403 and 429 answers; every
+    one that takes a body, the 413 of :class:`~shared.http.limits.BodyLimit`."""
+    too_large = f"Body over the size limit ({max_body_bytes} bytes here) (problem+json)"
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -70,11 +82,17 @@ def _document_auth_answers(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.setdefault("ProblemModel", ProblemModel.model_json_schema())
         for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                if isinstance(operation, dict) and operation.get("security"):
+            for method, operation in operations.items():
+                if not isinstance(operation, dict):
+                    continue
+                if operation.get("security"):
                     responses = operation.setdefault("responses", {})
                     for status, text in _AUTH_ANSWERS.items():
                         responses.setdefault(status, {"description": text, "content": media})
+                if "requestBody" in operation or method in _BODY_METHODS:
+                    responses = operation.setdefault("responses", {})
+                    # a route's own 413 (ingest: decoded size, item count) stays
+                    responses.setdefault("413", {"description": too_large, "content": media})
         app.openapi_schema = schema
         return schema
 
