@@ -7,12 +7,21 @@ the app and
 - answers 413 (``urn:slawatch:problem:body-too-large``) at once when the declared
   ``Content-Length`` is over the limit, without reading any of the body;
 - counts the bytes as ``receive()`` yields them and, as soon as the count passes the
-  limit, answers 413 and tells the app the client went away (``http.disconnect``): at
-  most one chunk past the limit is ever held, the rest is never read.
+  limit, stops passing them on, answers 413 and tells the app the client went away
+  (``http.disconnect``): the app never holds more than the limit plus one chunk.
+
+The part of the body the client already sent is taken in and dropped chunk by chunk
+(never kept) before the 413 goes out, up to ``drain_bytes`` (default 32 MiB) in all:
+a client that writes its whole body before reading (httpx, most libraries) sees the
+413 only then; were the connection closed with its data unread, the kernel would
+reset it and the client would see a broken connection instead. A client that sends
+``Expect: 100-continue`` (curl does for large bodies) gets the 413 at once and never
+sends the body. Past ``drain_bytes`` the connection is simply closed.
 
 Timeline of a chunked 3 MiB body under a 1 MiB limit::
 
-    receive → 64 KiB … receive → 1 MiB + 64 KiB  (count > limit)
+    receive → 64 KiB … receive → 1 MiB + 64 KiB  (count > limit: the app gets no more)
+              receive → dropped … until the body ends (or drain_bytes)
               413 sent; the app's next receive() is http.disconnect and
               whatever it answers to the cut-off request is dropped
 
@@ -33,6 +42,8 @@ _CLOSE = {"Connection": "close"}
 
 #: Default for every service: larger than any definition, receiver or ack body.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: How much of a refused body is read and dropped so the client can read its 413.
+DEFAULT_DRAIN_BYTES = 32 * 1024 * 1024
 SLUG = "body-too-large"
 
 
@@ -41,46 +52,73 @@ def too_large(limit: int) -> Problem:
     return Problem(413, SLUG, title_of(413), f"the request body is over {limit} bytes", None)
 
 
-def declared_over(headers: list[tuple[bytes, bytes]], limit: int) -> bool:
-    """True when a ``Content-Length`` header alone is over the limit (a malformed one is
-    left to the server, which refuses it before the app)."""
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The ``Content-Length``, if any (a malformed one is left to the server, which
+    refuses it before the app)."""
     for name, value in headers:
         if name.lower() == b"content-length":
             text = value.strip()
-            return text.isdigit() and int(text) > limit
-    return False
+            return int(text) if text.isdigit() else None
+    return None
+
+
+def expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(n.lower() == b"expect" and v.strip().lower() == b"100-continue" for n, v in headers)
+
+
+async def drain(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of the body, at most ``budget`` bytes (module docstring)."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 class BodyLimit:
     """ASGI middleware: no request body over ``max_body_bytes`` reaches the app (module
     docstring)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-        if max_body_bytes < 0:
-            raise ValueError("max_body_bytes must be >= 0")
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        drain_bytes: int = DEFAULT_DRAIN_BYTES,
+    ) -> None:
+        if max_body_bytes < 0 or drain_bytes < 0:
+            raise ValueError("max_body_bytes and drain_bytes must be >= 0")
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.drain_bytes = drain_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
-        if declared_over(scope.get("headers", []), limit):
+        headers = scope.get("headers", [])
+        declared = declared_length(headers)
+        if declared is not None and declared > limit:
+            # a body that would not fit the drain is not waited for: the client is cut
+            if not expects_continue(headers) and declared <= self.drain_bytes:
+                await drain(receive, self.drain_bytes)
             await response(too_large(limit), _CLOSE)(scope, receive, send)
             return
-        await _Guard(self.app, scope, limit, receive, send).run()
+        await _Guard(self.app, scope, limit, self.drain_bytes, receive, send).run()
 
 
 class _Guard:
     """One request's count, and whether the 413 has been answered in the app's place."""
 
     def __init__(
-        self, app: ASGIApp, scope: Scope, limit: int, receive: Receive, send: Send
+        self, app: ASGIApp, scope: Scope, limit: int, drain_bytes: int, receive: Receive, send: Send
     ) -> None:
         self._app = app
         self._scope = scope
         self._limit = limit
+        self._drain_bytes = drain_bytes
         self._receive = receive
         self._send = send
         self._count = 0
@@ -109,6 +147,8 @@ class _Guard:
         if self._count <= self._limit:
             return message
         self._cut = True
+        if message.get("more_body", False):
+            await drain(self._receive, self._drain_bytes - self._count)
         if not self._started:
             # sent through the server's own send, past the filter in :meth:`send`
             self._answered = True

@@ -2,8 +2,10 @@
 
 A small app under :class:`BodyLimit` through httpx's ASGI transport (the real
 request/response path, no server): a declared Content-Length over the limit is
-refused before any chunk is read; a streamed body without Content-Length is cut one
-chunk past the limit and the rest is never pulled; the exact limit passes. Then the
+refused before the app reads anything (the body already sent is dropped up to the
+drain budget, none of it with ``Expect: 100-continue`` or past the budget); a
+streamed body without Content-Length is cut one chunk past the limit, the app never
+gets more, the rest is dropped up to the budget; the exact limit passes. Then the
 real notifier app: a 30 MB JSON POST is a 413 and the notifier keeps answering; the
 OpenAPI of each service documents the 413 on operations that take a body.
 """
@@ -32,7 +34,7 @@ class Doc(BaseModel):
     text: str
 
 
-def small_app(limit: int = LIMIT) -> tuple[FastAPI, list[int]]:
+def small_app(limit: int = LIMIT, drain: int = 50 * LIMIT) -> tuple[FastAPI, list[int]]:
     """An app that parses JSON (FastAPI reads it whole) and one that streams."""
     app = FastAPI()
     seen: list[int] = []
@@ -50,7 +52,7 @@ def small_app(limit: int = LIMIT) -> tuple[FastAPI, list[int]]:
         seen.append(size)
         return {"length": size}
 
-    app.add_middleware(BodyLimit, max_body_bytes=limit)
+    app.add_middleware(BodyLimit, max_body_bytes=limit, drain_bytes=drain)
     return app, seen
 
 
@@ -90,28 +92,47 @@ def json_of_size(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("path", ["/json", "/stream"])
-async def test_a_declared_length_over_the_limit_is_refused_before_reading(path: str) -> None:
+@pytest.mark.parametrize(
+    ("size", "expect", "pulled"),
+    [
+        pytest.param(10 * LIMIT, False, 10 * LIMIT, id="sent-part-dropped"),
+        pytest.param(10 * LIMIT, True, 0, id="expect-continue-nothing-read"),
+        pytest.param(100 * LIMIT, False, 0, id="over-the-drain-nothing-read"),
+    ],
+)
+async def test_a_declared_length_over_the_limit_is_refused_before_the_app_reads(
+    path: str, size: int, expect: bool, pulled: int
+) -> None:
     app, seen = small_app()
-    body = Chunks(10 * LIMIT)
+    body = Chunks(size)
+    headers = {"content-length": str(size)} | ({"expect": "100-continue"} if expect else {})
     async with client(app) as http:
-        response = await http.post(path, content=body, headers={"content-length": str(10 * LIMIT)})
+        response = await http.post(path, content=body, headers=headers)
     assert_413(response)
     assert seen == []
-    # httpx's ASGI transport reads the request body up front only when the app asks;
-    # the middleware never asked
-    assert body.pulled <= CHUNK
+    assert body.pulled == pulled
 
 
 @pytest.mark.parametrize("path", ["/json", "/stream"])
-async def test_a_streamed_body_is_cut_one_chunk_past_the_limit(path: str) -> None:
+@pytest.mark.parametrize(
+    ("size", "pulled"),
+    [
+        pytest.param(10 * LIMIT, 10 * LIMIT, id="rest-dropped"),
+        # the drain stops at its budget (counted from the first byte)
+        pytest.param(100 * LIMIT, 50 * LIMIT + CHUNK, id="drain-stops-at-budget"),
+    ],
+)
+async def test_a_streamed_body_is_cut_one_chunk_past_the_limit(
+    path: str, size: int, pulled: int
+) -> None:
     app, seen = small_app()
-    body = Chunks(100 * LIMIT)
+    body = Chunks(size)
     async with client(app) as http:
         response = await http.post(path, content=body)
     assert "content-length" not in response.request.headers
     assert_413(response)
     assert seen == []
-    assert body.pulled <= LIMIT + 2 * CHUNK
+    assert body.pulled <= pulled
 
 
 async def test_the_exact_limit_passes_and_one_byte_more_does_not() -> None:
@@ -144,7 +165,7 @@ async def test_requests_without_a_body_pass() -> None:
 
 
 def test_a_negative_limit_is_a_mistake() -> None:
-    with pytest.raises(ValueError, match="max_body_bytes"):
+    with pytest.raises(ValueError, match="must be >= 0"):
         BodyLimit(FastAPI(), -1)
 
 
@@ -159,7 +180,9 @@ async def test_the_notifier_answers_a_30_mb_json_body_with_413_and_keeps_serving
         healthz = await http.get("/healthz")
     assert_413(declared, DEFAULT_MAX_BODY_BYTES)
     assert_413(streamed, DEFAULT_MAX_BODY_BYTES)
-    assert hostile.pulled <= DEFAULT_MAX_BODY_BYTES + 2 * 64 * 1024
+    # the rest of the body is read and dropped (so a client that writes it all first
+    # can read the answer), never kept
+    assert hostile.pulled == 30 * 1024 * 1024
     assert healthz.status_code == 200
 
 
@@ -178,5 +201,5 @@ def test_every_operation_that_takes_a_body_documents_the_413(service: str) -> No
 def test_ingest_keeps_its_own_body_answers_below_the_shared_limit() -> None:
     # its intake counts and names its own 413 (decoded size); the shared limit is larger
     app = BUILDERS["ingest"]()
-    [limit] = [m.kwargs["max_body_bytes"] for m in app.user_middleware if m.cls is BodyLimit]
-    assert limit >= 2 * DEFAULT_MAX_BODY_BYTES
+    limits = [m.kwargs["max_body_bytes"] for m in app.user_middleware if m.cls is BodyLimit]  # type: ignore[comparison-overlap]
+    assert limits == [2 * max(2048, DEFAULT_MAX_BODY_BYTES)]
