@@ -88,3 +88,13 @@ def test_over_the_rate_is_429_with_retry_after_and_use_is_noted() -> None:
     now[0] = 2_000
     assert auth.check(header, Scope.EVENTS_WRITE).name == "slow"
     assert keys.last_used == {"slow": 7}
+
+
+def test_key_operations_from_the_cli_record_cli_and_the_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the actor stored as created_by / revoked_by by `slawatch keys create|revoke`
+    from shared.apikeys import cli
+
+    monkeypatch.setenv("USER", "ana")
+    assert cli.actor() == "cli:ana"
