@@ -34,7 +34,7 @@ from shared.definitions.kinds.objectives import Objective
 from shared.definitions.kinds.receivers import ReceiverSpec
 from shared.definitions.model import KINDS, Document
 from shared.definitions.refs import references
-from shared.definitions.salvage import Pruner, parse_path, show_path
+from shared.definitions.salvage import ANY_INDEX, Pruner, parse_path, show_path
 from shared.timeutil import parse_duration_ms
 
 
@@ -96,6 +96,19 @@ _STAND_INS: dict[tuple[str | int, ...], object] = {
     ("metadata",): {"name": _NAME_STAND_IN},
     ("metadata", "name"): _NAME_STAND_IN,
 }
+_OBJECTIVE_STAND_IN = {"name": _NAME_STAND_IN, "kind": "freshness", "service": _NAME_STAND_IN,
+                       "maxSilence": "1d"}  # fmt: skip
+#: A valid ``spec`` per kind, standing in for one that cannot be validated.
+_SPEC_STAND_INS: dict[str, object] = {
+    "Agreement": {"type": "SLA", "objectives": [_OBJECTIVE_STAND_IN]},
+    "Receiver": {"type": "webhook", "url": "https://stand-in.invalid/"},
+    "Calendar": {},
+    "Silence": {"start": 0, "end": 1},
+    "MaintenanceWindow": {"start": 0, "end": 1},
+    "Service": {},
+    "Party": {"role": "provider"},
+    "Source": {"topics": ["stand-in"], "mapping": {"service": "$.service"}},
+}
 _MAX_ROUNDS = 32
 
 
@@ -142,7 +155,15 @@ def examine(
             hint = _did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
             text = f"unknown kind {kind!r}{hint} (known: {known})"
         return None, None, [DefinitionError(file, index, "kind", text, None, name_tag)]
-    pruner = Pruner(raw, _STAND_INS)
+    stand_ins = {
+        **_STAND_INS,
+        ("spec", "objectives"): _OBJECTIVE_STAND_IN,
+        # an impossible target stands in, so its objective's other problems still show
+        ("spec", "objectives", ANY_INDEX, "target"): 0.99,
+    }
+    if kind in _SPEC_STAND_INS:
+        stand_ins[("spec",)] = _SPEC_STAND_INS[kind]
+    pruner = Pruner(raw, stand_ins)
     errors: list[DefinitionError] = []
     document: Document | None = None
     for _ in range(_MAX_ROUNDS):

@@ -13,6 +13,10 @@ validates again, until the rest validates (or nothing more can be removed)::
     round 2   objectives[0] lacks quantile ("missing") → remove objectives[0]
     round 3   the agreement validates                  → its checks run on the rest
 
+A part a document cannot lack (its ``spec``, the last of its objectives) is replaced
+by a valid stand-in instead, so that the document keeps its name for the references
+of the others, and the rest of it is still checked.
+
 Paths of later rounds are mapped back to the document as written (a removed list
 item shifts the indexes after it: :meth:`Pruner.original`). A later problem that
 only exists because of a removal is dropped (:meth:`Pruner.caused`): one at a path
@@ -47,17 +51,25 @@ def show_path(parts: Parts) -> str:
     return out
 
 
+ANY_INDEX = "*"
+"""In a stand-in's path: any item of the list."""
+
+
 class Pruner:
     """A copy of a raw document that failing parts are removed from, with the way back
     from paths in the copy to paths in the document as written.
 
     ``stand_ins``: paths (as written) whose value is replaced by a valid one rather than
-    removed, for parts a document cannot lack (``apiVersion``, ``metadata.name``).
+    removed, for parts a document cannot lack (``apiVersion``, ``metadata.name``, the
+    ``spec`` of a kind, an objective's ``target`` through :data:`ANY_INDEX`), and lists
+    whose last item is replaced rather than removed (an agreement's ``objectives``).
+    Nothing is reported under a stand-in.
     """
 
     def __init__(self, raw: object, stand_ins: Mapping[Parts, object] | None = None) -> None:
         self.data: Any = copy.deepcopy(raw)
         self._stand_ins = dict(stand_ins or {})
+        self._replaced: set[Parts] = set()
         self._kept: dict[Parts, list[int]] = {}  # list path → original index per position
         self._removed: list[tuple[Parts, str | None]] = []  # original path, word it had
         self._shortened: set[Parts] = set()
@@ -66,7 +78,7 @@ class Pruner:
 
     @property
     def pruned(self) -> bool:
-        return bool(self._removed)
+        return bool(self._removed or self._replaced)
 
     def original(self, parts: Parts) -> Parts:
         """A path in the copy → the same place in the document as written."""
@@ -83,6 +95,8 @@ class Pruner:
         """Whether a problem at ``parts`` (as written) only exists because of removals."""
         if parts in self.reported:
             return True
+        if any(parts[: len(r)] == r for r in self._replaced):
+            return True
         if kind == "too_short" and parts in self._shortened:
             return True
         for removed, word in self._removed:
@@ -96,7 +110,7 @@ class Pruner:
     def repath(self, path: str, message: str) -> str | None:
         """A path of a check run on the pruned document → the path as written, or
         ``None`` when the problem only exists because of removals."""
-        if not self._removed:
+        if not self.pruned:
             return path
         parts = self.original(parse_path(path))
         return None if self.caused(parts, message) else show_path(parts)
@@ -127,13 +141,17 @@ class Pruner:
             progress = True
             removed = container[key]
             if isinstance(container, list):
+                name = removed.get("name") if isinstance(removed, dict) else None
+                if isinstance(name, str) and name:
+                    self._dropped_names.add(name)
+                if len(container) == 1 and list_path in self._stand_ins:
+                    container[0] = copy.deepcopy(self._stand_ins[list_path])
+                    self._replaced.add(where)
+                    continue
                 kept = self._kept.setdefault(list_path, list(range(len(container))))
                 del kept[key]  # type: ignore[arg-type]
                 del container[key]  # type: ignore[arg-type]
                 self._shortened.add(list_path)
-                name = removed.get("name") if isinstance(removed, dict) else None
-                if isinstance(name, str) and name:
-                    self._dropped_names.add(name)
                 self._removed.append((where, None))
             else:
                 del container[key]
@@ -162,18 +180,27 @@ class Pruner:
             wanted = (*here, missing)
             if wanted in self._stand_ins and isinstance(node, dict):
                 node[missing] = copy.deepcopy(self._stand_ins[wanted])
+                self._replaced.add(wanted)
                 return True
         if not chain:
             return None
         container, key, where = chain[-1]
-        if where in self._stand_ins:
-            stand_in = self._stand_ins[where]
+        stand_in_at = where if where in self._stand_ins else _any_index(where)
+        if stand_in_at in self._stand_ins:
+            stand_in = self._stand_ins[stand_in_at]
             if container[key] == stand_in:
                 return None
             container[key] = copy.deepcopy(stand_in)
+            self._replaced.add(where)
             return True
         return container, key, where, self.original(self._copy_path(chain[:-1]))
 
     @staticmethod
     def _copy_path(chain: list[tuple[Any, Part, Parts]]) -> Parts:
         return tuple(key for _, key, _ in chain)
+
+
+def _any_index(parts: Parts) -> Parts:
+    """A path with every list index as ``ANY_INDEX``: how a stand-in names a field of
+    every item of a list (``spec.objectives[*].target``)."""
+    return tuple(ANY_INDEX if isinstance(p, int) else p for p in parts)

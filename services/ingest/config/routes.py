@@ -182,7 +182,8 @@ def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         located, errors = parse_text(text, "<body>")
         async with sessions() as session:
             stored = await store.stored_documents(session)
-        errors = errors + check_set(located, stored)
+        # in document order: a document's reference problems next to its other ones
+        errors = sorted(errors + check_set(located, stored), key=lambda e: e.index)
         if errors:
             return invalid(errors)
         return _json({"valid": True, "documents": len(located)})

@@ -147,6 +147,8 @@ async def test_invalid_document_is_a_problem_naming_the_field(client: httpx.Asyn
             "index": 0,
             "field": "spec.notify[0].receivers[0]",
             "message": "no Receiver named 'hooky'; did you mean 'hook'?",
+            "kind": "Agreement",
+            "name": "shop",
         }
     ]
     wrong_name = await client.put("/v1/receivers/other", json=receiver())
@@ -172,6 +174,25 @@ async def test_validate_endpoints_store_nothing(client: httpx.AsyncClient) -> No
     broken = await client.post("/v1/definitions/validate", content=yaml.safe_dump(agreement()))
     assert broken.status_code == 422
     assert broken.json()["errors"][0]["field"] == "spec.notify[0].receivers[0]"
+
+
+async def test_validate_lists_every_problem_of_a_body_at_once(client: httpx.AsyncClient) -> None:
+    """A field error, a field that does not apply and a dangling reference of one
+    invalid document, and another document's error: one answer, each naming its
+    document (index, kind, name) and field."""
+    bad = agreement(target=1.5, receiver="hooky")
+    bad["spec"]["objectives"][0]["alerting"] = {"policy": "burn-rate", "for": "5m"}
+    text = yaml.safe_dump_all([bad, {**receiver(), "spec": {"type": "slak", "url": "x"}}])
+    response = await client.post("/v1/definitions/validate", content=text)
+    assert response.status_code == 422
+    found = [(e["index"], e["kind"], e["name"], e["field"]) for e in response.json()["errors"]]
+    assert found == [
+        (0, "Agreement", "shop", "spec.objectives[0].target"),
+        (0, "Agreement", "shop", "spec.objectives[0].alerting.for"),
+        (0, "Agreement", "shop", "spec.objectives[0].window"),  # 1h < the default 3d rule
+        (0, "Agreement", "shop", "spec.notify[0].receivers[0]"),
+        (1, "Receiver", "hook", "spec.type"),
+    ]
 
 
 async def test_receiver_with_an_inline_secret_is_refused_and_nothing_stored(

@@ -331,8 +331,11 @@ def test_unknown_kind_did_you_mean(tmp_path: Path) -> None:
 def test_every_error_at_once_in_document_order(tmp_path: Path) -> None:
     bad_party = {**OTHERS[1], "spec": {"role": "vendor"}}
     found = errors_of(tmp_path, edited("spec.objectives.0.target", 2), *OTHERS[:1], bad_party)
+    # the broken party still counts as a Party (its spec stands in), so the
+    # agreement's consumer, which names no Party, is reported too
     assert [(i, p) for i, p, _ in found] == [
         (0, "spec.objectives[0].target"),
+        (0, "spec.consumer"),
         (2, "spec.role"),
     ]
 
