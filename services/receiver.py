@@ -26,8 +26,8 @@ from typing import TextIO
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from pydantic import ValidationError
 
+from services.notifier.channels.webhook.channel import parse_breach_body
 from services.notifier.channels.webhook.signature import (
     DEFAULT_TOLERANCE_S,
     ID_HEADER,
@@ -123,8 +123,8 @@ def receiver_app(state: ReceiverState) -> FastAPI:
         if state.secret is not None:
             state.print(f"verified {key}")
         try:
-            state.print(format_breach(Breach.from_json(body)))
-        except ValidationError:
+            state.print(format_breach(parse_breach_body(body)))
+        except ValueError:  # pydantic's ValidationError and orjson's decode error too
             state.print(_describe_other(path, body))
         return Response(status_code=200)
 

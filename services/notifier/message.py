@@ -10,6 +10,12 @@ Row kinds of the outbox and what they mean to a channel (``action``)::
     breach.acknowledged                                 acknowledge
     group.flush                                         a GroupNotification: each alert
                                                         has its own action
+
+Links every message carries (under the notifier's public URL,
+``SLAWATCH_NOTIFIER_PUBLIC_URL``): ``status_url`` (``/v1/breaches/<id>``, the API),
+``console_url`` (:data:`CONSOLE_PATH`, the on-call console's page of the breach: a
+stable path, so links sent today keep working once the console serves it) and, while
+the breach is open and unacknowledged, ``ack_url`` (a signed ack link).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shared.definitions.model import Agreement, Objective
 from shared.schemas import Breach
 
 Action = Literal["trigger", "resolve", "acknowledge"]
@@ -25,6 +32,19 @@ Action = Literal["trigger", "resolve", "acknowledge"]
 ACKNOWLEDGED = "breach.acknowledged"
 ESCALATION_PREFIX = "escalation."
 GROUP_FLUSH = "group.flush"
+CONSOLE_PATH = "/console/breaches/{id}"
+"""The console's page of one breach, under the notifier's public URL."""
+
+
+def console_url(base_url: str, breach_id: str) -> str:
+    return base_url.rstrip("/") + CONSOLE_PATH.format(id=breach_id)
+
+
+def objective_of(agreement: Agreement | None, breach: Breach) -> Objective | None:
+    """The definition of the breach's objective in ``agreement``, if it still has it."""
+    if agreement is None:
+        return None
+    return next((o for o in agreement.spec.objectives if o.name == breach.objective), None)
 
 
 def action_of(kind: str) -> Action:
@@ -44,14 +64,17 @@ class Ack:
 
 @dataclass(frozen=True)
 class Notification:
-    """One message to one receiver. ``idempotency_key`` is the same for every retry."""
+    """One message to one receiver. ``idempotency_key`` is the same for every retry.
+    ``objective`` is the objective's definition (how its SLI reads), when known."""
 
     breach: Breach
     kind: str
     at: int
     status_url: str
     ack_url: str | None
+    console_url: str
     ack: Ack | None = None
+    objective: Objective | None = None
 
     @property
     def action(self) -> Action:
@@ -129,4 +152,5 @@ def simple(breach: Breach, base_url: str = "http://127.0.0.1:8082") -> Notificat
         at=breach.at,
         status_url=f"{base_url}/v1/breaches/{breach.id}",
         ack_url=None,
+        console_url=console_url(base_url, breach.id),
     )

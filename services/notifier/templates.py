@@ -7,10 +7,13 @@ configuration, not code) with ``StrictUndefined``, so a typo fails the delivery
 (reason ``template``) instead of sending a half-empty message.
 
 Variables (see :func:`template_context`): ``headline``, ``kind``, ``action``,
-``severity``, ``agreement``, ``agreement_type``, ``objective``, ``service``, ``group``,
-``windows`` (each ``window``, ``sli_text``, ``target_text``), ``budget_text``,
-``since``, ``resolved_at``, ``for_whom``, ``status_url``, ``ack_url``, ``ack``
-(``by``, ``comment``) , ``step``, ``breach`` (the whole event as a mapping).
+``severity``, ``agreement``, ``agreement_type``, ``objective``, ``objective_kind``
+(ratio, quantile, deadline, freshness), ``service``, ``group``, ``windows`` (each
+``window``, ``sli_text``, ``target_text`` in the objective's unit and ``text``, the
+whole sentence: :mod:`services.notifier.values`), ``measure_text`` (every window's
+``text``), ``budget_text``, ``since``, ``resolved_at``, ``for_whom``, ``status_url``,
+``console_url``, ``ack_url``, ``ack`` (``by``, ``comment``) , ``step``, ``breach``
+(the whole event as a mapping).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from services.notifier import values
 from services.notifier.message import GroupNotification, Notification
 from shared.schemas import group_key
 from shared.timeutil import to_rfc3339
@@ -30,31 +34,31 @@ TEXT = """\
 {{ headline }}
 What: {{ objective }} of {{ agreement_type }} {{ agreement }} (service {{ service }}\
 {% if group %}, {{ group }}{% endif %})
-How badly: {% for w in windows %}SLI {{ w.sli_text }} vs target {{ w.target_text }} \
-over {{ w.window }}{% if not loop.last %}; {% endif %}{% else %}n/a{% endfor %}\
+How badly: {{ measure_text or 'n/a' }}\
 {% if budget_text %}; error budget left {{ budget_text }}{% endif %}
 Since: {{ since }}{% if resolved_at %}, resolved {{ resolved_at }}{% endif %}
 For: {{ for_whom }}
 {% if ack %}Acknowledged by {{ ack.by }}{% if ack.comment %}: {{ ack.comment }}{% endif %}
 {% endif %}Next: {% if action == 'trigger' and ack_url %}investigate, then acknowledge: \
-{{ ack_url }} ; {% endif %}status: {{ status_url }}"""
+{{ ack_url }} ; {% endif %}console: {{ console_url }} ; status: {{ status_url }}"""
 
 HTML = """\
 <h2>{{ headline }}</h2>
 <table>
 <tr><th align="left">What</th><td>{{ objective }} of {{ agreement_type }} {{ agreement }}
  (service {{ service }}{% if group %}, {{ group }}{% endif %})</td></tr>
-<tr><th align="left">How badly</th><td>{% for w in windows %}SLI {{ w.sli_text }} vs target
- {{ w.target_text }} over {{ w.window }}<br>{% endfor %}{% if budget_text %}error budget left
- {{ budget_text }}{% endif %}</td></tr>
+<tr><th align="left">How badly</th><td>{% for w in windows %}{{ w.text }}<br>{% endfor %}\
+{% if budget_text %}error budget left {{ budget_text }}{% endif %}</td></tr>
 <tr><th align="left">Since</th><td>{{ since }}{% if resolved_at %}, resolved {{ resolved_at }}
 {% endif %}</td></tr>
 <tr><th align="left">For</th><td>{{ for_whom }}</td></tr>
 </table>
 <p>{% if action == 'trigger' and ack_url %}<a href="{{ ack_url }}">Acknowledge</a> · {% endif %}
-<a href="{{ status_url }}">Status</a></p>"""
+<a href="{{ console_url }}">Console</a> · <a href="{{ status_url }}">Status</a></p>"""
 
 TITLE = "{{ headline }}"
+SUMMARY = "{{ headline }}: {{ measure_text or 'n/a' }}"
+"""A one-line summary with the SLI (PagerDuty's ``summary``)."""
 
 # Group flushes (templates ``group_title``, ``group_text``, ``group_html``): the same
 # variables per alert under ``alerts``, plus ``status``, ``firing``, ``resolved``
@@ -69,8 +73,7 @@ GROUP_TEXT = """\
 {% for a in alerts %}- {{ a.headline }} (since {{ a.since }}\
 {% if a.resolved_at %}, resolved {{ a.resolved_at }}{% endif %}\
 {% if a.ack %}, acknowledged by {{ a.ack.by }}{% endif %}): \
-{% for w in a.windows %}SLI {{ w.sli_text }} vs {{ w.target_text }} over {{ w.window }}\
-{% if not loop.last %}; {% endif %}{% endfor %}; status: {{ a.status_url }}\
+{{ a.measure_text or 'n/a' }}; console: {{ a.console_url }} ; status: {{ a.status_url }}\
 {% if a.action == 'trigger' and a.ack_url %} ; acknowledge: {{ a.ack_url }}{% endif %}
 {% endfor %}"""
 
@@ -79,15 +82,12 @@ GROUP_HTML = """\
 <ul>
 {% for a in alerts %}<li>{{ a.headline }} (since {{ a.since }}{% if a.resolved_at %}, resolved
  {{ a.resolved_at }}{% endif %}{% if a.ack %}, acknowledged by {{ a.ack.by }}{% endif %}):
- {% for w in a.windows %}SLI {{ w.sli_text }} vs {{ w.target_text }} over {{ w.window }}
- {% endfor %}<a href="{{ a.status_url }}">Status</a>{% if a.action == 'trigger' and a.ack_url %}
+ {% for w in a.windows %}{{ w.text }}<br>
+ {% endfor %}<a href="{{ a.console_url }}">Console</a> · <a href="{{ a.status_url }}">Status</a>\
+{% if a.action == 'trigger' and a.ack_url %}
  · <a href="{{ a.ack_url }}">Acknowledge</a>{% endif %}</li>
 {% endfor %}</ul>"""
 GROUP_DEFAULTS = {"group_title": GROUP_TITLE, "group_text": GROUP_TEXT, "group_html": GROUP_HTML}
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.3g}%"
 
 
 def headline(note: Notification) -> str:
@@ -114,6 +114,8 @@ def headline(note: Notification) -> str:
 
 def template_context(note: Notification) -> dict[str, Any]:
     breach = note.breach
+    measure = values.measure_of(breach, note.objective)
+    windows = values.window_texts(breach, measure)
     parties = [p for p in (breach.agreement.consumer, breach.agreement.provider) if p]
     for_whom = (
         f"{breach.agreement.consumer} (provider {breach.agreement.provider})"
@@ -130,17 +132,23 @@ def template_context(note: Notification) -> dict[str, Any]:
         "objective": breach.objective,
         "service": breach.service,
         "group": group_key(breach.group),
+        "objective_kind": measure.kind,
         "windows": [
-            {"window": w.window, "sli_text": _pct(w.sli), "target_text": _pct(w.target)}
-            for w in breach.windows
+            {
+                "window": w.window,
+                "sli_text": w.sli_text,
+                "target_text": w.target_text,
+                "text": w.text,
+            }
+            for w in windows
         ],
-        "budget_text": None
-        if breach.error_budget_remaining is None
-        else _pct(breach.error_budget_remaining),
+        "measure_text": "; ".join(w.text for w in windows),
+        "budget_text": values.budget_text(breach.error_budget_remaining),
         "since": to_rfc3339(breach.opened_at),
         "resolved_at": None if breach.resolved_at is None else to_rfc3339(breach.resolved_at),
         "for_whom": for_whom,
         "status_url": note.status_url,
+        "console_url": note.console_url,
         "ack_url": note.ack_url,
         "ack": None if note.ack is None else {"by": note.ack.by, "comment": note.ack.comment},
         "step": note.escalation_step,

@@ -48,12 +48,19 @@ from services.notifier.backoff import Backoff, Random
 from services.notifier.breaker import CircuitBreakers
 from services.notifier.catalog import CatalogCache
 from services.notifier.channels.base import Channel, DeliveryError, DeliveryResult, Reason
-from services.notifier.message import Ack, GroupNotification, Notification
+from services.notifier.message import (
+    Ack,
+    GroupNotification,
+    Notification,
+    console_url,
+    objective_of,
+)
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
 from services.notifier.silencing import MuteWindow, muted_by
 from services.notifier.slots import Slots, claim_again, wake_in_ms
 from services.notifier.stages import Defer, Skip, before_attempt
+from shared.definitions.model import Objective
 from shared.models import NotifierSilence
 from shared.schemas import Breach
 from shared.settings import Settings
@@ -264,7 +271,9 @@ class DeliveryWorker:
                     ack_url=None
                     if ack is not None or resolved
                     else self._links.url(breach.id, now),
+                    console_url=console_url(self._links.base_url, breach.id),
                     ack=ack,
+                    objective=self._objective(breach),
                 )
             )
         return GroupNotification(
@@ -383,8 +392,14 @@ class DeliveryWorker:
             at=row.at,
             status_url=self._links.status_url(breach.id),
             ack_url=None if ack is not None else self._links.url(breach.id, now),
+            console_url=console_url(self._links.base_url, breach.id),
             ack=ack,
+            objective=self._objective(breach),
         )
+
+    def _objective(self, breach: Breach) -> Objective | None:
+        """The objective's definition, for its SLI's unit (the catalog as loaded)."""
+        return objective_of(self._catalog.current.agreements.get(breach.agreement.name), breach)
 
     async def _attempt(
         self, row: Claimed, deadline: float, now: int, group: GroupNotification | None = None

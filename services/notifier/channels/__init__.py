@@ -38,7 +38,9 @@ def build_channels(
     secrets = secrets or Secrets({})
     renderer = Renderer()
     channels: list[Channel] = [
-        WebhookChannel(http, timeout_ms=timeout_ms, secrets=secrets, clock=clock),
+        WebhookChannel(
+            http, timeout_ms=timeout_ms, secrets=secrets, clock=clock, renderer=renderer
+        ),
         SlackChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
         TeamsChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),
         PagerDutyChannel(http, timeout_ms=timeout_ms, secrets=secrets, renderer=renderer),

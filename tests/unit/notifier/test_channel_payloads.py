@@ -54,6 +54,7 @@ def note(kind: str = "breach.opened", **changes: Any) -> Notification:
         at=breach.at,
         status_url=f"http://n/v1/breaches/{breach.id}",
         ack_url="http://n/v1/ack/tok" if kind == "breach.opened" else None,
+        console_url=f"http://n/console/breaches/{breach.id}",
     )
 
 
@@ -72,12 +73,13 @@ async def test_slack_block_kit(http: httpx.AsyncClient) -> None:
     header, section, context, actions = message["blocks"]
     assert header["type"] == "header"
     text = section["text"]["text"]
-    assert "SLI 98% vs target 99.9% over 1h; SLI 95% vs target 99.9% over 5m" in text
-    assert "error budget left 25%" in text
+    assert "SLI 98.0 % vs target 99.9 % over 1h; SLI 95.0 % vs target 99.9 % over 5m" in text
+    assert "error budget left 25.0 %" in text
     assert "Since: 2023-11-14T22:13:20.000Z" in text
     assert "For: acme (provider shopco)" in text
     assert [e["url"] for e in actions["elements"]] == [
         "http://n/v1/ack/tok",
+        f"http://n/console/breaches/{BREACH.id}",
         f"http://n/v1/breaches/{BREACH.id}",
     ]
     assert BREACH.id in context["elements"][0]["text"]
@@ -107,9 +109,9 @@ async def test_teams_adaptive_card(http: httpx.AsyncClient) -> None:
     card = attachment["content"]
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
     facts = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
-    assert facts["SLI 1h"] == "98% (target 99.9%)"
+    assert facts["SLI 1h"] == "SLI 98.0 % vs target 99.9 % over 1h"
     assert facts["Group"] == "customer=acme"
-    assert [a["title"] for a in card["actions"]] == ["Acknowledge", "Status"]
+    assert [a["title"] for a in card["actions"]] == ["Acknowledge", "Console", "Status"]
 
 
 @pytest.mark.parametrize(
@@ -155,7 +157,9 @@ async def test_pagerduty_events_v2(
 
 def _escalation(severity: str) -> Notification:
     base = note(severity=severity)
-    return Notification(base.breach, "escalation.1", base.at, base.status_url, base.ack_url)
+    return Notification(
+        base.breach, "escalation.1", base.at, base.status_url, base.ack_url, base.console_url
+    )
 
 
 def email_spec(port: int, security: str, **extra: Any) -> dict[str, Any]:
@@ -211,7 +215,13 @@ async def test_email_starttls_refused_when_server_has_none() -> None:
 async def test_email_acknowledgement_names_who() -> None:
     channel = EmailChannel(timeout_ms=5_000, secrets=SECRETS, renderer=Renderer(), outbound=LOCAL)
     acked = Notification(
-        BREACH, "breach.acknowledged", T0 + 5, "http://n/s", None, Ack("ana", "on it", T0 + 5)
+        BREACH,
+        "breach.acknowledged",
+        T0 + 5,
+        "http://n/s",
+        None,
+        "http://n/c",
+        Ack("ana", "on it", T0 + 5),
     )
     async with SmtpServer() as server:
         await channel.deliver(acked, receiver("mail", email_spec(server.port, "none")))

@@ -41,9 +41,17 @@ def group(*, acked: bool = False) -> GroupNotification:
         A.at,
         f"http://n/v1/breaches/{A.id}",
         None if acked else "http://n/v1/ack/tok",
+        f"http://n/console/breaches/{A.id}",
         Ack("ana", "on it", T0 + 5) if acked else None,
     )
-    resolved = Notification(B, "breach.resolved", B.at, f"http://n/v1/breaches/{B.id}", None)
+    resolved = Notification(
+        B,
+        "breach.resolved",
+        B.at,
+        f"http://n/v1/breaches/{B.id}",
+        None,
+        f"http://n/console/breaches/{B.id}",
+    )
     return GroupNotification(
         receiver="team",
         group_key="acme-checkout#0:customer=acme",

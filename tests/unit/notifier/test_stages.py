@@ -36,7 +36,12 @@ def row(kind: str = "breach.opened", **overrides: Any) -> Claimed:
 
 def group(alerts: int) -> GroupNotification:
     note = Notification(
-        breach=make_breach(), kind="breach.opened", at=T0, status_url="s", ack_url=None
+        breach=make_breach(),
+        kind="breach.opened",
+        at=T0,
+        status_url="s",
+        ack_url=None,
+        console_url="c",
     )
     return GroupNotification("hook", "g", T0, tuple(note for _ in range(alerts)))
 

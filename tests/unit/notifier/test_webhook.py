@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from services.notifier.channels import build_channels
 from services.notifier.channels.base import DeliveryError, Reason
 from services.notifier.channels.webhook import WebhookChannel, legacy
+from services.notifier.channels.webhook.channel import parse_breach_body
 from services.notifier.channels.webhook.signature import (
     SecretInvalid,
     SignatureInvalid,
@@ -34,7 +35,6 @@ from services.notifier.channels.webhook.signature import (
 from services.notifier.message import simple
 from services.notifier.secrets import Secrets
 from shared.definitions.model import Receiver
-from shared.schemas import Breach
 from shared.timeutil import wall_clock_ms
 from tests.unit.notifier.support import T0, RecordingServer, Request, make_breach
 from tests.unit.notifier.test_channel_conformance import SECRET, receiver
@@ -71,7 +71,12 @@ async def test_every_delivery_verifies_with_the_standardwebhooks_library() -> No
     first, retry = await deliver(WHSEC, attempts=2)
     for request in (first, retry):
         parsed = Webhook(WHSEC).verify(request.body, request.headers)
-        assert Breach.model_validate(parsed) == breach
+        assert parse_breach_body(request.body) == breach
+        assert parsed["ack_url"] is None  # simple(): no ack key
+        assert parsed["console_url"] == f"http://127.0.0.1:8082/console/breaches/{breach.id}"
+        assert parsed["status_url"] == f"http://127.0.0.1:8082/v1/breaches/{breach.id}"
+        assert parsed["text"].startswith("[PAGE] SLA breach: acme-checkout/availability")
+        assert "SLI 98.0 % (98 of 100 good) vs target 99.9 % over 1h" in parsed["text"]
     assert first.headers["webhook-id"] == retry.headers["webhook-id"] == breach.event_key
     assert first.headers["idempotency-key"] == breach.event_key  # kept for receivers using it
     assert first.headers["webhook-timestamp"].isdigit()

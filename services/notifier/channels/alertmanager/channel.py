@@ -4,7 +4,8 @@ Labels (identify the alert; Alertmanager groups and dedups on them): ``alertname
 (``SLABreach``), ``agreement``, ``objective``, ``service``, ``severity``,
 ``breach_id``, and the breach's group attributes (a name that collides with one of
 those is prefixed ``group_``). Annotations: ``summary`` and ``description``
-(templates), ``status_url``, ``ack_url``. ``startsAt`` is the opening; a firing alert
+(templates), ``sli`` (the SLI against the target in the objective's unit),
+``console_url``, ``status_url``, ``ack_url``. ``startsAt`` is the opening; a firing alert
 ends ``firingTtl`` after the event (Alertmanager would otherwise resolve it after its
 ``resolve_timeout``, and slawatch does not re-push), a resolution at ``resolved_at``.
 Alertmanager answers 200; 400 is permanent, 5xx retriable. A group flush posts every
@@ -33,7 +34,11 @@ RESERVED = {"alertname", "agreement", "objective", "service", "severity", "breac
 
 
 def alert(
-    note: Notification, spec: AlertmanagerReceiverSpec, summary: str, description: str
+    note: Notification,
+    spec: AlertmanagerReceiverSpec,
+    summary: str,
+    description: str,
+    sli_text: str = "",
 ) -> dict[str, Any]:
     breach = note.breach
     labels = {
@@ -49,7 +54,13 @@ def alert(
         if name in RESERVED or not name or name[0].isdigit():
             name = f"group_{name}"
         labels[name] = value
-    annotations = {"summary": summary, "description": description, "status_url": note.status_url}
+    annotations = {
+        "summary": summary,
+        "description": description,
+        "sli": sli_text,
+        "console_url": note.console_url,
+        "status_url": note.status_url,
+    }
     if note.ack_url:
         annotations["ack_url"] = note.ack_url
     if note.action == "resolve":
@@ -90,7 +101,7 @@ class AlertmanagerChannel(TemplatedChannel):
             context = template_context(note)
             summary = self._renderer.render("summary", DEFAULTS, spec.templates, context)
             description = self._renderer.render("description", DEFAULTS, spec.templates, context)
-            return alert(note, spec, summary, description)
+            return alert(note, spec, summary, description, context["measure_text"])
 
         def build() -> tuple[str, bytes, dict[str, str]]:
             headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}

@@ -3,9 +3,10 @@ breach, ``dedup_key`` = the breach id (stable over the breach's whole lifecycle,
 update re-triggers the same alert and the resolution closes it).
 
 Severity: page → critical, ticket → error, warning → warning, info → info.
-``custom_details`` carries the SLI per window, burn rates, error budget remaining and
-the group. Template: ``summary`` (at most 1024 characters). PagerDuty answers 202;
-400 (invalid event) is permanent, 429 and 5xx retriable.
+``custom_details`` carries the SLI per window (numbers, and ``sli_text`` in the
+objective's unit), burn rates, error budget remaining, the group and the console link.
+Template: ``summary`` (at most 1024 characters; by default the headline and the SLI).
+PagerDuty answers 202; 400 (invalid event) is permanent, 429 and 5xx retriable.
 
 A group flush is NOT merged: PagerDuty's ``dedup_key`` names one incident, so each
 alert of the group is sent as its own event, in order, in one attempt (the first
@@ -22,17 +23,19 @@ import orjson
 from services.notifier.channels.base import DeliveryError, DeliveryResult, Reason
 from services.notifier.channels.http import USER_AGENT, TemplatedChannel, post, prepare
 from services.notifier.message import GroupNotification, Notification
-from services.notifier.templates import TITLE, template_context
+from services.notifier.templates import SUMMARY, template_context
 from shared.definitions.kinds.receivers import PagerDutyReceiverSpec
 from shared.definitions.model import Receiver
 from shared.timeutil import to_rfc3339
 
-DEFAULTS = {"summary": TITLE}
+DEFAULTS = {"summary": SUMMARY}
 SEVERITY = {"page": "critical", "ticket": "error", "warning": "warning", "info": "info"}
 SUMMARY_LIMIT = 1024
 
 
-def event(note: Notification, routing_key: str, summary: str, source: str) -> dict[str, Any]:
+def event(
+    note: Notification, routing_key: str, summary: str, source: str, sli_text: str = ""
+) -> dict[str, Any]:
     breach = note.breach
     body: dict[str, Any] = {
         "routing_key": routing_key,
@@ -56,12 +59,17 @@ def event(note: Notification, routing_key: str, summary: str, source: str) -> di
             "objective": breach.objective,
             "group": breach.group,
             "sli": [w.model_dump() for w in breach.windows],
+            "sli_text": sli_text,
             "burn_rates": breach.burn_rates,
             "error_budget_remaining": breach.error_budget_remaining,
             "opened_at": to_rfc3339(breach.opened_at),
+            "console_url": note.console_url,
         },
     }
-    links = [{"href": note.status_url, "text": "Breach status"}]
+    links = [
+        {"href": note.console_url, "text": "Breach in the slawatch console"},
+        {"href": note.status_url, "text": "Breach status"},
+    ]
     if note.ack_url:
         links.append({"href": note.ack_url, "text": "Acknowledge in slawatch"})
     body["links"] = links
@@ -92,11 +100,11 @@ class PagerDutyChannel(TemplatedChannel):
             )
 
         def build() -> tuple[str, bytes]:
-            summary = self._renderer.render(
-                "summary", DEFAULTS, spec.templates, template_context(note)
-            )
+            context = template_context(note)
+            summary = self._renderer.render("summary", DEFAULTS, spec.templates, context)
             key = self._secrets.resolve(spec.routing_key)
-            return self._secrets.url(spec.url), orjson.dumps(event(note, key, summary, spec.source))
+            body = event(note, key, summary, spec.source, context["measure_text"])
+            return self._secrets.url(spec.url), orjson.dumps(body)
 
         url, body = prepare(build)
         return await post(

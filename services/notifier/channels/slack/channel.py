@@ -1,5 +1,6 @@
 """Slack incoming webhook: a Block Kit message (header, text, context, link buttons).
 
+Buttons: Acknowledge (while open and unacknowledged), Console, Status.
 Templates: ``title`` (header block and notification fallback ``text``), ``text``
 (the section, Slack mrkdwn); for a group flush ``group_title`` and ``group_text``
 (one message listing every alert of the group). The webhook URL is a secret and may be a reference.
@@ -51,6 +52,13 @@ def blocks(title: str, text: str, note: Notification) -> dict[str, Any]:
                 "style": "danger",
             }
         )
+    buttons.append(
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Console"},
+            "url": note.console_url,
+        }
+    )
     buttons.append(
         {"type": "button", "text": {"type": "plain_text", "text": "Status"}, "url": note.status_url}
     )

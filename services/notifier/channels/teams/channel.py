@@ -4,7 +4,7 @@ Power Automate "post to a channel when a webhook request is received" workflows 
 Templates: ``title`` (bold heading), ``text`` (the body); for a group flush
 ``group_title`` and ``group_text`` (one card listing every alert, one fact per alert).
 Facts list the agreement, service, group, severity and SLI; actions open the ack link
-and the status API.
+, the console and the status API.
 """
 
 from __future__ import annotations
@@ -69,15 +69,11 @@ def card(title: str, text: str, note: Notification, context: dict[str, Any]) -> 
     if context["group"]:
         facts.append({"title": "Group", "value": context["group"]})
     for window in context["windows"]:
-        facts.append(
-            {
-                "title": f"SLI {window['window']}",
-                "value": f"{window['sli_text']} (target {window['target_text']})",
-            }
-        )
+        facts.append({"title": f"SLI {window['window']}", "value": window["text"]})
     actions: list[dict[str, Any]] = []
     if note.action == "trigger" and note.ack_url:
         actions.append({"type": "Action.OpenUrl", "title": "Acknowledge", "url": note.ack_url})
+    actions.append({"type": "Action.OpenUrl", "title": "Console", "url": note.console_url})
     actions.append({"type": "Action.OpenUrl", "title": "Status", "url": note.status_url})
     return _message(title, text, note.action == "resolve", facts, actions)
 

@@ -1,6 +1,10 @@
-"""Generic webhook: POST the full breach event (``Breach.to_json()``) to the receiver's URL;
-a group flush posts one Alertmanager-webhook-shaped document (:func:`group_body`) whose
-``alerts`` list every breach of the group.
+"""Generic webhook: POST the full breach event (``Breach`` as JSON) to the receiver's URL,
+with four more top-level keys (:func:`breach_body`): ``text`` (the default ``text`` template:
+what, how badly in the objective's unit, since when, links), ``ack_url`` (``null``
+once acknowledged or resolved), ``console_url`` and ``status_url``. A group flush
+posts one Alertmanager-webhook-shaped document (:func:`group_body`) whose ``alerts``
+list every breach of the group, each with ``annotations`` (``summary``,
+``description``), ``ackURL``, ``consoleURL`` and ``statusURL``.
 
 Headers: ``Content-Type: application/json``; ``webhook-id`` and ``Idempotency-Key``
 (both the notification's idempotency key, the same on every retry, so a receiver can
@@ -35,7 +39,9 @@ from services.notifier.channels.webhook.signature import (
 )
 from services.notifier.message import GroupNotification, Notification, labels_of
 from services.notifier.secrets import Secrets
+from services.notifier.templates import TEXT, TITLE, Renderer, template_context
 from shared.definitions.model import Receiver, WebhookReceiverSpec
+from shared.schemas import Breach
 from shared.timeutil import Clock, to_rfc3339, wall_clock_ms
 
 GROUP_SCHEMA = "slawatch.group/1"
@@ -43,11 +49,36 @@ GROUP_SCHEMA = "slawatch.group/1"
 log = logging.getLogger(__name__)
 
 
-def group_body(group: GroupNotification) -> dict[str, Any]:
+DEFAULTS = {"title": TITLE, "text": TEXT}
+
+
+def breach_body(note: Notification, renderer: Renderer) -> dict[str, Any]:
+    """The breach event, then its text and links (keys a breach never has)."""
+    return {
+        **note.breach.model_dump(mode="json"),
+        "text": renderer.render("text", DEFAULTS, {}, template_context(note)),
+        "ack_url": note.ack_url,
+        "console_url": note.console_url,
+        "status_url": note.status_url,
+    }
+
+
+def parse_breach_body(data: bytes) -> Breach:
+    """The breach of a :func:`breach_body` (its text and links left out); raises
+    ``ValueError`` for anything else."""
+    parsed = orjson.loads(data)
+    if not isinstance(parsed, dict):
+        raise ValueError("not a JSON object")
+    return Breach.model_validate({k: v for k, v in parsed.items() if k in Breach.model_fields})
+
+
+def group_body(group: GroupNotification, renderer: Renderer | None = None) -> dict[str, Any]:
     """Alertmanager's webhook payload shape (``version`` 4), one entry per breach."""
+    renderer = renderer or Renderer()
     alerts = []
     for note in group.alerts:
         breach = note.breach
+        context = template_context(note)
         resolved = note.action == "resolve"
         ends = breach.resolved_at if resolved and breach.resolved_at is not None else None
         alerts.append(
@@ -55,12 +86,16 @@ def group_body(group: GroupNotification) -> dict[str, Any]:
                 "status": "resolved" if resolved else "firing",
                 "kind": note.kind,
                 "labels": labels_of(breach),
-                "annotations": {},
+                "annotations": {
+                    "summary": renderer.render("title", DEFAULTS, {}, context),
+                    "description": renderer.render("text", DEFAULTS, {}, context),
+                },
                 "startsAt": to_rfc3339(breach.opened_at),
                 "endsAt": None if ends is None else to_rfc3339(ends),
                 "fingerprint": breach.id,
                 "statusURL": note.status_url,
                 "ackURL": note.ack_url,
+                "consoleURL": note.console_url,
                 "acknowledged": None
                 if note.ack is None
                 else {"by": note.ack.by, "comment": note.ack.comment, "at": note.ack.at},
@@ -92,8 +127,10 @@ class WebhookChannel:
         timeout_ms: int,
         secrets: Secrets | None = None,
         clock: Clock = wall_clock_ms,
+        renderer: Renderer | None = None,
     ) -> None:
         self._http = http
+        self._renderer = renderer or Renderer()
         self._timeout_s = timeout_ms / 1000
         self._secrets = secrets or Secrets({})
         self._clock = clock
@@ -109,9 +146,8 @@ class WebhookChannel:
             raise DeliveryError(
                 Reason.UNSUPPORTED_CHANNEL, "not a webhook receiver", retriable=False
             )
-        return await self._post(
-            note.breach.to_json(), note.idempotency_key, note.kind, spec, receiver
-        )
+        content = prepare(lambda: orjson.dumps(breach_body(note, self._renderer)))
+        return await self._post(content, note.idempotency_key, note.kind, spec, receiver)
 
     async def deliver_group(self, group: GroupNotification, receiver: Receiver) -> DeliveryResult:
         spec = receiver.spec
@@ -119,8 +155,8 @@ class WebhookChannel:
             raise DeliveryError(
                 Reason.UNSUPPORTED_CHANNEL, "not a webhook receiver", retriable=False
             )
-        body = orjson.dumps(group_body(group))
-        return await self._post(body, group.idempotency_key, group.kind, spec, receiver)
+        content = prepare(lambda: orjson.dumps(group_body(group, self._renderer)))
+        return await self._post(content, group.idempotency_key, group.kind, spec, receiver)
 
     async def _post(
         self,
