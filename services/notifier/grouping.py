@@ -15,9 +15,12 @@ labels...; ``...`` means every key, i.e. one group per breach). Per group and re
   flush tick at or after ``repeat_interval``: effectively rounded up to a multiple of
   ``group_interval``, exactly as in Alertmanager.
 * A send carries the whole group: every member, firing or resolved (one message per
-  group, receiver and flush). A resolved member leaves the group once it was sent, as
-  Alertmanager drops resolved alerts after notifying them; a group left empty is
-  deleted, and a new breach later starts a new group (with ``group_wait`` again).
+  group, receiver and flush). A group that never sent and has no firing member sends
+  nothing: its members resolved before its first flush, and a resolution goes only
+  where the firing alert went (Alertmanager's dedup stage). A resolved member leaves
+  the group once it was sent, as Alertmanager drops resolved alerts after notifying
+  them; a group left empty is deleted, and a new breach later starts a new group
+  (with ``group_wait`` again).
 
 Timeline (wait 30 s, interval 5 m, repeat 4 h)::
 
@@ -93,6 +96,9 @@ class Group:
         if current == self.sent and not repeat_due:
             return None
         if not current:
+            return None
+        if self.sent is None and all(s == "resolved" for s in self.members.values()):
+            self.members = {}
             return None
         sent = dict(self.members)
         # Resolved members were notified: they leave (what is sent next excludes them).

@@ -15,6 +15,12 @@ LOCKED``, so replicas share them) and, per group:
   and its ack) and queues ONE ``deliveries`` row for it (``breach_id='flush:<id>'``,
   kind ``group.flush``, ``at`` = the flush time): one message per (group, receiver,
   flush), idempotent by (receiver, group key, flush time);
+* a group that never sent and whose members all resolved sends nothing (as
+  Alertmanager: a resolution goes only where the firing alert went): its rows are
+  ``merged`` with that said, and the group is deleted;
+* each alert of a flush document says whether this receiver was already sent it firing
+  (``told``: a delivered earlier flush of the group had it firing), so at delivery no
+  silence drops its resolution (:func:`services.notifier.silencing.muted_by`);
 * removes the resolved members it sent (Alertmanager drops resolved alerts once
   notified); deletes the group when no open member is left; otherwise moves its next
   flush ``group_interval`` on (ticks keep their phase; ticks missed while no replica
@@ -33,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, String, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -165,6 +171,20 @@ async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH
         members = select(NotificationGroupMember.breach_id).where(
             NotificationGroupMember.group_id == group.id
         )
+        open_count = (
+            await session.execute(
+                select(func.count())
+                .select_from(BreachRecord)
+                .where(BreachRecord.id.in_(members), BreachRecord.status == "open")
+            )
+        ).scalar_one()
+        # Nothing of the group ever went out and nothing fires: nothing to tell.
+        unsent = group.last_sent_at is None and open_count == 0
+        note = (
+            f"resolved before the group's first flush at {now_ms}: nothing sent"
+            if unsent
+            else f"sent in group flush at {now_ms}"
+        )
         merged = (
             await session.execute(
                 update(Delivery)
@@ -173,7 +193,7 @@ async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH
                     Delivery.receiver == group.receiver,
                     Delivery.breach_id.in_(members),
                 )
-                .values(status=outbox.MERGED, last_error=f"sent in group flush at {now_ms}")
+                .values(status=outbox.MERGED, last_error=note)
                 .returning(Delivery.id)
             )
         ).all()
@@ -191,7 +211,7 @@ async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH
         changed = bool(merged)
         if not changed and open_members and repeat_due:
             group.repeats += 1
-        if breaches and (changed or (open_members and repeat_due)):
+        if breaches and not unsent and (changed or (open_members and repeat_due)):
             total += await _send(session, group, breaches, now_ms)
             group.last_sent_at = now_ms
             # Resolved members were notified: they leave the group, as in Alertmanager.
@@ -214,12 +234,38 @@ async def flush_due(session: AsyncSession, now_ms: int, limit: int = FLUSH_BATCH
     return total
 
 
+async def _told(session: AsyncSession, group: NotificationGroup) -> set[str]:
+    """Breaches an earlier flush of this group delivered to its receiver as firing."""
+    documents = await session.execute(
+        select(NotificationGroupFlush.document)
+        .join(
+            Delivery,
+            Delivery.breach_id
+            == func.concat(outbox.FLUSH_PREFIX, cast(NotificationGroupFlush.id, String)),
+        )
+        .where(
+            NotificationGroupFlush.receiver == group.receiver,
+            NotificationGroupFlush.group_key == group.group_key,
+            Delivery.receiver == group.receiver,
+            Delivery.kind == GROUP_FLUSH,
+            Delivery.status == "delivered",
+        )
+    )
+    return {
+        str(alert["breach"]["id"])
+        for (document,) in documents
+        for alert in document.get("alerts", [])
+        if alert.get("status") == "firing"
+    }
+
+
 async def _send(
     session: AsyncSession, group: NotificationGroup, breaches: Sequence[Row[Any]], now_ms: int
 ) -> int:
     """Store the flush document (every member's latest event, its ack) and queue its one
     delivery. Returns rows inserted (0 when this flush was already stored)."""
     ids = [b.id for b in breaches]
+    told = await _told(session, group)
     acks = {
         a.breach_id: a
         for a in (await session.execute(select(BreachAck).where(BreachAck.breach_id.in_(ids))))
@@ -237,6 +283,7 @@ async def _send(
                 "ack": None
                 if ack is None
                 else {"by": ack.acked_by, "comment": ack.comment, "at": ack.at},
+                "told": b.id in told,
             }
         )
     first = Breach.model_validate(breaches[0].last_event)

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.backoff import Backoff, Random
 from services.notifier.channels.base import DeliveryError
-from services.notifier.message import ESCALATION_PREFIX, GROUP_FLUSH
+from services.notifier.message import ACKNOWLEDGED, ESCALATION_PREFIX, GROUP_FLUSH
 from shared.models import (
     BreachAck,
     BreachEventRecord,
@@ -56,6 +56,7 @@ Outcome = Literal["delivered", "retry", "dead", "suppressed", "cancelled"]
 OPEN_STATUSES = ("pending", "delivering")
 FLUSH_PREFIX = "flush:"
 """``breach_id`` of a group flush row: ``flush:<notification_group_flushes.id>``."""
+RESOLVED = "breach.resolved"
 MERGED = "merged"
 """A grouped row whose event went out inside a group flush (terminal)."""
 
@@ -112,6 +113,9 @@ class Claimed:
     acked_at: int | None = None
     flush: dict[str, Any] | None = None
     """For a ``group.flush`` row: the stored flush document (see ``groups``)."""
+    told: bool = False
+    """A resolution's receiver was delivered a firing notification of the breach (so no
+    silence mutes the resolution)."""
 
     def breach(self) -> Breach | None:
         if self.payload is None or self.flush is not None:
@@ -245,6 +249,9 @@ async def claim(
         .scalars()
         .all()
     }
+    told = await told_of_opening(
+        session, [(r.breach_id, r.receiver) for r in rows if r.kind == RESOLVED]
+    )
     return sorted(
         (
             Claimed(
@@ -260,11 +267,31 @@ async def claim(
                 acked_by=None if r.breach_id not in acks else acks[r.breach_id].acked_by,
                 ack_comment=None if r.breach_id not in acks else acks[r.breach_id].comment,
                 acked_at=None if r.breach_id not in acks else acks[r.breach_id].at,
+                told=r.kind == RESOLVED and (r.breach_id, r.receiver) in told,
             )
             for r in rows
         ),
         key=lambda c: c.id,
     )
+
+
+async def told_of_opening(
+    session: AsyncSession, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The ``(breach id, receiver)`` pairs whose receiver was delivered a firing
+    notification of the breach (opened, updated, an escalation step, ...)."""
+    if not pairs:
+        return set()
+    rows = await session.execute(
+        select(Delivery.breach_id, Delivery.receiver)
+        .where(
+            tuple_(Delivery.breach_id, Delivery.receiver).in_(pairs),
+            Delivery.status == "delivered",
+            Delivery.kind.not_in((RESOLVED, ACKNOWLEDGED)),
+        )
+        .distinct()
+    )
+    return {(r.breach_id, r.receiver) for r in rows}
 
 
 async def finish(

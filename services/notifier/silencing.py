@@ -6,6 +6,10 @@ routing keys, see :mod:`services.notifier.routing`). Sources: ``Silence`` and
 created through ``POST /v1/silences``. A muted notification is not sent; its outbox
 row ends ``suppressed`` with the window named in the attempt record, so it is never
 lost from the history.
+
+A resolution is never muted for a receiver that was told of the opening (``told``),
+as in Alertmanager: a silence that started in between would otherwise leave that
+receiver with an alert open for ever.
 """
 
 from __future__ import annotations
@@ -30,8 +34,13 @@ class MuteWindow:
         return self.start <= now_ms < self.end
 
 
-def muted_by(breach: Breach, windows: Iterable[MuteWindow], now_ms: int) -> MuteWindow | None:
-    """The first active window muting ``breach``, if any."""
+def muted_by(
+    breach: Breach, windows: Iterable[MuteWindow], now_ms: int, *, told: bool = False
+) -> MuteWindow | None:
+    """The first active window muting ``breach``, if any; ``told``: the receiver was
+    delivered a firing notification of this breach before."""
+    if told and breach.kind == "breach.resolved":
+        return None
     for window in windows:
         if window.active(now_ms) and matchers_hold(window.match, breach):
             return window

@@ -68,7 +68,7 @@ def muted(
     breach = row.breach()
     if breach is None:
         return None
-    window = muted_by(breach, windows, now_ms)
+    window = muted_by(breach, windows, now_ms, told=row.told)
     return None if window is None else Skip("suppressed", f"muted by {window.source}")
 
 

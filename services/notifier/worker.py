@@ -257,7 +257,7 @@ class DeliveryWorker:
         alerts: list[Notification] = []
         for alert in document.get("alerts", []):
             breach = Breach.model_validate(alert["breach"])
-            if muted_by(breach, windows, now) is not None:
+            if muted_by(breach, windows, now, told=bool(alert.get("told"))) is not None:
                 continue
             stored = alert.get("ack")
             ack = None if stored is None else Ack(stored["by"], stored["comment"], stored["at"])

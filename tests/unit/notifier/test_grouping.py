@@ -47,12 +47,6 @@ CASES = [
         id="resolution sent on the next tick, then the group ends",
     ),
     pytest.param(
-        [(0, "a", "firing"), (10 * S, "a", "resolved")],
-        10 * M,
-        [(30 * S, {"a": "resolved"})],
-        id="opened and resolved within group_wait: one resolved send",
-    ),
-    pytest.param(
         [(0, "a", "firing"), (1 * M, "a", "resolved"), (20 * M, "b", "firing")],
         30 * M,
         [
@@ -108,7 +102,32 @@ CASES = [
         [(30 * S, {"a": "firing"})],
         id="no repeat before repeat_interval has passed",
     ),
-]
+    pytest.param(
+        [(0, "a", "firing"), (10 * S, "a", "resolved")],
+        1 * H,
+        [],
+        id="resolved before the first flush: nothing sent, the group ends",
+    ),
+    pytest.param(
+        [(0, "a", "firing"), (10 * S, "a", "resolved"), (20 * M, "b", "firing")],
+        1 * H,
+        [(20 * M + 30 * S, {"b": "firing"})],
+        id="a group that sent nothing ended: a later breach starts a new one",
+    ),
+    pytest.param(
+        [(0, "a", "firing"), (10 * S, "b", "firing"), (20 * S, "a", "resolved")],
+        10 * M,
+        [(30 * S, {"a": "resolved", "b": "firing"})],
+        id="a first flush with a firing member carries the resolved one too",
+    ),
+    pytest.param(
+        [(0, "a", "firing"), (2 * M, "b", "firing"), (3 * M, "b", "resolved"),
+         (4 * M, "a", "resolved")],
+        10 * M,
+        [(30 * S, {"a": "firing"}), (5 * M + 30 * S, {"a": "resolved", "b": "resolved"})],
+        id="after a send, a flush of only resolved members goes out",
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("changes", "until", "sends"), CASES)

@@ -7,6 +7,27 @@ import pytest
 from services.notifier.silencing import MuteWindow, muted_by
 from tests.unit.notifier.support import T0, make_breach
 
+RESOLVED = make_breach(kind="breach.resolved", resolved_at=T0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "told", "muted"),
+    [
+        ("breach.resolved", True, False),  # its receiver was told of the opening
+        ("breach.resolved", False, True),  # never told: nothing to close
+        ("breach.opened", True, True),  # told of an earlier event: a new one still mutes
+        ("breach.updated", True, True),
+        ("deadline.warning", True, True),
+    ],
+)
+def test_a_resolution_passes_silences_only_to_whoever_was_told(
+    kind: str, told: bool, muted: bool
+) -> None:
+    breach = RESOLVED.model_copy(update={"kind": kind})
+    found = muted_by(breach, [MuteWindow("Silence/x", {}, T0, T0 + 1_000)], T0, told=told)
+    assert (found is not None) == muted
+
+
 W = MuteWindow("Silence/x", {"customer": "acme"}, T0, T0 + 1_000)
 
 

@@ -17,6 +17,7 @@ NOW = T0 + 60_000
 SILENCE = MuteWindow("Silence/db", {"service": "checkout"}, T0, T0 + 120_000)
 ELSEWHERE = MuteWindow("Silence/other", {"service": "search"}, T0, T0 + 120_000)
 OVER = MuteWindow("Silence/old", {"service": "checkout"}, T0 - 10, T0)
+RESOLVED = make_breach(kind="breach.resolved", resolved_at=T0).model_dump()
 
 
 def row(kind: str = "breach.opened", **overrides: Any) -> Claimed:
@@ -61,6 +62,11 @@ CASES: list[tuple[str, Claimed, GroupNotification | None, list[MuteWindow], bool
      row(), None, [ELSEWHERE, SILENCE], False, Skip("suppressed", "muted by Silence/db")),
     ("a silence of something else does not", row(), None, [ELSEWHERE], False, None),
     ("a silence that ended does not", row(), None, [OVER], False, None),
+    ("a resolution to whoever was told of the opening passes a silence",
+     row("breach.resolved", payload=RESOLVED, told=True), None, [SILENCE], False, None),
+    ("a resolution to whoever was not told is suppressed",
+     row("breach.resolved", payload=RESOLVED), None, [SILENCE], False,
+     Skip("suppressed", "muted by Silence/db")),
     ("cancellation comes before silences",
      row("escalation.2", acked_by="ann"), None, [SILENCE], False,
      Skip("cancelled", "acknowledged by ann")),
