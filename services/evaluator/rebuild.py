@@ -113,7 +113,10 @@ def _shape(window_ms: int, max_buckets: int) -> tuple[int, int]:
 
 def history_span_ms(objective: CompiledRatio) -> int:
     """How far before a group's clock a rollup row can still count in its windows."""
-    spans = [width * size for width, size in (_shape(ms, most) for ms, most in _windows(objective))]
+    spans = [
+        width * (size + 1)  # the ring's tail bucket too
+        for width, size in (_shape(ms, most) for ms, most in _windows(objective))
+    ]
     if objective.burn_rules and objective.definition.calendar_window is not None:
         spans.append(objective.window_ms)  # the longest calendar period
     return max(spans)
@@ -129,7 +132,7 @@ def window_data(
     buckets: dict[int, list[int]] = {}
     for minute, good, valid in minutes:
         index = minute // width
-        if valid > 0 and head - size < index <= head:
+        if valid > 0 and head - size <= index <= head:  # head - size: the window's tail
             counts = buckets.setdefault(index, [0, 0])
             counts[0] += good
             counts[1] += valid

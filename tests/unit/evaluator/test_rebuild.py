@@ -68,7 +68,7 @@ def test_window_holds_the_minutes_whose_start_lies_in_it(
     expected: dict[int, list[int]] = {}
     for t, good in events:  # brute force: bucket of the event's minute start
         index = (T0 + t - (T0 + t) % MIN) // width
-        if head - size < index <= head:
+        if head - size <= index <= head:  # the counted buckets and the tail
             counts = expected.setdefault(index, [0, 0])
             counts[0] += good
             counts[1] += 1
@@ -80,8 +80,8 @@ def test_window_holds_the_minutes_whose_start_lies_in_it(
     }
     loaded = SlidingWindow.from_dict(data, window_ms, max_buckets=most)  # it loads as is
     assert (loaded.good, loaded.valid) == (
-        sum(g for _, g, _ in data["b"]),
-        sum(v for _, _, v in data["b"]),
+        sum(g for i, g, _ in data["b"] if i > head - size),
+        sum(v for i, _, v in data["b"] if i > head - size),
     )
 
 
@@ -128,16 +128,19 @@ def test_a_minute_counts_in_the_bucket_of_its_start() -> None:
     minute = T0 - T0 % MIN
     data = rebuild.window_data([(minute, 1, 2)], 300_000, 600, minute + 90_000)
     assert data["b"] == [[minute // 1_000, 1, 2]]
-    # A minute that starts before the window's first bucket is left out whole.
-    edge = rebuild.window_data([(minute, 1, 2)], 300_000, 600, minute + 300_500)
+    # A minute whose start bucket just left the window is its tail (kept for the
+    # decision's trailing edge, not counted); one bucket later it is left out whole.
+    tail = rebuild.window_data([(minute, 1, 2)], 300_000, 600, minute + 300_500)
+    assert tail["b"] == [[minute // 1_000, 1, 2]]
+    edge = rebuild.window_data([(minute, 1, 2)], 300_000, 600, minute + 301_000)
     assert edge["b"] == []
 
 
 def test_history_span_covers_the_longest_window() -> None:
     threshold = compiled_one(agreement("shop", window="10m"))
-    assert rebuild.history_span_ms(threshold) == 600_000
+    assert rebuild.history_span_ms(threshold) == 601_000  # and the 1 s tail bucket
     burn = compiled_one(agreement("shop", window="30d", alerting={"policy": "burn-rate"}))
-    assert rebuild.history_span_ms(burn) == 30 * 86_400_000
+    assert rebuild.history_span_ms(burn) == 31 * 86_400_000  # and the 1-day tail bucket
     calendar = compiled_one(agreement("shop", window="month", alerting={"policy": "burn-rate"}))
     assert rebuild.history_span_ms(calendar) == 31 * 86_400_000
 
@@ -368,5 +371,5 @@ def test_requests_name_the_fingerprint_and_the_oldest_minute_needed() -> None:
     [request] = evaluator.rebuild_requests(new)
     assert request.objective_id == OID
     assert request.fingerprint == evaluator.take_rollups(0)[0].fingerprint
-    assert request.since_ms == T0 + 20_000 - 600_000
+    assert request.since_ms == T0 + 20_000 - 601_000  # the 10m window and its 1 s tail
     assert evaluator.rebuild_requests(compiled(agreement("shop", window="5m", target=0.5))) == []

@@ -106,8 +106,11 @@ def test_sli_and_expiry_boundaries() -> None:
     assert window.next_expiry_ms() == 2_000
     window.advance(10_999)  # bucket 1 is the oldest still inside
     assert window.valid == 2
-    window.advance(11_000)  # bucket 1 leaves
-    assert (window.valid, window.sli, window.next_expiry_ms()) == (0, None, None)
+    window.advance(11_000)  # bucket 1 leaves the counts and becomes the tail
+    assert (window.valid, window.sli, window.next_expiry_ms()) == (0, None, 12_000)
+    assert window.decision(11_000) == (pytest.approx(0.999 * 1), pytest.approx(0.999 * 2))
+    window.advance(12_000)  # the tail leaves too
+    assert window.next_expiry_ms() is None
     assert window.add(1_999, good=True) is False
 
 
