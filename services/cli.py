@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -12,13 +14,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from shared import logs
+from pydantic import ValidationError
+
+from shared import logs, stackfacts
 from shared.definitions import cli as definitions_cli
 from shared.definitions.kinds.receivers import ReceiverRules, use_rules
 from shared.definitions.load import DefinitionsInvalid, load_paths
-from shared.errors import SlawatchError
+from shared.errors import ConfigError, SlawatchError
 from shared.runtime import run_main
 from shared.settings import Settings
+from shared.stackfacts import Located
 
 if TYPE_CHECKING:
     from services.stack import Stack
@@ -92,7 +97,7 @@ slawatch is up.
   logs       {s.data_dir / "logs"}
 {memory}
 {key_text}
-Watch alerts arrive:   slawatch receiver --port 9000      (in another terminal)
+{_receiver_hint(stack)}
 Send an event:
   KEY=$(cat {key_file})
   curl -s -XPOST {ingest}/v1/events -H "Authorization: Bearer $KEY" \\
@@ -101,6 +106,40 @@ Send an event:
 
 A service that exits is restarted. Ctrl-C stops everything.
 """
+
+
+def command_path() -> str:
+    """How to type ``slawatch`` here: the bare name when the shell finds this very
+    script, else its path (``.venv/bin/slawatch`` from the checkout: a venv that was not
+    activated is not on ``PATH``)."""
+    script = Path(sys.argv[0])
+    if script.name != "slawatch" or not script.exists():
+        script = Path(sys.executable).parent / "slawatch"
+    if not script.exists():
+        return "slawatch"
+    on_path = shutil.which("slawatch")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "slawatch"
+    with contextlib.suppress(ValueError):
+        return str(script.absolute().relative_to(Path.cwd()))
+    return str(script.absolute())
+
+
+def _receiver_hint(stack: Stack) -> str:
+    from services.receiver import local_ports
+
+    slawatch = command_path()
+    targets = local_ports(stack.documents)
+    if not targets:
+        return (
+            "No webhook Receiver posts to this machine; to watch one that does:\n"
+            f"  {slawatch} receiver --port PORT"
+        )
+    lines = [
+        f"  {slawatch} receiver --port {port}      (Receiver {name})"
+        for name, port in dict.fromkeys(targets)
+    ]
+    return "Watch alerts arrive (in another terminal):\n" + "\n".join(lines)
 
 
 def _validate(_settings: Settings, args: argparse.Namespace) -> int:
@@ -132,7 +171,8 @@ def _receiver(_settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from shared import db
 
-    assert settings.database_url is not None
+    if not settings.database_url:  # main() says which setting; a direct caller gets this
+        raise ConfigError("SLAWATCH_DATABASE_URL is not set")
     db.migrate_sync(settings.database_url)
     print("database schema is up to date")
     return 0
@@ -212,21 +252,99 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
 }
 
 
+#: Commands that take what the environment leaves unset from a running local stack
+#: (``<data_dir>/stack.json``, :mod:`shared.stackfacts`). Not ``up`` (it writes the
+#: file) and not the services (a service is configured, never pointed at a stack by
+#: a file left in the working directory). ``validate`` and ``backtest`` only take the
+#: outbound allow list: a Receiver the local stack may reach is valid for them too.
+USES_STACK = frozenset(
+    {"apply", "migrate", "history", "report", "keys", "source", "validate", "backtest"}
+)
+
+
+def needs_database(args: argparse.Namespace) -> bool:
+    """Whether this invocation cannot run without PostgreSQL."""
+    if args.command == "source":
+        return getattr(args, "defs", None) is None  # else the Source comes from files
+    return args.command in {"apply", "migrate", "history", "report", "keys"}
+
+
+def unreachable(error: BaseException) -> str | None:
+    """One line for a failure to reach the database (refused, timed out, password or
+    database refused), or ``None`` when ``error`` is something else."""
+    import asyncpg
+
+    from shared.reconnect import describe, is_transient
+
+    todo: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, asyncpg.PostgresError) and str(
+            getattr(current, "sqlstate", "")
+        ).startswith(("28", "3D")):
+            return describe(current)  # authentication, or no such database
+        todo.extend((current.__cause__, current.__context__, getattr(current, "orig", None)))
+    return describe(error) if is_transient(error) else None
+
+
+def _database_text(settings: Settings, located: Located) -> str:
+    from shared.db import redacted_url
+
+    origin = (
+        f" (from {located.found.path})"
+        if located.found.facts is not None
+        and settings.database_url == located.found.facts.database_url
+        else ""
+    )
+    return f"PostgreSQL at {redacted_url(settings.database_url or '')}{origin}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"slawatch: {_settings_problem(exc)}", file=sys.stderr)
+        return 2
     if args.command == "up" and "outbound_allow" not in settings.model_fields_set:
         # The local profile delivers to receivers on this machine (the example's
         # `slawatch receiver`); everywhere else loopback is denied unless allowed.
         settings = settings.model_copy(update={"outbound_allow": LOCAL_OUTBOUND_ALLOW})
-    use_rules(ReceiverRules.from_settings(settings))  # what receivers written here may hold
+    located: Located | None = None
     try:
+        if args.command in USES_STACK:
+            located = stackfacts.locate(settings)
+            settings = located.settings
+        use_rules(ReceiverRules.from_settings(settings))  # what receivers written here may hold
         if args.command in ("ingest", "evaluator", "notifier"):
             return _service(args.command, settings)
+        if located is not None and needs_database(args):
+            located.require_database()
         return COMMANDS[args.command](settings, args)
     except SlawatchError as exc:
         print(f"slawatch: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        reason = unreachable(exc) if located is not None else None
+        if reason is None or located is None:
+            raise  # a bug: the traceback is what a report needs
+        print(
+            f"slawatch: cannot reach {_database_text(settings, located)}: {reason}", file=sys.stderr
+        )
+        return 2
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    """One line per wrong setting, named as its environment variable."""
+    parts = []
+    for error in exc.errors():
+        name = "_".join(str(p) for p in error["loc"]).upper()
+        parts.append(f"SLAWATCH_{name}: {error['msg']}" if name else error["msg"])
+    return "; ".join(parts) or str(exc)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -38,11 +39,30 @@ from services.notifier.channels.webhook.signature import (
     verify,
 )
 from services.notifier.secrets import Secrets, SecretUnavailable
+from shared.definitions.kinds.receivers import Receiver, WebhookReceiverSpec
+from shared.definitions.model import Document
 from shared.runtime import HttpServer, run_main
 from shared.schemas import Breach, WindowSli, group_key
 from shared.timeutil import Clock, to_rfc3339, wall_clock_ms
 
 MAX_REMEMBERED_KEYS = 10_000
+
+
+#: Host names a receiver on this machine is reached by.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def local_ports(documents: Iterable[Document]) -> list[tuple[str, int]]:
+    """(receiver name, port) of each ``webhook`` Receiver that posts to this machine
+    over plain HTTP: where ``slawatch receiver --port`` would catch its alerts."""
+    found: list[tuple[str, int]] = []
+    for doc in documents:
+        if not isinstance(doc, Receiver) or not isinstance(doc.spec, WebhookReceiverSpec):
+            continue
+        url = urlsplit(doc.spec.url)  # an env:/file: reference has no host: skipped
+        if url.scheme == "http" and url.hostname in LOOPBACK_HOSTS:
+            found.append((doc.metadata.name, url.port or 80))
+    return found
 
 
 def _window_text(window: WindowSli) -> str:

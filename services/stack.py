@@ -3,7 +3,9 @@
 Start order: embedded broker and PostgreSQL (only those not configured), migrations,
 topics, definitions, the local admin API key (created on the first start, kept in
 ``<data_dir>/admin.key`` with mode 0600, reused after), then ingest, evaluator and
-notifier as separate processes, each waited for on ``/readyz``.
+notifier as separate processes, each waited for on ``/readyz``; last, the connection
+facts in ``<data_dir>/stack.json`` (0600, :mod:`shared.stackfacts`), which the other
+commands read, removed again when the stop begins.
 
 While it runs, a :class:`StackSupervisor` restarts any child that exits — a service,
 the embedded broker (it comes back empty and gets its topics again; consumers notice
@@ -42,11 +44,12 @@ from pathlib import Path
 import httpx
 
 from services.supervision import RestartPolicy, RestartTracker
-from shared import db
+from shared import db, stackfacts
 from shared.apikeys import store as keys_store
 from shared.apikeys import tokens
 from shared.apikeys.scopes import Scope
 from shared.definitions.load import load_paths
+from shared.definitions.model import Document
 from shared.definitions.store import Applied, apply
 from shared.embedded import ChildProcess, EmbeddedInfra, embedded_infra, port_open, spawn
 from shared.errors import InfrastructureError
@@ -81,6 +84,8 @@ class Stack:
     settings: Settings
     infra: EmbeddedInfra
     services: dict[str, ChildProcess] = field(default_factory=dict)
+    #: the definitions loaded on start, and what applying them changed
+    documents: list[Document] = field(default_factory=list)
     applied: list[Applied] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     supervisor: StackSupervisor | None = None
@@ -93,6 +98,11 @@ class Stack:
     @property
     def admin_key_file(self) -> Path:
         return admin_key_path(self.settings)
+
+    @property
+    def facts_file(self) -> Path:
+        """The connection facts of this stack (:mod:`shared.stackfacts`)."""
+        return stackfacts.facts_path(self.settings.data_dir)
 
     def url(self, service: str) -> str:
         port = getattr(self.settings, f"{service}_port")
@@ -252,14 +262,13 @@ def _exit_text(code: int | None) -> str:
     return f"code {code}"
 
 
-async def prepare(settings: Settings, definitions: list[Path]) -> list[Applied]:
+async def prepare(settings: Settings, documents: list[Document]) -> list[Applied]:
     """Schema, topics and definitions: idempotent, so every start runs it."""
     assert settings.database_url is not None
     await db.migrate(settings.database_url)
     await ensure_topics(settings)
-    if not definitions:
+    if not documents:
         return []
-    documents = load_paths(definitions)
     engine = db.engine(settings, pool_size=1)
     try:
         async with db.sessions(engine)() as session, session.begin():
@@ -391,11 +400,9 @@ def running_stack(
             }
         )
         stack = Stack(effective, infra, env=service_env(effective), announce=announce)
-        stack.applied = asyncio.run(
-            prepare(
-                effective, default_definitions(settings) if definitions is None else definitions
-            )
-        )
+        paths = default_definitions(settings) if definitions is None else definitions
+        stack.documents = load_paths(paths) if paths else []
+        stack.applied = asyncio.run(prepare(effective, stack.documents))
         stack.admin_key, stack.admin_key_created = asyncio.run(ensure_admin_key(effective))
         try:
             for service in SERVICES:
@@ -404,6 +411,37 @@ def running_stack(
             stack.supervisor = StackSupervisor(stack, restart_policy or RestartPolicy())
             supervisors.append(stack.supervisor)
             stack.supervisor.start()
+            write_facts(stack)
             yield stack
         finally:
+            # Gone before the drain: a command started now finds no stack rather
+            # than one that is going away.
+            stackfacts.remove(stack.facts_file)
             stack.stop_services()
+
+
+def write_facts(stack: Stack) -> None:
+    """``<data_dir>/stack.json`` (0600): how the other commands find this stack."""
+    s = stack.settings
+    stackfacts.write(
+        stack.facts_file,
+        stackfacts.current_process_facts(
+            database_url=s.database_url or "",
+            kafka_bootstrap=s.kafka_bootstrap or "",
+            services={name: _client_url(stack, name) for name in SERVICES},
+            admin_key_file=stack.admin_key_file,
+            outbound_allow=s.outbound_allow,
+        ),
+    )
+
+
+#: Bind-everything addresses: a client on this machine connects to loopback instead.
+_ANY_ADDRESS = {"0.0.0.0", "::", ""}  # noqa: S104 (compared with, not bound)
+
+
+def _client_url(stack: Stack, service: str) -> str:
+    host = stack.settings.host
+    port = getattr(stack.settings, f"{service}_port")
+    if host in _ANY_ADDRESS:
+        return f"http://127.0.0.1:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
