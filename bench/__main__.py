@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import importlib
 import pkgutil
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,23 @@ def discover() -> dict[str, Benchmark]:
     return found
 
 
-def main() -> int:
-    available = discover()
+def chosen_names(argv: list[str] | None, available: Iterable[str]) -> list[str]:
+    """The benchmarks to run: those named, else all. Checked here rather than with
+    ``choices``: Python 3.11's argparse checks the empty default of ``nargs="*"``
+    against them and refuses a run without arguments (``invalid choice: []``)."""
+    names = sorted(available)
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("names", nargs="*", choices=sorted(available) or None)
-    args = parser.parse_args()
-    chosen = args.names or sorted(available)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"one of {', '.join(names)}")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in names]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(names)})")
+    return list(dict.fromkeys(args.names)) or names
+
+
+def main(argv: list[str] | None = None) -> int:
+    available = discover()
+    chosen = chosen_names(argv, available)
     results = Results()
     for name in chosen:
         print(f"== {name}", flush=True)
