@@ -220,7 +220,8 @@ def parser() -> argparse.ArgumentParser:
     recv.add_argument("--host", default="127.0.0.1")
     recv.add_argument(
         "--secret",
-        help="verify Standard Webhooks signatures: a whsec_ secret, env:NAME or file:/path",
+        help="verify Standard Webhooks signatures: a whsec_ secret, env:NAME or"
+        " file:NAME (under SLAWATCH_SECRETS_DIR)",
     )
     sub.add_parser("migrate", help="apply database migrations")
     from services.evaluator.backtest import add_command as add_backtest

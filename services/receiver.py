@@ -6,8 +6,9 @@ whose ``webhook-id`` (or, unsigned, ``Idempotency-Key``) was seen before is prin
 a duplicate and not again in full (the notifier retries with the same id).
 
 ``--secret whsec_...`` (the value the Receiver's ``spec.secret`` references, or that
-reference itself: ``env:NAME``, ``file:/path``) makes it verify every request the
-Standard Webhooks way (:func:`services.notifier.channels.webhook.signature.verify`):
+reference itself: ``env:NAME``, ``file:NAME`` under the secrets directory) makes it
+verify every request the Standard Webhooks way
+(:func:`services.notifier.channels.webhook.signature.verify`):
 ``verified <webhook-id>`` is printed before the alert, and a request that is unsigned,
 forged, tampered with or outside the replay window is answered 401 and printed as
 ``rejected /<path>: <reason>`` (docs/webhooks.md). Example output::
@@ -176,7 +177,8 @@ async def serve_receiver(
 
 def signing_key(secret: str, secrets: Secrets) -> SigningKey:
     """``--secret``'s value: a ``whsec_`` (or deprecated plain) secret, or a reference to
-    one (``env:NAME``, ``file:/path``: kept off the command line and out of ``ps``).
+    one (``env:NAME``, ``file:NAME`` under the secrets directory: kept off the command
+    line and out of ``ps``).
     Raises :class:`SecretInvalid` with a message fit for the terminal."""
     if secret.startswith(("env:", "file:")):
         try:
