@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ItemReason = Literal["invalid_json", "not_an_object", "invalid_event", "future", "publish_failed"]
+ItemReason = Literal[
+    "invalid_json", "not_an_object", "invalid_event", "time_unit", "future", "publish_failed"
+]
 """Why one item or record was rejected; a bounded set, used as a metric label."""
 
 ITEM_REASONS: tuple[ItemReason, ...] = (
     "invalid_json",
     "not_an_object",
     "invalid_event",
+    "time_unit",
     "future",
     "publish_failed",
 )

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import orjson
 
 from services.ingest.items import describe_json
-from services.ingest.normalize import normalize, record_id
+from services.ingest.normalize import DEFAULT_MAX_FUTURE_SKEW_MS, normalize, record_id
 from shared.definitions.kinds.source import (
     Condition,
     PathStep,
@@ -39,7 +39,13 @@ from shared.schemas import Event
 from shared.timeutil import parse_time_ms
 
 MappingReason = Literal[
-    "invalid_json", "not_an_object", "missing_field", "wrong_type", "invalid_value", "invalid_event"
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "invalid_value",
+    "invalid_event",
+    "future",
 ]
 MAPPING_REASONS: tuple[MappingReason, ...] = (
     "invalid_json",
@@ -48,6 +54,7 @@ MAPPING_REASONS: tuple[MappingReason, ...] = (
     "wrong_type",
     "invalid_value",
     "invalid_event",
+    "future",
 )
 EPOCH_SECONDS_BELOW = 10**11
 
@@ -253,9 +260,14 @@ class _Builder:
 
 
 def map_record(
-    mapping: Mapping, record: SourceRecord, received_at: int
+    mapping: Mapping,
+    record: SourceRecord,
+    received_at: int,
+    *,
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
 ) -> Event | list[MappingError]:
-    """One record → its event, or every error found."""
+    """One record → its event, or every error found; an event time past
+    ``received_at + max_future_skew_ms`` is refused as ``future``, as on the raw path."""
     document = decode(record)
     if isinstance(document, MappingError):
         return [document]
@@ -282,11 +294,16 @@ def map_record(
     if b.errors:
         return b.errors
     normalized = normalize(
-        {k: v for k, v in event.items() if v is not None}, received_at, index=record.offset
+        {k: v for k, v in event.items() if v is not None},
+        received_at,
+        index=record.offset,
+        max_future_skew_ms=max_future_skew_ms,
+        detect_units=False,  # the source's time_format is its explicit unit
     )
     if isinstance(normalized, Event):
         return normalized
-    return [MappingError("invalid_event", e.field, e.message) for e in normalized.errors]
+    reason: MappingReason = "future" if normalized.reason == "future" else "invalid_event"
+    return [MappingError(reason, e.field, e.message) for e in normalized.errors]
 
 
 def _time(b: _Builder, mapping: Mapping, record: SourceRecord, received_at: int) -> int | None:

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import orjson
 
 from services.ingest.mapping import SourceRecord, compile_mapping, map_record
+from services.ingest.normalize import DEFAULT_MAX_FUTURE_SKEW_MS
 from shared.definitions.kinds.source import Source, SourceSpec
 from shared.schemas import Event
 from shared.settings import Settings
@@ -47,7 +48,7 @@ def main(settings: Settings, args: argparse.Namespace, out: TextIO | None = None
     except (OSError, ValueError) as exc:
         print(f"cannot read {args.sample}: {exc}", file=out)
         return 2
-    return report(args.source, spec, samples, out)
+    return report(args.source, spec, samples, out, max_future_skew_ms=settings.max_future_skew_ms)
 
 
 def find_source(settings: Settings, name: str, defs: Path | None, out: TextIO) -> SourceSpec | None:
@@ -108,13 +109,15 @@ def report(
     samples: list[tuple[int, bytes]],
     out: TextIO,
     clock: Clock = wall_clock_ms,
+    *,
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
 ) -> int:
     mapping = compile_mapping(spec)
     now = clock()
     failed = 0
     for position, value in samples:
         record = SourceRecord(spec.topics[0], 0, position, None, value)
-        outcome = map_record(mapping, record, now)
+        outcome = map_record(mapping, record, now, max_future_skew_ms=max_future_skew_ms)
         if isinstance(outcome, Event):
             shown = outcome.model_dump(exclude_none=True, exclude={"received_at", "schema_version"})
             print(f"record {position}: event {orjson.dumps(shown).decode()}", file=out)

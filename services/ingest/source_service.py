@@ -47,7 +47,16 @@ class SourcesService:
 
         def runner(name: str, spec: SourceSpec) -> SourceRunner:
             consumer = kafka.consumer(settings, group_id=group_id(settings.topic_prefix, name))
-            return SourceRunner(name, spec, consumer, publisher, topics, metrics, clock)
+            return SourceRunner(
+                name,
+                spec,
+                consumer,
+                publisher,
+                topics,
+                metrics,
+                clock,
+                max_future_skew_ms=settings.max_future_skew_ms,
+            )
 
         self.manager = SourceManager(
             runner,

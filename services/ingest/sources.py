@@ -49,6 +49,7 @@ from services.ingest.mapping import (
     map_record,
 )
 from services.ingest.mapping import Mapping as CompiledMapping
+from services.ingest.normalize import DEFAULT_MAX_FUTURE_SKEW_MS
 from services.ingest.publisher import Publisher, send_with_retries
 from services.ingest.records import MAX_DETAIL_CHARS, MAX_ORIGINAL_BYTES, OutRecord, event_record
 from shared.deadletter import DeadLetter
@@ -125,10 +126,16 @@ class Mapped:
 
 
 def route_source_record(
-    name: str, mapping: CompiledMapping, record: SourceRecord, topics: Topics, received_at: int
+    name: str,
+    mapping: CompiledMapping,
+    record: SourceRecord,
+    topics: Topics,
+    received_at: int,
+    *,
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
 ) -> Mapped:
     """Map one record; a failure becomes a dead letter with every error."""
-    outcome = map_record(mapping, record, received_at)
+    outcome = map_record(mapping, record, received_at, max_future_skew_ms=max_future_skew_ms)
     if isinstance(outcome, Event):
         return Mapped(event_record(outcome, topics), None)
     return Mapped(deadletter(name, outcome, record, topics, received_at), outcome[0].reason)
@@ -207,6 +214,7 @@ class SourceRunner:
         poll_timeout_ms: int = 200,
         publish_attempts: int = 3,
         retry_backoff_s: float = 0.2,
+        max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
     ) -> None:
         self.name = name
         self.spec = spec
@@ -220,6 +228,7 @@ class SourceRunner:
         self._poll_timeout_ms = poll_timeout_ms
         self._publish_attempts = publish_attempts
         self._retry_backoff_s = retry_backoff_s
+        self._max_future_skew_ms = max_future_skew_ms
         self._lock = asyncio.Lock()
         self._next: dict[TopicPartition, int] = {}
         self._paused_ends: dict[TopicPartition, int] = {}
@@ -289,7 +298,14 @@ class SourceRunner:
             for r in messages
         ]
         mapped = [
-            route_source_record(self.name, self._mapping, rec, self._topics, received_at)
+            route_source_record(
+                self.name,
+                self._mapping,
+                rec,
+                self._topics,
+                received_at,
+                max_future_skew_ms=self._max_future_skew_ms,
+            )
             for rec in records
         ]
         self._metrics.records.labels(self.name).inc(len(records))
