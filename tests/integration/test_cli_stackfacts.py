@@ -4,8 +4,11 @@ real PostgreSQL, ``migrate``, ``apply`` and ``history`` run against it."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,18 @@ async def test_commands_find_the_database_in_the_facts(
     assert await asyncio.to_thread(main, ["history", "Receiver/hook"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert line.split()[0] == "1" and "created" in line.split()
+
+
+async def test_readme_report_names_the_current_period(
+    only_facts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert await asyncio.to_thread(main, ["apply", "-f", str(root / "examples")]) == 0
+    capsys.readouterr()
+    # the README's line, with no --period: the current one, never an empty past month
+    before = datetime.now(UTC).strftime("%Y-%m")
+    assert await asyncio.to_thread(main, ["report", "acme-checkout", "--format", "csv"]) == 0
+    after = datetime.now(UTC).strftime("%Y-%m")
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["objective"] for row in rows] == ["availability", "latency"]
+    assert {row["period"] for row in rows} <= {before, after}  # (a month may turn meanwhile)
