@@ -430,6 +430,7 @@ def write_facts(stack: Stack) -> None:
             kafka_bootstrap=s.kafka_bootstrap or "",
             services={name: _client_url(stack, name) for name in SERVICES},
             admin_key_file=stack.admin_key_file,
+            data_dir=s.data_dir,
             outbound_allow=s.outbound_allow,
         ),
     )

@@ -182,6 +182,8 @@ def start_broker(port: int, log_file: Path | None = None, host: str = "127.0.0.1
 # directory belongs to the PostgreSQL system user, which must not read the file.
 
 PG_SUPERUSER = "postgres"
+#: the embedded server's data directory, under the stack's data directory
+EMBEDDED_DATA_DIR_NAME = "pgdata"
 _HOST = "127.0.0.1"
 _SCRAM = "scram-sha-256"
 _SCRAM_ITERATIONS = 4096  # PostgreSQL's own default (scram_iterations)
@@ -593,12 +595,14 @@ def embedded_infra(
             postgres_port = postgres_port or free_port()
             infra.starters["postgres"] = functools.partial(
                 start_postgres,
-                data_dir / "pgdata",
+                data_dir / EMBEDDED_DATA_DIR_NAME,
                 postgres_port,
                 data_dir / "logs" / "postgres.log",
             )
             infra.children.append(infra.starters["postgres"]())
-            infra.database_url = postgres_url(postgres_port, postgres_password(data_dir / "pgdata"))
+            infra.database_url = postgres_url(
+                postgres_port, postgres_password(data_dir / EMBEDDED_DATA_DIR_NAME)
+            )
         yield infra
     finally:
         infra.stop()

@@ -1,11 +1,14 @@
 """Where the local stack is: the connection facts ``slawatch up`` leaves in its data directory.
 
 ``slawatch up`` writes ``<data_dir>/stack.json`` once every service is ready and
-removes it when it begins to stop. The file is mode 0600 from its first byte: the
-database URL carries the embedded server's password. Content (``version`` 1)::
+removes it when it begins to stop. The file is mode 0600 from its first byte. It holds
+no secret: the database URL is stored without its password, which stays in a key
+file of its own (the embedded server's ``pgdata.password``, or ``database.password``
+for a URL given with one) that this file names. Content (``version`` 1)::
 
     {"version": 1, "pid": 4242, "process_start": "981234",
-     "database_url": "postgresql://postgres:...@127.0.0.1:15432/postgres",
+     "database_url": "postgresql://postgres@127.0.0.1:15432/postgres",
+     "database_password_file": "/abs/path/.slawatch/pgdata.password",
      "kafka_bootstrap": "127.0.0.1:19092",
      "services": {"ingest": "http://127.0.0.1:8080", "evaluator": "...", "notifier": "..."},
      "admin_key_file": "/abs/path/.slawatch/admin.key",
@@ -30,6 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+
+from shared.embedded import EMBEDDED_DATA_DIR_NAME, password_file
 from shared.errors import ConfigError
 from shared.settings import Settings
 
@@ -90,6 +96,8 @@ class StackFacts:
     admin_key_file: str = ""
     #: the stack's notifier's outbound allow list: what a Receiver applied to it may name
     outbound_allow: str = ""
+    #: the file holding the database URL's password ("" for a URL without one)
+    database_password_file: str = ""
 
     def to_json(self) -> str:
         return (
@@ -99,6 +107,7 @@ class StackFacts:
                     "pid": self.pid,
                     "process_start": self.process_start,
                     "database_url": self.database_url,
+                    "database_password_file": self.database_password_file,
                     "kafka_bootstrap": self.kafka_bootstrap,
                     "services": dict(self.services),
                     "admin_key_file": self.admin_key_file,
@@ -128,6 +137,7 @@ class StackFacts:
                 services={str(k): str(v) for k, v in dict(services).items()},
                 admin_key_file=str(data.get("admin_key_file") or ""),
                 outbound_allow=str(data.get("outbound_allow") or ""),
+                database_password_file=str(data.get("database_password_file") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FactsInvalid(f"{where} lacks a valid {exc}; delete it") from None
@@ -148,15 +158,19 @@ def current_process_facts(
     kafka_bootstrap: str,
     services: Mapping[str, str],
     admin_key_file: Path,
+    data_dir: Path,
     outbound_allow: str = "",
     probe: ProcessProbe = process_start,
 ) -> StackFacts:
-    """Facts naming this process as the stack's owner."""
+    """Facts naming this process as the stack's owner. A password in ``database_url``
+    is moved to a key file beside the facts (see the module docstring)."""
     pid = os.getpid()
+    url, password_file = split_password(database_url, data_dir)
     return StackFacts(
         pid=pid,
         process_start=probe(pid) or "",
-        database_url=database_url,
+        database_url=url,
+        database_password_file=password_file,
         kafka_bootstrap=kafka_bootstrap,
         services=dict(services),
         admin_key_file=str(admin_key_file.absolute()),
@@ -164,13 +178,56 @@ def current_process_facts(
     )
 
 
+#: where a database password not already in a key file is kept while the stack runs
+PASSWORD_FILE_NAME = "database.password"  # noqa: S105 (a file name)
+
+
+def split_password(database_url: str, data_dir: Path) -> tuple[str, str]:
+    """``database_url`` without its password, and the file that holds the password:
+    the embedded server's own file when it holds this password, otherwise a new
+    ``database.password`` (0600) in ``data_dir``."""
+    if not database_url:
+        return "", ""
+    url = make_url(database_url)
+    if url.password is None:
+        return database_url, ""
+    password = str(url.password)
+    bare = url._replace(password=None).render_as_string(hide_password=False)
+    embedded = password_file(data_dir / EMBEDDED_DATA_DIR_NAME)
+    with contextlib.suppress(OSError):
+        if embedded.read_text().strip() == password:
+            return bare, str(embedded.absolute())
+    kept = data_dir / PASSWORD_FILE_NAME
+    _write_private(kept, password + "\n")
+    return bare, str(kept.absolute())
+
+
+def database_url(facts: StackFacts) -> str:
+    """The facts' database URL with its password read back from its key file."""
+    if not facts.database_password_file or not facts.database_url:
+        return facts.database_url
+    where = Path(facts.database_password_file)
+    try:
+        password = where.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the database password file {where} ({exc.strerror}); "
+            "set SLAWATCH_DATABASE_URL"
+        ) from None
+    return make_url(facts.database_url).set(password=password).render_as_string(hide_password=False)
+
+
 def write(path: Path, facts: StackFacts) -> None:
     """Replace ``path`` with ``facts``, 0600 from the first byte (a temporary file made
     by mkstemp, which is 0600, renamed over it), so no reader sees half a file."""
+    _write_private(path, facts.to_json())
+
+
+def _write_private(path: Path, text: str) -> None:
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as out:
-            out.write(facts.to_json())
+            out.write(text)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -188,6 +245,8 @@ def remove(path: Path, pid: int | None = None) -> None:
         return
     if facts.pid == pid:
         path.unlink(missing_ok=True)
+        if Path(facts.database_password_file).name == PASSWORD_FILE_NAME:
+            Path(facts.database_password_file).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -224,7 +283,7 @@ def with_facts(settings: Settings, facts: StackFacts) -> Settings:
     (a Receiver the stack's notifier may reach is one ``apply`` accepts)."""
     update: dict[str, object] = {}
     if not settings.database_url:
-        update["database_url"] = facts.database_url
+        update["database_url"] = database_url(facts)
     if not settings.kafka_bootstrap:
         update["kafka_bootstrap"] = facts.kafka_bootstrap
     explicit = settings.model_fields_set

@@ -58,6 +58,8 @@ from shared.logid import (
     decide_identity,
     fetch_identities,
 )
+from shared.readiness import CheckResult
+from shared.reconnect import describe
 from shared.schemas import Breach, group_key
 from shared.settings import Settings
 from shared.timeutil import Clock
@@ -136,6 +138,7 @@ class EvaluatorConsumer:
         self._checkpoint_failing_since: int | None = None
         self._checkpoint_retry_ms = CHECKPOINT_RETRY_MS[0]
         self._next_checkpoint_attempt_at = 0
+        self._assigned_once = False  # the group has given this instance its share
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint, commit and leave the group."""
@@ -169,6 +172,7 @@ class EvaluatorConsumer:
         async with self._lock:
             await self._check_log_end(consumer)
             await self._handle(batch)
+            self._record_lag(consumer)
             await self._maybe_tick()
             await self._maybe_check_identity()
             await self._maybe_checkpoint()
@@ -199,6 +203,26 @@ class EvaluatorConsumer:
             if highwater is None or self._next_offsets.get(p, 0) < highwater:
                 out.append(p)
         return out
+
+    def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Records between the offset in hand and the log end, per owned partition."""
+        for p in self.engine.partitions:
+            highwater = consumer.highwater(TopicPartition(self.topics.events, p))
+            if highwater is not None:
+                lag = max(0, highwater - self._next_offsets.get(p, 0))
+                self.metrics.consumer_lag.labels(str(p)).set(lag)
+
+    async def ready(self) -> CheckResult:
+        """``/readyz``: ready once the group assigned this instance its partitions (none
+        is a valid share) and they were restored; not while a restore failed or while
+        PostgreSQL refuses checkpoints."""
+        if self._fatal is not None:
+            return CheckResult(False, f"restoring or reloading failed: {describe(self._fatal)}")
+        if not self._assigned_once:
+            return CheckResult(False, "waiting for the consumer group to assign partitions")
+        if self.checkpoints_failing:
+            return CheckResult(False, "checkpoints are failing")
+        return CheckResult(True)
 
     async def _check_log_end(self, consumer: AIOKafkaConsumer) -> None:
         """An offset in hand past the partition's log end for longer than the grace
@@ -543,6 +567,7 @@ class EvaluatorConsumer:
                 # The next owner replays from the stored checkpoint and counts these again.
                 self._unsaved_rollups.pop(p, None)
                 self._rebased.pop(p, None)
+                self.metrics.forget_partition(p)
             self.metrics.refresh(self.engine)
 
     async def _restore_inputs(
@@ -604,6 +629,7 @@ class EvaluatorConsumer:
                     self.engine.revoke(p)
                 self._fatal = exc
                 return
+            self._assigned_once = True
             log.info("partitions assigned", extra={"partitions": sorted(partitions)})
             self.metrics.refresh(self.engine)
 

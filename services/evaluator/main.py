@@ -4,7 +4,8 @@ Start: broker and topics (the topic guard creates them), migrations, the catalog
 from PostgreSQL, the producer (each waited for with backoff while unavailable,
 ``shared.reconnect``), then the consumer loop, the HTTP server, the definitions
 watcher (hot reload, :meth:`EvaluatorConsumer.reload`), the topic guard and the
-database probe (``/readyz``: broker, topics, database; ``shared.dependencies``)
+database probe (``/readyz``: broker, topics, database; ``shared.dependencies``; and the
+consumer: partitions assigned and restored, checkpoints taken)
 under a Supervisor. Stop (the caller's ``stop`` event, or a failed task), one
 sequence (``shared.shutdown``): the HTTP server is told to exit and the consumer
 loop finishes its in-flight batch, checkpoints every owned partition, commits and
@@ -144,9 +145,8 @@ async def _run(
         keys = key_cache(settings, db.sessions(database))
         await until_available("database", keys.load, stop)
         auth = Authenticator(keys, default_rate=default_rate(settings))
-        app = create_app(
-            engine, registry, dependencies.checks, auth=auth, metrics_auth=settings.metrics_auth
-        )
+        checks = {**dependencies.checks, "consumer": consumer.ready}
+        app = create_app(engine, registry, checks, auth=auth, metrics_auth=settings.metrics_auth)
         http = HttpServer(app, settings.host, settings.evaluator_port)
 
         shutdown.close("background tasks", supervisor.cancel_all)

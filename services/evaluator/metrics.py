@@ -20,6 +20,7 @@ slawatch_detection_latency_seconds          —                      1 histogram
 slawatch_checkpoints_total                  —                      1
 slawatch_checkpoint_failures_total          —                      1
 slawatch_offset_resets_total                topic, reason          2 per topic (shared.logid)
+slawatch_evaluator_consumer_lag             partition              owned partitions
 ==========================================  =====================  =========================
 
 ``objective`` is ``"<agreement>/<objective>"``. ``slawatch_sli`` is exported only for
@@ -29,6 +30,8 @@ partitions this instance owns; sum them across instances.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -43,6 +46,13 @@ class EvaluatorMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.offset_resets = offset_resets(registry)
+        self.consumer_lag = Gauge(
+            "slawatch_evaluator_consumer_lag",
+            "Records of the events topic not yet evaluated (log end minus the next offset), "
+            "per owned partition.",
+            ["partition"],
+            registry=registry,
+        )
         self.checkpoint_failures = Counter(
             "slawatch_checkpoint_failures_total",
             "Checkpoints that PostgreSQL did not take (retried; the state is kept).",
@@ -155,3 +165,8 @@ class EvaluatorMetrics:
                     self.budget_remaining.labels(objective_id).set(entry.status.budget_remaining)
             if valid:
                 self.sli.labels(objective_id, objective.window_label).set(good / valid)
+
+    def forget_partition(self, partition: int) -> None:
+        """Drop the series of a partition this instance no longer owns."""
+        with contextlib.suppress(KeyError):
+            self.consumer_lag.remove(str(partition))

@@ -313,6 +313,7 @@ async def _send(
             status="pending",
             attempts=0,
             next_attempt_at=outbox.ms_to_dt(now_ms),
+            created_at=outbox.ms_to_dt(now_ms),
         )
         .on_conflict_do_nothing(constraint="uq_delivery_event_receiver")
         .returning(Delivery.id)

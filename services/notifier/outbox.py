@@ -116,6 +116,9 @@ class Claimed:
     told: bool = False
     """A resolution's receiver was delivered a firing notification of the breach (so no
     silence mutes the resolution)."""
+    queued_at: int = 0
+    """When the row was queued: the ack link's life counts from here, so every attempt
+    of the row sends the same bytes."""
 
     def breach(self) -> Breach | None:
         if self.payload is None or self.flush is not None:
@@ -147,6 +150,7 @@ async def enqueue(
             "status": status,
             "attempts": 0,
             "next_attempt_at": ms_to_dt(now_ms if due_ms is None else due_ms),
+            "created_at": ms_to_dt(now_ms),
         }
         for name in receivers
     ]
@@ -210,6 +214,7 @@ async def claim(
             Delivery.at,
             Delivery.receiver,
             Delivery.attempts,
+            Delivery.created_at,
         )
     )
     rows = (await session.execute(stmt)).all()
@@ -268,6 +273,7 @@ async def claim(
                 ack_comment=None if r.breach_id not in acks else acks[r.breach_id].comment,
                 acked_at=None if r.breach_id not in acks else acks[r.breach_id].at,
                 told=r.kind == RESOLVED and (r.breach_id, r.receiver) in told,
+                queued_at=dt_to_ms(r.created_at),
             )
             for r in rows
         ),

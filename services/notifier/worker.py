@@ -270,7 +270,7 @@ class DeliveryWorker:
                     status_url=self._links.status_url(breach.id),
                     ack_url=None
                     if ack is not None or resolved
-                    else self._links.url(breach.id, now),
+                    else self._links.url(breach.id, row.queued_at),
                     console_url=console_url(self._links.base_url, breach.id),
                     ack=ack,
                     objective=self._objective(breach),
@@ -380,7 +380,7 @@ class DeliveryWorker:
             },
         )
 
-    def _notification(self, row: Claimed, breach: Breach, now: int) -> Notification:
+    def _notification(self, row: Claimed, breach: Breach) -> Notification:
         ack = (
             None
             if row.acked_by is None
@@ -391,7 +391,7 @@ class DeliveryWorker:
             kind=row.kind,
             at=row.at,
             status_url=self._links.status_url(breach.id),
-            ack_url=None if ack is not None else self._links.url(breach.id, now),
+            ack_url=None if ack is not None else self._links.url(breach.id, row.queued_at),
             console_url=console_url(self._links.base_url, breach.id),
             ack=ack,
             objective=self._objective(breach),
@@ -438,7 +438,7 @@ class DeliveryWorker:
                 if group is not None:
                     return label, await channel.deliver_group(group, receiver)
                 assert breach is not None  # checked above; for mypy
-                note = self._notification(row, breach, now)
+                note = self._notification(row, breach)
                 return label, await channel.deliver(note, receiver)
         except DeliveryError as exc:
             return label, exc

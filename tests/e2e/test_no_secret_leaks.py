@@ -220,7 +220,7 @@ def database_password(stack: Stack) -> str | None:
 
 
 #: where secrets belong: the files the test wrote and the stack's own key files
-KEY_FILES = ("admin.key", "pgdata.password", "ack-link.key")
+KEY_FILES = ("admin.key", "pgdata.password", "database.password", "ack-link.key")
 
 
 def text_files(root: Path) -> dict[Path, str]:

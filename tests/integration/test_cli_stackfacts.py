@@ -46,6 +46,7 @@ def only_facts(
             kafka_bootstrap=settings.kafka_bootstrap or "",
             services={},
             admin_key_file=data_dir / "admin.key",
+            data_dir=data_dir,
             outbound_allow=LOCAL_OUTBOUND_ALLOW,
         ),
     )

@@ -66,6 +66,7 @@ def test_current_process_names_this_process(tmp_path: Path) -> None:
         kafka_bootstrap="h:9092",
         services={},
         admin_key_file=Path("rel/admin.key"),
+        data_dir=tmp_path,
         probe=lambda pid: "777",
     )
     assert made.pid == os.getpid() and made.process_start == "777"
@@ -162,3 +163,47 @@ def test_without_a_stack_the_error_names_the_setting(
         f"{tmp_path / 'stack.json'} is stale: the stack that wrote it (pid 4242) stopped;"
         " start the local stack with `make run`, or set SLAWATCH_KAFKA_BOOTSTRAP"
     )
+
+
+def test_the_database_password_never_lands_in_the_facts(
+    clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql://postgres:s3cr%40t@127.0.0.1:15432/postgres"
+    path = stackfacts.facts_path(tmp_path)
+    made = stackfacts.current_process_facts(
+        database_url=url,
+        kafka_bootstrap="127.0.0.1:19092",
+        services={},
+        admin_key_file=tmp_path / "admin.key",
+        data_dir=tmp_path,
+    )
+    stackfacts.write(path, made)
+    assert "s3cr" not in path.read_text()
+    kept = Path(made.database_password_file)
+    assert kept == tmp_path / stackfacts.PASSWORD_FILE_NAME
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    monkeypatch.setenv("SLAWATCH_DATA_DIR", str(tmp_path))
+    assert stackfacts.locate(Settings()).settings.database_url == url
+    stackfacts.remove(path)
+    assert not kept.exists()  # a password kept for the stack goes with it
+
+
+def test_the_embedded_password_file_is_named_not_copied(tmp_path: Path) -> None:
+    embedded = tmp_path / "pgdata.password"
+    embedded.write_text("pw\n")
+    bare, where = stackfacts.split_password("postgresql://postgres:pw@h:1/db", tmp_path)
+    assert (bare, where) == (
+        "postgresql://postgres@h:1/db",
+        str(embedded),
+    )
+    assert not (tmp_path / stackfacts.PASSWORD_FILE_NAME).exists()
+    assert stackfacts.split_password("postgresql://u@h/db", tmp_path) == (
+        "postgresql://u@h/db",
+        "",
+    )
+
+
+def test_an_unreadable_password_file_is_one_line(tmp_path: Path) -> None:
+    gone = facts(database_url="postgresql://u@h/db", database_password_file=str(tmp_path / "x"))
+    with pytest.raises(ConfigError, match="set SLAWATCH_DATABASE_URL"):
+        stackfacts.database_url(gone)

@@ -212,6 +212,7 @@ async def test_breach_opens_and_resolves(
         "broker": {"ok": True},
         "topics": {"ok": True},
         "database": {"ok": True},
+        "consumer": {"ok": True},
     }
     assert f'slawatch_breaches_opened_total{{objective="{OBJECTIVE_ID}"}} 1.0' in metrics
     assert "slawatch_late_events_total 1.0" in metrics

@@ -448,3 +448,41 @@ async def test_a_checkpoint_postgresql_refuses_is_retried_with_its_rollups() -> 
     assert not loop.checkpoints_failing
     assert [e for e in effects.log if e[0] == "save"] == [("save", {0: 2})]
     assert sum(r.valid for r in effects.rollups if isinstance(r, Rollup)) == 2
+
+
+async def test_ready_only_once_the_group_assigned_partitions() -> None:
+    """``/readyz`` stays 503 until the group has given this instance its share and it
+    is restored; an empty share is a share. A failed restore is not ready."""
+    effects = Effects()
+    loop = build(effects)
+    waiting = await loop.ready()
+    assert (waiting.ok, waiting.reason) == (
+        False,
+        "waiting for the consumer group to assign partitions",
+    )
+    await loop.on_assigned([])
+    assert (await loop.ready()).ok
+    failing = Effects()
+    failing.fail_load = True
+    broken = build(failing)
+    await broken.on_assigned([0])
+    verdict = await broken.ready()
+    assert not verdict.ok and "restoring or reloading failed" in (verdict.reason or "")
+
+
+def _lag(loop: EvaluatorConsumer, partition: int) -> float | None:
+    [metric] = loop.metrics.consumer_lag.collect()
+    values = {s.labels["partition"]: s.value for s in metric.samples}
+    return values.get(str(partition))
+
+
+async def test_consumer_lag_per_owned_partition_and_forgotten_on_revoke() -> None:
+    effects = Effects()
+    loop = build(effects)
+    await loop.on_assigned([0, 1])
+    await loop._handle(batch(0, 0, [event(T0, "good").to_json(), event(T0 + 1, "good").to_json()]))
+    effects.highwaters.update({0: 10, 1: 4})
+    loop._record_lag(effects)  # type: ignore[arg-type]
+    assert (_lag(loop, 0), _lag(loop, 1)) == (8, 4)  # 10 - next offset 2; 4 - 0
+    await loop.on_revoked([1])
+    assert _lag(loop, 1) is None
