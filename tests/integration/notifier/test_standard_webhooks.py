@@ -1,6 +1,7 @@
 """Signed deliveries through the real delivery workers (PostgreSQL outbox, retries) to a
 real loopback receiver, every attempt checked by the reference ``standardwebhooks``
-library: one ``webhook-id`` across the retries, a fresh timestamp per attempt."""
+library: one ``webhook-id`` and one body across the retries, a fresh timestamp per
+attempt."""
 
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ async def test_every_attempt_verifies_and_keeps_its_webhook_id(
         assert parsed["console_url"] == f"http://127.0.0.1:8082/console/breaches/{breach.id}"
         with pytest.raises(WebhookVerificationError):
             Webhook(SECRET).verify(request.body + b" ", request.headers)
+    # a retry is the same message: same bytes, ack link included (a receiver may
+    # compare the body of a redelivery with the one it already has)
+    assert len({r.body for r in server.requests}) == 1
     ids = {r.headers["webhook-id"] for r in server.requests}
     assert ids == {r.headers["idempotency-key"] for r in server.requests}
     assert ids == {make_breach().event_key}
