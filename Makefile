@@ -9,10 +9,14 @@ PYTEST_ARGS ?=
 
 .PHONY: venv run test test-unit test-integration test-kafka lint format bench clean
 
+# Progress lines with elapsed seconds: the first install takes about a minute.
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	@start=$$(date +%s); \
+	echo "slawatch: [setup] $(VENV): installing $$(grep -c '==' constraints.txt) pinned packages (first run: about a minute)"; \
+	{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' && \
+	touch $(STAMP) && \
+	echo "slawatch: [setup] $(VENV) ready in $$(( $$(date +%s) - start )) s"
 
 venv: $(STAMP)
 

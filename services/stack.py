@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from services.supervision import RestartPolicy, RestartTracker
 from shared import db, stackfacts
@@ -75,6 +76,31 @@ def monotonic_ms() -> int:
 
 def _log_only(message: str) -> None:
     log.info(message)
+
+
+class StartSteps:
+    """The lines a person sees while the stack starts: each step as it completes, with
+    the seconds since the start (the first start initialises the database: a silent
+    wait would look like a hang)."""
+
+    def __init__(self, announce: Announce, clock: Callable[[], float] = time.monotonic) -> None:
+        self._announce = announce
+        self._clock = clock
+        self._started = clock()
+
+    def done(self, what: str) -> None:
+        self._announce(f"slawatch: [{self._clock() - self._started:5.1f} s] {what}")
+
+
+def infrastructure_line(settings: Settings, effective: Settings) -> str:
+    """Which broker and database the stack uses, and which of them it started."""
+    broker = "your broker" if settings.kafka_bootstrap else "embedded broker"
+    database = "your PostgreSQL" if settings.database_url else "embedded PostgreSQL"
+    where = make_url(effective.database_url or "")
+    return (
+        f"{broker} at {effective.kafka_bootstrap}, {database} at "
+        f"{where.host}:{where.port or 5432} ready"
+    )
 
 
 @dataclass
@@ -367,7 +393,8 @@ def running_stack(
 ) -> Iterator[Stack]:
     """Start everything, supervised (``restart_policy``, default :class:`RestartPolicy`);
     stop everything in the drain order on exit, even after a failed start.
-    ``announce`` receives the lines meant for a person (restarts, stops)."""
+    ``announce`` receives the lines meant for a person (start steps, restarts, stops)."""
+    steps = StartSteps(announce)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for service in SERVICES:
         port = getattr(settings, f"{service}_port")
@@ -399,15 +426,21 @@ def running_stack(
                 "database_url": settings.database_url or infra.database_url,
             }
         )
+        steps.done(infrastructure_line(settings, effective))
         stack = Stack(effective, infra, env=service_env(effective), announce=announce)
         paths = default_definitions(settings) if definitions is None else definitions
         stack.documents = load_paths(paths) if paths else []
         stack.applied = asyncio.run(prepare(effective, stack.documents))
         stack.admin_key, stack.admin_key_created = asyncio.run(ensure_admin_key(effective))
+        steps.done(
+            f"database schema up to date, {len(stack.documents)} definition(s) from "
+            f"{', '.join(str(p) for p in paths) or 'nowhere'} applied"
+        )
         try:
             for service in SERVICES:
                 stack.spawn_service(service)
             wait_ready(stack)
+            steps.done(f"{', '.join(SERVICES)} ready")
             stack.supervisor = StackSupervisor(stack, restart_policy or RestartPolicy())
             supervisors.append(stack.supervisor)
             stack.supervisor.start()
