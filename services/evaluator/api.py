@@ -103,6 +103,7 @@ def create_app(
     """The app (``shared.http.app.service_app``); nothing is created at import time."""
     app = service_app(
         "slawatch evaluator",
+        summary="Sliding-window SLA state per objective; opens and resolves breaches.",
         auth=auth,
         registry=registry,
         checks=checks,

@@ -188,6 +188,7 @@ def create_app(
 
     app = service_app(
         "slawatch ingest",
+        summary="Events in over HTTP and Kafka; the definitions (configuration) API.",
         auth=auth,
         registry=registry,
         checks={**checks, "intake": intake_ready},

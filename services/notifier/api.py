@@ -538,6 +538,7 @@ def create_app(
     everything passed in."""
     app = service_app(
         "slawatch notifier",
+        summary="Routing, delivery, escalation, acks and reports of breaches.",
         auth=auth,
         registry=registry,
         checks=checks,

@@ -4,6 +4,8 @@
 
 - the :class:`~shared.http.auth.Authenticator` every ``require(scope)`` dependency
   uses (``app.state.authenticator``);
+- ``/`` (open): what the service is, its version, and links to its API description
+  and ops routes, so a person who opens the port learns where to go;
 - the ops routes (``/healthz``, ``/readyz`` open; ``/metrics`` open unless
   ``metrics_auth``, then it needs ``metrics:read``);
 - problem+json answers for raised problems, framework errors and invalid requests
@@ -20,11 +22,13 @@ The service then includes its own routers; every route declares its scope
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib.metadata
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from shared.apikeys.scopes import Scope
@@ -34,19 +38,64 @@ from shared.http.problems import PROBLEM_MEDIA_TYPE, ProblemModel, install_handl
 from shared.runtime import ReadinessCheck, answer_outages, ops_router
 
 
+class AboutModel(BaseModel):
+    """The answer of ``/``."""
+
+    name: str
+    summary: str
+    version: str
+    api_version: str
+    links: dict[str, str]
+
+
+#: the links of every service's ``/`` (``docs`` where the app serves them); a service
+#: adds its own (``links=``)
+OPS_LINKS = {
+    "api": "/openapi.json",
+    "docs": "/docs",
+    "health": "/healthz",
+    "ready": "/readyz",
+    "metrics": "/metrics",
+}
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("slawatch")
+    except importlib.metadata.PackageNotFoundError:  # run from a tree, not installed
+        return "unknown"
+
+
 def service_app(
     title: str,
     *,
+    summary: str,
     auth: Authenticator,
     registry: CollectorRegistry,
     checks: dict[str, ReadinessCheck],
     metrics_auth: bool = False,
     outage: Callable[[BaseException], Response] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    links: Mapping[str, str] | None = None,
     **fastapi_options: Any,
 ) -> FastAPI:
     """A service's app with the shared skeleton (module docstring)."""
-    app = FastAPI(title=title, **fastapi_options)
+    app = FastAPI(title=title, summary=summary, **fastapi_options)
+    about = AboutModel(
+        name=title,
+        summary=summary,
+        version=package_version(),
+        api_version=app.version,
+        links={
+            **{k: v for k, v in OPS_LINKS.items() if k != "docs" or app.docs_url},
+            **(links or {}),
+        },
+    )
+
+    @app.get("/", tags=["operations"], response_model=AboutModel)
+    async def home() -> AboutModel:
+        return about
+
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
     app.state.authenticator = auth
     app.include_router(ops_router(registry, checks, Scope.METRICS_READ if metrics_auth else None))

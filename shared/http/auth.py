@@ -186,11 +186,12 @@ def key_cache(settings: Settings, sessions: async_sessionmaker[AsyncSession]) ->
     )
 
 
-#: Paths answered without a key: liveness and readiness (probes), the metrics when
-#: open (``metrics_auth`` off), the API description, and the signed ack link (the
-#: link is its own credential).
+#: Paths answered without a key: what the service is (``/``), liveness and readiness
+#: (probes), the metrics when open (``metrics_auth`` off), the API description, and
+#: the signed ack link (the link is its own credential).
 PUBLIC_PATHS = frozenset(
     {
+        "/",
         "/healthz",
         "/readyz",
         "/metrics",
