@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
     Float,
@@ -214,7 +215,8 @@ class DefinitionVersion(Base):
     name: Mapped[str] = mapped_column(String(253), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     change: Mapped[str] = mapped_column(String(16), nullable=False)
-    document: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    #: json, not jsonb: the keys stay in the order they were applied (0012)
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     author: Mapped[str] = mapped_column(String(256), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(

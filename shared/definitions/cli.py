@@ -112,7 +112,8 @@ def schema_command(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def history_command(settings: Settings, args: argparse.Namespace) -> int:
-    """``slawatch history KIND/NAME [--version N]``: the versions, or one version's YAML."""
+    """``slawatch history KIND/NAME [--version N | --diff [FROM:TO]]``: the versions, one
+    version's YAML, or a unified diff between two versions."""
     from shared import db
     from shared.definitions.store import history
 
@@ -131,6 +132,14 @@ def history_command(settings: Settings, args: argparse.Namespace) -> int:
         if not versions:
             print(f"no history for {kind}/{name}", file=sys.stderr)
             return 1
+        if args.diff is not None:
+            from shared.definitions import history_diff
+
+            documents = {v.version: v.document for v in versions}
+            older, newer = history_diff.pick(sorted(documents), args.diff)
+            text = history_diff.unified(args.ref, documents, older, newer)
+            print(text or f"# versions {older} and {newer} are the same", end="" if text else "\n")
+            return 0
         if args.version is not None:
             chosen = [v for v in versions if v.version == args.version]
             if not chosen:
@@ -185,7 +194,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     schema.add_argument("kind", nargs="?", help="one kind (default: any document)")
     hist = sub.add_parser("history", help="versions of a stored definition")
     hist.add_argument("ref", metavar="KIND/NAME")
-    hist.add_argument("--version", type=int, help="print this version's document")
+    shown = hist.add_mutually_exclusive_group()
+    shown.add_argument("--version", type=int, help="print this version's document")
+    shown.add_argument(
+        "--diff",
+        nargs="?",
+        const="",
+        metavar="FROM:TO",
+        help="unified diff of two versions (N: against the one before; default: the last two)",
+    )
     imp = sub.add_parser("import", help="convert definitions from another format")
     imp.add_argument("format", choices=["openslo"])
     imp.add_argument("paths", nargs="+", metavar="PATH")

@@ -73,7 +73,25 @@ async def test_apply_prints_the_diff_and_keeps_history(
     assert lines[0].split()[3:] == ["created", "ana", "first"]
     assert lines[1].split()[3:] == ["changed", "bo", "move", "a"]
     assert await asyncio.to_thread(run, "history", "Receiver/a", "--version", "1") == 0
-    assert "url: http://127.0.0.1:9000/a" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "url: http://127.0.0.1:9000/a" in shown
+    # keys in the order of the definition, not the database's own
+    assert [line.split(":")[0] for line in shown.splitlines() if not line.startswith(" ")] == [
+        "apiVersion",
+        "kind",
+        "metadata",
+        "spec",
+    ]
+    assert await asyncio.to_thread(run, "history", "Receiver/a", "--diff") == 0
+    diff = capsys.readouterr().out.splitlines()
+    assert diff[:2] == ["--- Receiver/a version 1", "+++ Receiver/a version 2"]
+    assert "-  url: http://127.0.0.1:9000/a" in diff
+    assert "+  url: http://127.0.0.1:9000/new" in diff
+    assert await asyncio.to_thread(run, "history", "Receiver/b", "--diff", "1:2") == 0
+    gone = capsys.readouterr().out.splitlines()
+    assert gone[1] == "+++ Receiver/b version 2" and not any(g.startswith("+ ") for g in gone)
+    assert await asyncio.to_thread(run, "history", "Receiver/a", "--diff", "7") == 2
+    assert "there is no version 7 (versions 1 to 2)" in capsys.readouterr().err
 
 
 async def test_apply_refuses_invalid_files(
