@@ -202,6 +202,12 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     return report_cli.main(settings, args)
 
 
+def _breaches(settings: Settings, args: argparse.Namespace) -> int:
+    from services.notifier import breaches_cli
+
+    return breaches_cli.main(settings, args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slawatch", description="SLA breach detection")
     sub = root.add_subparsers(dest="command", required=True)
@@ -233,6 +239,9 @@ def parser() -> argparse.ArgumentParser:
     from services.notifier.reports.cli import add_command as add_report
 
     add_report(sub)
+    from services.notifier.breaches_cli import add_command as add_breaches
+
+    add_breaches(sub)
     from shared.apikeys.cli import add_command as add_keys
 
     add_keys(sub)
@@ -248,6 +257,7 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
     "backtest": _backtest,
     "source": _source,
     "report": _report,
+    "breaches": _breaches,
     "keys": _keys,
     **definitions_cli.HANDLERS,
 }
@@ -259,7 +269,17 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
 #: a file left in the working directory). ``validate`` and ``backtest`` only take the
 #: outbound allow list: a Receiver the local stack may reach is valid for them too.
 USES_STACK = frozenset(
-    {"apply", "migrate", "history", "report", "keys", "source", "validate", "backtest"}
+    {
+        "apply",
+        "migrate",
+        "history",
+        "report",
+        "breaches",
+        "keys",
+        "source",
+        "validate",
+        "backtest",
+    }
 )
 
 
@@ -267,7 +287,7 @@ def needs_database(args: argparse.Namespace) -> bool:
     """Whether this invocation cannot run without PostgreSQL."""
     if args.command == "source":
         return getattr(args, "defs", None) is None  # else the Source comes from files
-    return args.command in {"apply", "migrate", "history", "report", "keys"}
+    return args.command in {"apply", "migrate", "history", "report", "breaches", "keys"}
 
 
 def unreachable(error: BaseException) -> str | None:
