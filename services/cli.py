@@ -208,6 +208,12 @@ def _breaches(settings: Settings, args: argparse.Namespace) -> int:
     return breaches_cli.main(settings, args)
 
 
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from services import status_cli
+
+    return status_cli.main(settings, args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slawatch", description="SLA breach detection")
     sub = root.add_subparsers(dest="command", required=True)
@@ -242,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
     from services.notifier.breaches_cli import add_command as add_breaches
 
     add_breaches(sub)
+    from services.status_cli import add_command as add_status
+
+    add_status(sub)
     from shared.apikeys.cli import add_command as add_keys
 
     add_keys(sub)
@@ -258,6 +267,7 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
     "source": _source,
     "report": _report,
     "breaches": _breaches,
+    "status": _status,
     "keys": _keys,
     **definitions_cli.HANDLERS,
 }
@@ -275,6 +285,7 @@ USES_STACK = frozenset(
         "history",
         "report",
         "breaches",
+        "status",
         "keys",
         "source",
         "validate",
@@ -287,7 +298,7 @@ def needs_database(args: argparse.Namespace) -> bool:
     """Whether this invocation cannot run without PostgreSQL."""
     if args.command == "source":
         return getattr(args, "defs", None) is None  # else the Source comes from files
-    return args.command in {"apply", "migrate", "history", "report", "breaches", "keys"}
+    return args.command in {"apply", "migrate", "history", "report", "breaches", "status", "keys"}
 
 
 def unreachable(error: BaseException) -> str | None:
