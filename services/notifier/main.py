@@ -47,6 +47,7 @@ from services.notifier.catalog import CatalogCache
 from services.notifier.channels import build_channels
 from services.notifier.channels.destinations import Outbound, outbound_client
 from services.notifier.config import NotifierSettings
+from services.notifier.console import console_config, mount_console
 from services.notifier.groups import GroupFlusher
 from services.notifier.intake import Intake, drain_budget_s
 from services.notifier.metrics import NotifierMetrics
@@ -201,6 +202,12 @@ async def _run(
             Lifecycle(clock, links, doorbell.ring, metrics),
             auth=Authenticator(keys, default_rate=default_rate(settings)),
             metrics_auth=settings.metrics_auth,
+        )
+        mount_console(
+            app,
+            console_config(
+                sessions, Lifecycle(clock, links, doorbell.ring, metrics), key, own.public_url
+            ),
         )
         answer_outages(app, _unavailable)
         server = HttpServer(app, settings.host, settings.notifier_port)

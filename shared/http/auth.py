@@ -188,7 +188,8 @@ def key_cache(settings: Settings, sessions: async_sessionmaker[AsyncSession]) ->
 
 #: Paths answered without a key: what the service is (``/``), liveness and readiness
 #: (probes), the metrics when open (``metrics_auth`` off), the API description, and
-#: the signed ack link (the link is its own credential).
+#: the signed ack link (the link is its own credential), and the console's sign-in and
+#: sign-out (its other pages require a session: services.notifier.console).
 PUBLIC_PATHS = frozenset(
     {
         "/",
@@ -200,6 +201,8 @@ PUBLIC_PATHS = frozenset(
         "/docs/oauth2-redirect",
         "/redoc",
         "/v1/ack/{token}",
+        "/console/login",
+        "/console/logout",
     }
 )
 
