@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,12 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import yaml
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from services.notifier import values
+from shared import cliout
 from shared.definitions.model import (
     Agreement,
     FreshnessObjective,
@@ -43,7 +38,6 @@ from shared.errors import ConfigError
 from shared.settings import Settings
 from shared.timeutil import parse_duration_ms
 
-OUTPUTS = ("table", "json", "yaml")
 HEADER = ("AGREEMENT", "OBJECTIVE", "GROUP", "STATE", "SLI", "TARGET", "BUDGET LEFT", "BREACH")
 #: the status of one objective as the evaluator answers it; None: not loaded there
 StatusOf = Callable[[str, str], "dict[str, Any] | None"]
@@ -52,7 +46,7 @@ StatusOf = Callable[[str, str], "dict[str, Any] | None"]
 def add_command(sub: Any) -> None:
     cmd = sub.add_parser("status", help="every agreement and objective with its state now")
     cmd.add_argument("--agreement", help="only this agreement")
-    cmd.add_argument("--output", "-o", choices=OUTPUTS, default="table")
+    cliout.add_output_option(cmd)
 
 
 @dataclass(frozen=True)
@@ -135,24 +129,13 @@ def rows(found: Sequence[GroupState]) -> list[tuple[str, ...]]:
 
 
 def table(found: Sequence[GroupState], *, color: bool | None = None) -> str:
-    if not found:
-        return "no agreements\n"
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name in HEADER:
-        grid.add_column(name, overflow="fold")
-    for row in rows(found):
-        style = "bold red" if row[3].startswith("breached") else None
-        grid.add_row(*row, style=style)
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=200,
-        force_terminal=color,
-        no_color=None if color is None else not color,
-        highlight=False,
+    return cliout.table(
+        HEADER,
+        rows(found),
+        empty="no agreements",
+        alarming=lambda row: row[3].startswith("breached"),
+        color=color,
     )
-    console.print(grid)
-    return buffer.getvalue()
 
 
 def serialized(found: Sequence[GroupState], output: str) -> str:
@@ -168,9 +151,7 @@ def serialized(found: Sequence[GroupState], output: str) -> str:
         }
         for item in found
     ]
-    if output == "json":
-        return json.dumps(items, indent=2) + "\n"
-    return yaml.safe_dump(items, sort_keys=False)
+    return cliout.data(items, output)
 
 
 # -- I/O ----------------------------------------------------------------------------

@@ -17,30 +17,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
-import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import yaml
 from pydantic import ValidationError
-from rich import box
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier import values
 from services.notifier.outbox import dt_to_ms
+from shared import cliout
 from shared.models import BreachAck, BreachRecord
 from shared.schemas import Breach
 from shared.settings import Settings
 from shared.timeutil import wall_clock_ms
 
-OUTPUTS = ("table", "json", "yaml")
 #: most rows one listing prints (the API's page limit)
 MAX_LIMIT = 500
 SEVERITY_ORDER = {"page": 0, "critical": 0, "ticket": 1, "warning": 1, "info": 2}
@@ -54,7 +48,7 @@ def add_command(sub: Any) -> None:
     cmd.add_argument(
         "--limit", type=int, default=50, help=f"most breaches listed, 1 to {MAX_LIMIT}"
     )
-    cmd.add_argument("--output", "-o", choices=OUTPUTS, default="table")
+    cliout.add_output_option(cmd)
     cmd.add_argument(
         "--watch", action="store_true", help="then print each change as it is recorded"
     )
@@ -181,26 +175,13 @@ def rows(listed: Sequence[Listed], now_ms: int) -> list[tuple[str, ...]]:
 
 
 def table(listed: Sequence[Listed], now_ms: int, *, color: bool | None = None) -> str:
-    """An aligned table; colours only on a terminal without ``NO_COLOR`` (Rich decides
-    unless ``color`` says)."""
-    if not listed:
-        return "no breaches\n"
-    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name in HEADER:
-        grid.add_column(name, overflow="fold")
-    for row in rows(listed, now_ms):
-        style = "bold red" if row[0] in ("page", "critical") and row[1] == "open" else None
-        grid.add_row(*row, style=style)
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=200,
-        force_terminal=color,
-        no_color=None if color is None else not color,
-        highlight=False,
+    return cliout.table(
+        HEADER,
+        rows(listed, now_ms),
+        empty="no breaches",
+        alarming=lambda row: row[0] in ("page", "critical") and row[1] == "open",
+        color=color,
     )
-    console.print(grid)
-    return buffer.getvalue()
 
 
 def public(item: Listed) -> dict[str, Any]:
@@ -223,10 +204,7 @@ def public(item: Listed) -> dict[str, Any]:
 
 
 def serialized(listed: Sequence[Listed], output: str) -> str:
-    items = [public(item) for item in ordered(listed)]
-    if output == "json":
-        return json.dumps(items, indent=2) + "\n"
-    return yaml.safe_dump(items, sort_keys=False)
+    return cliout.data([public(item) for item in ordered(listed)], output)
 
 
 def change_line(item: Listed, before: tuple[str, int] | None) -> str:

@@ -12,11 +12,12 @@ import argparse
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from shared import db
+from shared import cliout, db
 from shared.apikeys import store
 from shared.apikeys.ratelimit import Rate, parse_rate
 from shared.apikeys.scopes import Scope, parse_scopes
 from shared.definitions.cli import Handler, default_author
+from shared.models import ApiKeyRecord
 from shared.settings import Settings
 from shared.timeutil import parse_duration_ms
 
@@ -35,7 +36,8 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument("--expires", help="valid for this long, e.g. 30d (default: no expiry)")
     create.add_argument("--rate", help="sustained requests, e.g. 50/s (default: the setting)")
     create.add_argument("--burst", type=int, help="requests above the rate (with --rate)")
-    actions.add_parser("list", help="every key: name, scopes, expiry, last use")
+    listing = actions.add_parser("list", help="every key: name, scopes, expiry, last use")
+    cliout.add_output_option(listing)
     revoke = actions.add_parser("revoke", help="revoke a key (every service within 2 s)")
     revoke.add_argument("name")
 
@@ -75,27 +77,56 @@ async def create(settings: Settings, args: argparse.Namespace) -> str:
         await engine.dispose()
 
 
-async def _list(settings: Settings) -> list[str]:
+KEY_HEADER = ("NAME", "SCOPES", "EXPIRES", "LAST USED", "STATE")
+
+
+async def _list(settings: Settings) -> list[ApiKeyRecord]:
     engine = db.engine(settings, pool_size=1)
     try:
         async with db.sessions(engine)() as session:
-            rows = await store.list_keys(session)
+            return await store.list_keys(session)
     finally:
         await engine.dispose()
 
-    def when(at: datetime | None) -> str:
-        return at.strftime("%Y-%m-%d %H:%M") if at else "-"
 
-    lines = [f"{'NAME':<24} {'SCOPES':<40} {'EXPIRES':<16} {'LAST USED':<16} STATE"]
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def _rfc3339(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at else None
+
+
+def key_rows(rows: list[ApiKeyRecord]) -> list[tuple[str, ...]]:
+    """The table of ``keys list`` (never the digest)."""
+    out: list[tuple[str, ...]] = []
     for row in rows:
         state = (
-            f"revoked {when(row.revoked_at)} by {row.revoked_by}" if row.revoked_at else "active"
+            f"revoked {_when(row.revoked_at)} by {row.revoked_by}" if row.revoked_at else "active"
         )
-        lines.append(
-            f"{row.name:<24} {','.join(row.scopes):<40} {when(row.expires_at):<16}"
-            f" {when(row.last_used_at):<16} {state}"
+        out.append(
+            (row.name, ",".join(row.scopes), _when(row.expires_at), _when(row.last_used_at), state)
         )
-    return lines
+    return out
+
+
+def key_items(rows: list[ApiKeyRecord]) -> list[dict[str, object]]:
+    """``keys list -o json|yaml``: every field but the digest, times in RFC 3339."""
+    return [
+        {
+            "name": row.name,
+            "scopes": list(row.scopes),
+            "rate_per_s": row.rate_per_s,
+            "burst": row.burst,
+            "created_at": _rfc3339(row.created_at),
+            "created_by": row.created_by,
+            "expires_at": _rfc3339(row.expires_at),
+            "last_used_at": _rfc3339(row.last_used_at),
+            "revoked_at": _rfc3339(row.revoked_at),
+            "revoked_by": row.revoked_by,
+        }
+        for row in rows
+    ]
 
 
 async def revoke(settings: Settings, name: str) -> None:
@@ -114,7 +145,11 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             key = asyncio.run(create(settings, args))
             print(f"key {args.name!r} created; it is shown only now:\n{key}")
         elif args.keys_command == "list":
-            print("\n".join(asyncio.run(_list(settings))))
+            rows = asyncio.run(_list(settings))
+            if args.output == "table":
+                print(cliout.table(KEY_HEADER, key_rows(rows), empty="no keys"), end="")
+            else:
+                print(cliout.data(key_items(rows), args.output), end="")
         else:
             asyncio.run(revoke(settings, args.name))
             print(f"key {args.name!r} revoked")

@@ -16,6 +16,7 @@ from typing import TextIO
 
 import yaml
 
+from shared import cliout
 from shared.definitions.load import DefinitionError, DefinitionsInvalid, load_located
 from shared.definitions.schema import all_schema, kind_schema
 from shared.settings import Settings
@@ -150,6 +151,19 @@ def history_command(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(yaml.safe_dump(chosen[0].document, sort_keys=False), end="")
             return 0
+        if args.output != "table":
+            items = [
+                {
+                    "version": v.version,
+                    "created_at": v.created_at.isoformat().replace("+00:00", "Z"),
+                    "change": v.change,
+                    "author": v.author,
+                    "reason": v.reason,
+                }
+                for v in versions
+            ]
+            print(cliout.data(items, args.output), end="")
+            return 0
         for v in versions:
             reason = f"  {v.reason}" if v.reason else ""
             when = f"{v.created_at:%Y-%m-%d %H:%M:%S}"
@@ -194,6 +208,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     schema.add_argument("kind", nargs="?", help="one kind (default: any document)")
     hist = sub.add_parser("history", help="versions of a stored definition")
     hist.add_argument("ref", metavar="KIND/NAME")
+    cliout.add_output_option(hist)
     shown = hist.add_mutually_exclusive_group()
     shown.add_argument("--version", type=int, help="print this version's document")
     shown.add_argument(

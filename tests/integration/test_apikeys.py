@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import time
 
 import pytest
@@ -71,7 +72,7 @@ async def test_created_key_works_and_revocation_takes_effect_within_2_s(
         assert (row.scopes, row.created_by) == (["config:read", "config:write"], cli.actor())
         assert row.expires_at is not None
 
-        listed = "\n".join(await cli._list(settings))
+        listed = str(cli.key_rows(await cli._list(settings)))
         assert "ci" in listed and key not in listed
 
         await cli.revoke(settings, "ci")
@@ -104,3 +105,29 @@ async def test_cli_refuses_a_taken_name_and_an_unknown_scope(settings: Settings)
     ):
         # the command runs its own event loop, as from a shell
         assert await asyncio.to_thread(cli.main, settings, refused) == 1
+
+
+async def test_list_prints_a_table_or_the_fields_without_the_digest(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cli.create(settings, args(name="ci", scope=["events:write", "config:read"]))
+    await cli.create(settings, args(name="old", scope=["admin"]))
+    await asyncio.to_thread(cli.main, settings, args(keys_command="revoke", name="old"))
+    capsys.readouterr()
+
+    listing = args(keys_command="list", output="table")
+    assert await asyncio.to_thread(cli.main, settings, listing) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "SCOPES", "EXPIRES", "LAST", "USED", "STATE"]
+    assert lines[2].split()[:2] == ["ci", "config:read,events:write"]
+    assert lines[2].split()[-1] == "active"
+    assert lines[3].split()[0] == "old" and "revoked" in lines[3]
+
+    listing = args(keys_command="list", output="json")
+    assert await asyncio.to_thread(cli.main, settings, listing) == 0
+    items = json.loads(capsys.readouterr().out)
+    assert [(k["name"], k["revoked_by"] is not None) for k in items] == [
+        ("ci", False),
+        ("old", True),
+    ]
+    assert items[0]["created_at"].endswith("Z") and "digest" not in items[0]

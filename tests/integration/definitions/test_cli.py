@@ -4,6 +4,7 @@ prune, author and reason in the history."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,13 @@ async def test_apply_prints_the_diff_and_keeps_history(
     assert [line.split()[0] for line in lines] == ["1", "2"]
     assert lines[0].split()[3:] == ["created", "ana", "first"]
     assert lines[1].split()[3:] == ["changed", "bo", "move", "a"]
+    assert await asyncio.to_thread(run, "history", "Receiver/a", "-o", "json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(v["version"], v["change"], v["author"]) for v in listed] == [
+        (1, "created", "ana"),
+        (2, "changed", "bo"),
+    ]
+    assert listed[0]["created_at"].endswith("Z")
     assert await asyncio.to_thread(run, "history", "Receiver/a", "--version", "1") == 0
     shown = capsys.readouterr().out
     assert "url: http://127.0.0.1:9000/a" in shown
