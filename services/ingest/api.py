@@ -22,11 +22,12 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from prometheus_client import CollectorRegistry
 
 from services.ingest import alerts, cloudevents, problems, results
@@ -222,8 +223,8 @@ def create_app(
             tags=["integrations"],
             summary=f"{flavour.capitalize()} alert webhook",
             description=WEBHOOK_DESCRIPTION.format(flavour=flavour),
-            response_model=results.IngestResponse,
-            responses=_problem_responses(),
+            response_model=alerts.WebhookResponse,
+            responses=_problem_responses(WEBHOOK_422),
             dependencies=[require(Scope.EVENTS_WRITE)],
         )
 
@@ -233,24 +234,53 @@ def create_app(
 WEBHOOK_DESCRIPTION = """Point a {flavour} webhook at this URL. Each alert becomes one event: type
 `alert.firing` (outcome `bad`, time `startsAt`) or `alert.resolved` (outcome `good`,
 time `endsAt`); id `<fingerprint>@<startsAt ms>` (+ `/resolved`); service from the
-first label named in `?service_label=` (comma-separated, default `service`); the
-other labels become attributes. See docs/ingest.md.
+first label named in `?service_label=` (comma-separated, default `service`), else
+`?service=` when given; the other labels become attributes.
+
+An alert that cannot be mapped (no service label and no `?service=`, a label value
+that is not a service name, a bad status or time) is listed in `results` with its
+`alertname` and `reason`, logged as a warning and counted in
+`slawatch_ingest_alerts_unmapped_total{{flavour, reason}}`; the others go on: `202`
+with the `accepted` and `rejected` counts while any alert is accepted, `422` (every
+alert's errors, each naming its alert) when none is. See docs/ingest.md.
 """
+
+SERVICE_LABEL_DOC = (
+    "labels tried in order for the event's service, comma-separated (default: service)"
+)
+DEFAULT_SERVICE_DOC = (
+    "the service of an alert that has none of the service labels (default: none, such "
+    "an alert is rejected); a service name like an event's: 1 to 63 lowercase letters, "
+    "digits, '.', '_' or '-', starting with a letter or digit; another value is a 422 "
+    "naming `service`"
+)
 
 
 def _webhook_endpoint(intake: _Intake, flavour: alerts.Flavour) -> Any:
-    async def endpoint(request: Request, service_label: str | None = None) -> Response:
-        labels = alerts.service_labels(service_label)
-
-        def parse(body: bytes, max_items: int) -> list[Item] | Problem:
-            return alerts.parse_webhook(body, flavour, labels, max_items)
-
+    async def endpoint(
+        request: Request,
+        service_label: Annotated[str | None, Query(description=SERVICE_LABEL_DOC)] = None,
+        # checked here, not by the framework: a 422 that names `service` in words
+        service: Annotated[
+            str | None,
+            Query(
+                description=DEFAULT_SERVICE_DOC,
+                examples=["checkout"],
+                json_schema_extra={"pattern": alerts.SERVICE_PATTERN},
+            ),
+        ] = None,
+    ) -> Response:
+        default = alerts.default_service(service)
+        if isinstance(default, Problem):
+            return _reject(intake.deps, default)
+        integration = alerts.Integration(flavour, alerts.service_labels(service_label), default)
+        delivery = alerts.Delivery(integration, intake.deps.metrics.count_unmapped_alert)
         if not cloudevents.is_json_type(request.headers.get("content-type")):
             return _reject(
                 intake.deps,
                 problems.unsupported_media_type("an alert webhook body is application/json"),
             )
-        return await _intake(intake, request, parse)
+        return await _intake(intake, request, delivery.parse, delivery.report)
 
     return endpoint
 
@@ -270,7 +300,14 @@ async def handle_post(intake: _Intake, request: Request) -> Response:
     return await _intake(intake, request, parser)
 
 
-async def _intake(intake: _Intake, request: Request, parser: Parser) -> Response:
+#: Given the rejected items and the decided answer, the answer to send (the alert
+#: webhooks name, log and count their unmapped alerts here).
+Report = Callable[[Sequence[Rejected], Problem | dict[str, Any]], Problem | dict[str, Any]]
+
+
+async def _intake(
+    intake: _Intake, request: Request, parser: Parser, report: Report | None = None
+) -> Response:
     """Shared by every intake endpoint once the parser is chosen."""
     deps = intake.deps
     bad_coding = check_encoding(request.headers.get("content-encoding"))
@@ -280,10 +317,12 @@ async def _intake(intake: _Intake, request: Request, parser: Parser) -> Response
         headers = {"Retry-After": str(SHUTDOWN_RETRY_AFTER_S)}
         return _reject(deps, problems.shutting_down(), headers)
     with intake.drain.request():
-        return await _admitted(intake, request, parser)
+        return await _admitted(intake, request, parser, report)
 
 
-async def _admitted(intake: _Intake, request: Request, parser: Parser) -> Response:
+async def _admitted(
+    intake: _Intake, request: Request, parser: Parser, report: Report | None
+) -> Response:
     """A request taken before any stop: it runs to its response even while draining."""
     deps = intake.deps
     if intake.gate.is_open() or intake.gate.saturated():
@@ -300,10 +339,10 @@ async def _admitted(intake: _Intake, request: Request, parser: Parser) -> Respon
     items = parser(body, deps.max_batch_items)
     if isinstance(items, Problem):
         return _reject(deps, items)
-    return await _ingest_items(intake, items)
+    return await _ingest_items(intake, items, report)
 
 
-async def _ingest_items(intake: _Intake, items: list[Item]) -> Response:
+async def _ingest_items(intake: _Intake, items: list[Item], report: Report | None) -> Response:
     deps = intake.deps
     received_at = deps.clock()
     deps.metrics.batch_size.labels("http").observe(len(items))
@@ -335,6 +374,8 @@ async def _ingest_items(intake: _Intake, items: list[Item]) -> Response:
     deps.metrics.duplicates.inc(len(duplicates))
     published.extend(results.Published(i, e, None, duplicate=True) for i, e in duplicates)
     decision = results.decide(rejected, published)
+    if report is not None:
+        decision = report(rejected, decision)
     if isinstance(decision, Problem):
         headers = (
             {"Retry-After": str(intake.gate.retry_after_s)} if decision.status == 503 else None
@@ -403,13 +444,21 @@ def _reject(deps: IngestDeps, problem: Problem, headers: dict[str, str] | None =
     return problems.response(problem, headers)
 
 
-def _problem_responses() -> dict[int | str, dict[str, Any]]:
+WEBHOOK_422 = (
+    "No alert could be mapped (`errors`: index, field and a message naming the alert), "
+    "or `service` is not a service name (`invalid-query`, `errors` names `service`)."
+)
+
+
+def _problem_responses(
+    text_422: str = "Every event was invalid; `errors` names index, field and message.",
+) -> dict[int | str, dict[str, Any]]:
     schema = {"$ref": "#/components/schemas/ProblemModel"}
     texts = {
         400: "Body is not JSON, not an object or array of objects, or holds no event.",
         413: "Body larger than max_body_bytes, or more events than max_batch_items.",
         415: "Content-Type not accepted (or a Content-Encoding other than identity).",
-        422: "Every event was invalid; `errors` names index, field and message.",
+        422: text_422,
         503: "No event acknowledged, overloaded or shutting down; retry after Retry-After.",
     }
     return {

@@ -5,6 +5,8 @@ Labels and their bounded values:
 * ``path``: ``http`` | ``raw``
 * ``reason`` (item): :data:`services.ingest.items.ITEM_REASONS`
 * ``reason`` (request): :data:`services.ingest.problems.REQUEST_REASONS`
+* ``flavour``: :data:`services.ingest.alerts.FLAVOURS`; ``reason`` (alert):
+  :data:`services.ingest.alerts.ALERT_REASONS`
 
 Every combination is created at zero so dashboards see the series from the start.
 """
@@ -15,6 +17,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.ingest.alerts import ALERT_REASONS, FLAVOURS, AlertReason, Flavour
 from services.ingest.items import ITEM_REASONS, ItemReason
 from services.ingest.problems import REQUEST_REASONS, RequestReason
 from shared.logid import offset_resets
@@ -29,7 +32,7 @@ class IngestMetrics:
     """``slawatch_events_ingested_total``, ``slawatch_events_rejected_total``,
     ``slawatch_ingest_requests_rejected_total``, ``slawatch_ingest_batch_size``,
     ``slawatch_ingest_publish_seconds``, ``slawatch_ingest_duplicates_total``,
-    ``slawatch_ingest_inflight_events``."""
+    ``slawatch_ingest_inflight_events``, ``slawatch_ingest_alerts_unmapped_total``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.offset_resets = offset_resets(registry)
@@ -75,6 +78,16 @@ class IngestMetrics:
             "HTTP events produced and not yet acknowledged (bounded by max_inflight).",
             registry=registry,
         )
+        self.alerts_unmapped = Counter(
+            "slawatch_ingest_alerts_unmapped",
+            "Webhook alerts not mapped to an event, by flavour and reason (each also "
+            "listed in the response and logged with its alertname).",
+            ["flavour", "reason"],
+            registry=registry,
+        )
+        for flavour in FLAVOURS:
+            for alert_reason in ALERT_REASONS:
+                self.alerts_unmapped.labels(flavour, alert_reason)
         for path in PATHS:
             self.ingested.labels(path)
             self.batch_size.labels(path)
@@ -94,3 +107,6 @@ class IngestMetrics:
 
     def count_request_rejected(self, reason: RequestReason) -> None:
         self.requests_rejected.labels(reason).inc()
+
+    def count_unmapped_alert(self, flavour: Flavour, reason: AlertReason) -> None:
+        self.alerts_unmapped.labels(flavour, reason).inc()

@@ -13,6 +13,7 @@ entries name the item ``index`` (``null`` for the body as a whole), the ``field`
 413    ``too-many-items``         more than ``max_batch_items``
 415    ``unsupported-media-type`` Content-Type or Content-Encoding not accepted
 422    ``invalid-events``         every item was rejected; ``errors`` has them all
+422    ``invalid-query``          a query parameter is not valid (``errors`` names it)
 503    ``unavailable``            no valid item was acknowledged by the broker
 404    ``not-found``              no such resource (e.g. an unknown source name)
 503    ``overloaded``             too many events in flight, or the broker failed just
@@ -47,6 +48,7 @@ RequestReason = Literal[
     "overloaded",
     "shutting_down",
     "not_found",
+    "invalid_query",
 ]
 """Why a whole request was rejected; a bounded set, used as a metric label."""
 
@@ -61,6 +63,7 @@ REQUEST_REASONS: tuple[RequestReason, ...] = (
     "overloaded",
     "shutting_down",
     "not_found",
+    "invalid_query",
 )
 
 
@@ -155,6 +158,16 @@ def shutting_down() -> Problem:
         "shutting_down",
         "Shutting down",
         "this instance is stopping and accepts no new events; retry with the same ids",
+    )
+
+
+def invalid_query(parameter: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "invalid_query",
+        "Invalid query parameter",
+        f"{parameter}: {message}",
+        (ProblemError(None, parameter, message),),
     )
 
 

@@ -478,6 +478,6 @@ async def test_openapi_lists_the_formats_and_integrations(api: Harness) -> None:
     assert {"application/cloudevents+json", "application/cloudevents-batch+json"} <= set(content)
     for flavour in ("alertmanager", "grafana"):
         operation = spec["paths"][f"/v1/integrations/{flavour}"]["post"]
-        assert [p["name"] for p in operation["parameters"]] == ["service_label"]
+        assert [p["name"] for p in operation["parameters"]] == ["service_label", "service"]
         assert {"202", "400", "413", "415", "422", "503"} <= set(operation["responses"])
     assert "gzip" in spec["info"]["description"]

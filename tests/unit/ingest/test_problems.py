@@ -51,6 +51,7 @@ def test_every_request_reason_has_a_distinct_type() -> None:
         problems.overloaded("x"),
         problems.shutting_down(),
         problems.not_found("x"),
+        problems.invalid_query("x", "y"),
     ]
     assert sorted(p.reason for p in built) == sorted(problems.REQUEST_REASONS)
     assert len({p.type for p in built}) == len(built)
