@@ -214,6 +214,13 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return status_cli.main(settings, args)
 
 
+def _completion(_settings: Settings, args: argparse.Namespace) -> int:
+    from services.completion import script
+
+    print(script(args.shell, parser()), end="")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="slawatch", description="SLA breach detection")
     sub = root.add_subparsers(dest="command", required=True)
@@ -251,6 +258,8 @@ def parser() -> argparse.ArgumentParser:
     from services.status_cli import add_command as add_status
 
     add_status(sub)
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=("bash", "zsh"))
     from shared.apikeys.cli import add_command as add_keys
 
     add_keys(sub)
@@ -268,6 +277,7 @@ COMMANDS: dict[str, definitions_cli.Handler] = {
     "report": _report,
     "breaches": _breaches,
     "status": _status,
+    "completion": _completion,
     "keys": _keys,
     **definitions_cli.HANDLERS,
 }
