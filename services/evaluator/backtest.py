@@ -189,6 +189,7 @@ def main(args: Any, settings: Settings | None = None) -> int:
     import sys
 
     from shared.definitions.load import DefinitionsInvalid, load_paths
+    from shared.progress import tracked
     from shared.timeutil import parse_time_ms, wall_clock_ms
 
     try:
@@ -198,7 +199,7 @@ def main(args: Any, settings: Settings | None = None) -> int:
         catalog = catalog_of(documents)
         result = run(
             catalog,
-            events,
+            tracked(events, "backtest", total=len(events)),
             clock=wall_clock_ms,
             allowed_lateness_ms=args.allowed_lateness_ms,
             until=until,
