@@ -5,6 +5,7 @@ docs/ingest.md shows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import subprocess
@@ -140,15 +141,21 @@ async def test_the_documented_grafana_contact_point(ingest: Ingest) -> None:
     ]
 
 
-@pytest.fixture
-async def alertmanager(http_settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def running_alertmanager(
+    settings: Settings, tmp_path: Path, *, default_service: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real Alertmanager with the documented receiver (without its ``&service=``
+    when ``default_service`` is false), ready."""
     if ALERTMANAGER is None:
         pytest.skip("prometheus-alertmanager is not installed (Debian: prometheus-alertmanager)")
-    key = await stored_key(http_settings, scopes=[Scope.EVENTS_WRITE])
+    key = await stored_key(settings, scopes=[Scope.EVENTS_WRITE])
     port = free_port()
-    ingest_url = f"http://127.0.0.1:{http_settings.ingest_port}"
+    ingest_url = f"http://127.0.0.1:{settings.ingest_port}"
     receivers = documented("alertmanager-receiver", ingest_url, key)
     assert "?service_label=service,job&service=checkout" in receivers
+    if not default_service:
+        receivers = receivers.replace("&service=checkout", "")
     config = tmp_path / "alertmanager.yml"
     route = (
         "route:\n  receiver: slawatch\n  group_by: [alertname]\n  group_wait: 100ms\n"
@@ -168,7 +175,17 @@ async def alertmanager(http_settings: Settings, tmp_path: Path) -> AsyncIterator
         stderr=log,
     )
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as am:
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:
+                try:
+                    if (await am.get("/-/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert asyncio.get_running_loop().time() < deadline, "alertmanager not ready"
+                await asyncio.sleep(0.1)
+            yield am
     finally:
         process.terminate()
         try:
@@ -179,17 +196,28 @@ async def alertmanager(http_settings: Settings, tmp_path: Path) -> AsyncIterator
         log.close()
 
 
-async def test_real_alertmanager_with_the_documented_url(ingest: Ingest, alertmanager: str) -> None:
-    async with httpx.AsyncClient(base_url=alertmanager, timeout=5.0) as am:
-        deadline = asyncio.get_running_loop().time() + 15
-        while True:
-            try:
-                if (await am.get("/-/ready")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert asyncio.get_running_loop().time() < deadline, "alertmanager not ready"
+async def test_real_alertmanager_sees_the_422_of_an_unmapped_payload(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    async with running_alertmanager(ingest.settings, tmp_path, default_service=False) as am:
+        started = to_rfc3339(wall_clock_ms() - 60_000)
+        labels = {"alertname": "NodeDown", "instance": "db-1"}
+        fired = await am.post("/api/v2/alerts", json=[{"labels": labels, "startsAt": started}])
+        assert fired.status_code == 200, fired.text
+        failed = 'alertmanager_notifications_failed_total{integration="webhook"}'
+        deadline = asyncio.get_running_loop().time() + 20
+        while failed + " 1" not in (await am.get("/metrics")).text:
+            assert asyncio.get_running_loop().time() < deadline, "no failed notification"
             await asyncio.sleep(0.1)
+    assert ingest.metric(UNMAPPED, flavour="alertmanager", reason="no_service") == 1
+    assert ingest.metric("slawatch_ingest_requests_rejected_total", reason="invalid_events") == 1
+    shown = (tmp_path / "alertmanager.log").read_text()
+    assert "unexpected status code 422" in shown
+    assert "NodeDown" in shown  # the answer's body is in the sender's log
+
+
+async def test_real_alertmanager_with_the_documented_url(ingest: Ingest, tmp_path: Path) -> None:
+    async with running_alertmanager(ingest.settings, tmp_path) as am:
         started = wall_clock_ms() - 60_000
         fired = await am.post(
             "/api/v2/alerts",
