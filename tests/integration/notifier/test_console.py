@@ -24,6 +24,7 @@ from services.notifier import outbox
 from services.notifier.acklink import AckLinks
 from services.notifier.api import Lifecycle, create_app
 from services.notifier.console import console_config, mount_console
+from services.notifier.escalation import PlannedStep
 from services.notifier.intake import record_breach
 from shared import db
 from shared.apikeys import store
@@ -33,7 +34,7 @@ from shared.http.auth import PUBLIC_PATHS, Authenticator, routes_of, unguarded_r
 from shared.models import BreachAck, BreachEventRecord
 from shared.runtime import HttpServer
 from shared.settings import Settings
-from tests.integration.notifier.support import eventually
+from tests.integration.notifier.support import eventually, scalar
 from tests.keys import TEST_RATE
 from tests.unit.notifier.support import T0, make_breach, unused_port
 
@@ -315,6 +316,8 @@ async def test_detail_timeline_and_ack_through_the_form(console: Console) -> Non
     key = await console.key("oncall-ed")
     await seed(console.engine)
     async with db.sessions(console.engine)() as session, session.begin():
+        step = PlannedStep("escalation.1", ("pager",), T0 + 600_000)
+        await record_breach(session, make_breach(id="e1"), ["hook"], T0, [step])
         claimed = [
             c
             for c in await outbox.claim(session, T0, lease_ms=1_000, limit=20)
@@ -364,6 +367,19 @@ async def test_detail_timeline_and_ack_through_the_form(console: Console) -> Non
         assert "by Ed &lt;on call&gt; (key oncall-ed) via console: rolling back" in after
         assert 'action="/console/breaches/p1/ack"' not in after
 
+        # an escalation step waits in the timeline; the ack form cancels it
+        escalated = (await http.get("/console/breaches/e1")).text
+        assert (
+            "<strong>delivery of escalation step 1</strong>: to pager: pending, due " in escalated
+        )
+        await http.post("/console/breaches/e1/ack", data={"csrf": hidden(escalated, "csrf")})
+        step_status = await scalar(
+            console.engine,
+            "SELECT status FROM deliveries WHERE breach_id = 'e1' AND kind = 'escalation.1'",
+        )
+        assert step_status == "cancelled"
+        assert "to pager: cancelled" in (await http.get("/console/breaches/e1")).text
+
 
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
@@ -402,3 +418,23 @@ async def test_the_event_stream_tells_of_a_new_breach_within_2_s(console: Consol
                         break
             assert time.monotonic() - started < 2.0
         assert "n1" in listed((await http.get("/console/table")).text)
+
+
+async def test_the_event_stream_ends_when_the_key_is_revoked(console: Console) -> None:
+    key = await console.key("oncall-gus")
+    async with serving(console.app) as base, httpx.AsyncClient(base_url=base) as http:
+        assert (await sign_in(http, key)).status_code == 303
+        async with http.stream("GET", "/console/events", timeout=10) as stream:
+            lines = stream.aiter_lines()
+            assert [await anext(lines) for _ in range(5)] == [
+                "retry: 1000",
+                "",
+                "event: ready",
+                "data: ",
+                "",
+            ]
+            await console.revoke("oncall-gus")
+            await console.keys.load()  # what the cache's reload does on the notification
+            async with asyncio.timeout(2.0):
+                rest = [line async for line in lines]
+        assert rest[:1] == ["event: signedout"]
