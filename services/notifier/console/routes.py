@@ -8,6 +8,13 @@
     GET  /console/events           server-sent events: ``changed`` when breaches or acks do
     GET  /console/breaches/{id}    one breach: facts, ack form, timeline
     POST /console/breaches/{id}/ack  ack with a comment (CSRF-checked; breaches:ack)
+    GET  /console/silences         active and coming silences and maintenance windows,
+                                   each with the open breaches it mutes now
+    GET  /console/silences/new?match=   the create form (prefilled from a breach page)
+    POST /console/silences         create one, or (``action=preview``) show the open
+                                   breaches its matchers would mute (CSRF-checked;
+                                   breaches:ack)
+    POST /console/silences/{id}/expire   end one now (CSRF-checked; breaches:ack)
 
 Every route but sign-in and sign-out declares its scope with :class:`ConsoleRequire`
 (a :class:`~shared.http.auth.Require`, so ``check_guarded`` and the route table see
@@ -25,6 +32,7 @@ import asyncio
 import logging
 import secrets
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +48,24 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 
 from services.notifier import acks
 from services.notifier.api import Lifecycle
+from services.notifier.catalog import load_windows
 from services.notifier.console.session import BadSession, Claims, SessionCodec, new_nonce
 from services.notifier.console.views import (
     SEVERITY_ORDER,
     AckView,
     AttemptLine,
+    BadMatchers,
     BreachView,
     DeliveryLine,
     Filters,
     ago_text,
+    breach_matchers,
     breach_view,
     iso,
+    matchers_text,
+    muted_now,
     now_rows,
+    parse_matchers,
     timeline,
     unacked_pages,
     utc_text,
@@ -63,7 +77,15 @@ from shared.definitions.load import DefinitionsInvalid
 from shared.definitions.model import Agreement
 from shared.definitions.store import load_catalog
 from shared.http.auth import Authenticator, Require
-from shared.models import BreachAck, BreachEventRecord, BreachRecord, Delivery, DeliveryAttempt
+from shared.models import (
+    BreachAck,
+    BreachEventRecord,
+    BreachRecord,
+    Delivery,
+    DeliveryAttempt,
+    NotifierSilence,
+)
+from shared.timeutil import parse_duration_ms
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +100,7 @@ KEEPALIVE_MS = 15_000
 #: The acknowledgement's ``via``: the console, as ``api`` and ``link`` name theirs.
 VIA = "console"
 MAX_FORM_BYTES = 8_192
+STALE_FORM = "The form expired or came from elsewhere: send it from the page again."
 
 
 @dataclass(frozen=True)
@@ -224,10 +247,11 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         now = config.life.clock()
 
         def since(ms: int) -> Markup:
+            span = f"in {ago_text(ms - now)}" if ms > now else f"{ago_text(now - ms)} ago"
             return Markup(
                 '<time datetime="{iso}" data-ms="{ms}"><span class="abs">{utc}</span> '
-                '<span class="rel">({ago} ago)</span></time>'
-            ).format(iso=iso(ms), ms=ms, utc=utc_text(ms), ago=ago_text(now - ms))
+                '<span class="rel">({span})</span></time>'
+            ).format(iso=iso(ms), ms=ms, utc=utc_text(ms), span=span)
 
         csrf = config.codec.csrf_token(principal.cookie) if principal else ""
         page = env.get_template(template).render(
@@ -374,13 +398,18 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             deliveries = await _delivery_lines(session, breach_id)
             entries = timeline(events, deliveries, ack)
         view = breach_view(row, ack, agreements)
+        may_ack = principal.may(Scope.BREACHES_ACK)
+        silence_url = f"{COOKIE_PATH}/silences/new?" + urllib.parse.urlencode(
+            {"match": matchers_text(breach_matchers(view))}
+        )
         return render(
             "detail.html",
             200,
             principal,
             b=view,
             entries=entries,
-            can_ack=principal.may(Scope.BREACHES_ACK) and view.status == "open",
+            can_ack=may_ack and view.status == "open",
+            silence_url=silence_url if may_ack else None,
         )
 
     @router.post("/breaches/{breach_id}/ack")
@@ -420,7 +449,154 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         path = f"{COOKIE_PATH}/breaches/{urllib.parse.quote(breach_id, safe='')}"
         return RedirectResponse(path, 303)
 
+    @router.get("/silences")
+    async def silences_page(principal: Reader) -> Response:
+        now = config.life.clock()
+        async with config.sessions() as session:
+            views = await open_views(session)
+            api_rows = (
+                await session.execute(
+                    select(NotifierSilence)
+                    .where(NotifierSilence.ends_at > now)
+                    .order_by(NotifierSilence.starts_at, NotifierSilence.id)
+                )
+            ).scalars()
+            lines = [
+                SilenceLine(
+                    r.id,
+                    f"console/API silence by {r.created_by}",
+                    dict(r.matchers),
+                    r.starts_at,
+                    r.ends_at,
+                    r.comment,
+                    r.starts_at <= now,
+                    muted_now(dict(r.matchers), views) if r.starts_at <= now else [],
+                )
+                for r in api_rows
+            ]
+            for w in await load_windows(session):
+                if w.end > now:
+                    active = w.active(now)
+                    muted = muted_now(dict(w.match), views) if active else []
+                    lines.append(
+                        SilenceLine(
+                            None, w.source, dict(w.match), w.start, w.end, None, active, muted
+                        )
+                    )
+        lines.sort(key=lambda line: (line.starts_at, line.source))
+        return render(
+            "silences.html",
+            200,
+            principal,
+            silences=lines,
+            can_silence=principal.may(Scope.BREACHES_ACK),
+        )
+
+    async def new_silence_page(
+        principal: ConsolePrincipal,
+        fields: Mapping[str, str],
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        text = fields.get("match", "")
+        preview: list[BreachView] | None = None
+        if error is None and text.strip():
+            try:
+                match = parse_matchers(text)
+            except BadMatchers as exc:
+                error, status = str(exc), 422
+            else:
+                async with config.sessions() as session:
+                    preview = muted_now(match, await open_views(session))
+        return render(
+            "silence_new.html",
+            status,
+            principal,
+            match=text,
+            duration=fields.get("duration", "") or "1h",
+            comment=fields.get("comment", ""),
+            error=error,
+            preview=preview,
+        )
+
+    @router.get("/silences/new")
+    async def new_silence(request: Request, principal: Acker) -> Response:
+        return await new_silence_page(principal, request.query_params)
+
+    @router.post("/silences")
+    async def create_silence(request: Request, principal: Acker) -> Response:
+        form = await _form(request)
+        if not config.codec.csrf_ok(principal.cookie, form.get("csrf")):
+            return await new_silence_page(principal, form, STALE_FORM, 403)
+        try:
+            match = parse_matchers(form.get("match", ""))
+        except BadMatchers as exc:
+            return await new_silence_page(principal, form, str(exc), 422)
+        if not match:
+            # One typo away from muting every alert at 3 a.m.: the console asks for one.
+            return await new_silence_page(principal, form, "give at least one matcher", 422)
+        if form.get("action") == "preview":
+            return await new_silence_page(principal, form)
+        try:
+            duration_ms = parse_duration_ms(form.get("duration", "").strip())
+        except ValueError as exc:
+            return await new_silence_page(principal, form, f"duration: {exc}", 422)
+        if duration_ms <= 0:
+            return await new_silence_page(principal, form, "duration: must be positive", 422)
+        now = config.life.clock()
+        row = NotifierSilence(
+            id=str(uuid.uuid4()),
+            matchers=match,
+            starts_at=now,
+            ends_at=now + duration_ms,
+            created_by=(form.get("by", "").strip() or principal.name)[:256],
+            comment=form.get("comment", "").strip()[:2048] or None,
+            created_at=now,
+            actor=principal.name,
+        )
+        async with config.sessions() as session, session.begin():
+            session.add(row)
+        log.info("silence created", extra={"silence_id": row.id, "actor": principal.name})
+        return RedirectResponse(f"{COOKIE_PATH}/silences", 303)
+
+    @router.post("/silences/{silence_id}/expire")
+    async def expire_silence(silence_id: str, request: Request, principal: Acker) -> Response:
+        form = await _form(request)
+        if not config.codec.csrf_ok(principal.cookie, form.get("csrf")):
+            return render("message.html", 403, principal, heading="Not expired", text=STALE_FORM)
+        now = config.life.clock()
+        async with config.sessions() as session, session.begin():
+            row = await session.get(NotifierSilence, silence_id, with_for_update=True)
+            if row is None:
+                return render(
+                    "message.html",
+                    404,
+                    principal,
+                    heading="No such silence",
+                    text=f"No silence has the id {silence_id}.",
+                )
+            if row.ends_at > now:
+                # as DELETE /v1/silences/{id}: one not started yet never becomes active
+                row.ends_at = max(now, row.starts_at)
+        log.info("silence expired", extra={"silence_id": silence_id, "actor": principal.name})
+        return RedirectResponse(f"{COOKIE_PATH}/silences", 303)
+
     return router
+
+
+@dataclass(frozen=True)
+class SilenceLine:
+    """A silence or maintenance window as the silences page lists it; ``id``: an API
+    silence (expirable here), None: a definition (changed by applying YAML)."""
+
+    id: str | None
+    source: str
+    match: dict[str, str]
+    starts_at: int
+    ends_at: int
+    comment: str | None
+    active: bool
+    muted: list[BreachView]
 
 
 def _page_headers(nonce: str) -> dict[str, str]:

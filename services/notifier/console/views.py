@@ -2,20 +2,22 @@
 
 The Now table is sorted by severity (page, ticket, warning, info), then by age, the
 longest open first, then by id (a stable order for equal times). Filters are exact
-matches: agreement, severity, and acked (``yes`` / ``no``; anything else: both).
+matches: agreement, party (the provider or the consumer), severity, and acked
+(``yes`` / ``no``; anything else: both).
 SLI and target read as every message reads them (:mod:`services.notifier.values`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from services.notifier.message import ESCALATION_PREFIX
+from services.notifier.routing import matchers_hold
 from services.notifier.values import budget_text, measure_of, window_texts
 from shared.definitions.model import Agreement, Objective
 from shared.schemas import Breach
@@ -77,6 +79,8 @@ class BreachView:
     burn_rates: dict[str, float]
     budget: str | None
     ack: AckView | None
+    #: the last event, as routing and silences match it (None: no longer validates)
+    event: Breach | None = field(default=None, compare=False, repr=False)
 
     @property
     def parties(self) -> str:
@@ -134,6 +138,7 @@ def breach_view(
         burn_rates=burn,
         budget=budget,
         ack=ack,
+        event=event,
     )
 
 
@@ -144,6 +149,7 @@ class Filters:
     agreement: str | None = None
     severity: str | None = None
     acked: bool | None = None
+    party: str | None = None
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> Filters:
@@ -153,12 +159,15 @@ class Filters:
             agreement=params.get("agreement") or None,
             severity=severity if severity in _RANK else None,
             acked=acked,
+            party=params.get("party") or None,
         )
 
     def admits(self, view: BreachView) -> bool:
         if self.agreement is not None and view.agreement != self.agreement:
             return False
         if self.severity is not None and view.severity != self.severity:
+            return False
+        if self.party is not None and self.party not in (view.provider, view.consumer):
             return False
         return self.acked is None or (view.ack is not None) == self.acked
 
@@ -171,6 +180,8 @@ class Filters:
             out["severity"] = self.severity
         if self.acked is not None:
             out["acked"] = "yes" if self.acked else "no"
+        if self.party is not None:
+            out["party"] = self.party
         return out
 
 
@@ -266,3 +277,46 @@ def _event_detail(payload: Mapping[str, Any]) -> str:
     except ValidationError:
         return ""
     return "; ".join(w.text for w in window_texts(event, measure_of(event)))
+
+
+class BadMatchers(ValueError):
+    """A matcher line is not ``key=value`` (the message names it)."""
+
+
+def parse_matchers(text: str) -> dict[str, str]:
+    """``key=value`` per line (blank lines skipped) → matchers, as silences take them."""
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        key, eq, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key or not value:
+            raise BadMatchers(f"line {number}: write key=value, got {line!r}")
+        if key in out and out[key] != value:
+            raise BadMatchers(f"line {number}: {key} is given twice")
+        out[key] = value
+    return out
+
+
+def matchers_text(match: Mapping[str, str]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in match.items())
+
+
+def breach_matchers(view: BreachView) -> dict[str, str]:
+    """What silences exactly this breach's series: its agreement, objective and group."""
+    return {"agreement": view.agreement, "objective": view.objective, **dict(view.group)}
+
+
+def muted_now(match: Mapping[str, str], views: Iterable[BreachView]) -> list[BreachView]:
+    """The open breaches a silence with ``match`` would mute (the preview), in the Now
+    order; an empty ``match`` mutes everything."""
+    return sorted(
+        (
+            v
+            for v in views
+            if v.status == "open" and v.event is not None and matchers_hold(match, v.event)
+        ),
+        key=sort_key,
+    )

@@ -31,11 +31,11 @@ from shared.apikeys import store
 from shared.apikeys.cache import KeyCache
 from shared.apikeys.scopes import Scope
 from shared.http.auth import PUBLIC_PATHS, Authenticator, routes_of, unguarded_routes
-from shared.models import BreachAck, BreachEventRecord
+from shared.models import BreachAck, BreachEventRecord, NotifierSilence
 from shared.runtime import HttpServer
 from shared.settings import Settings
-from tests.integration.notifier.support import eventually, scalar
-from tests.keys import TEST_RATE
+from tests.integration.notifier.support import apply_docs, eventually, scalar
+from tests.keys import TEST_RATE, bearer
 from tests.unit.notifier.support import T0, make_breach, unused_port
 
 pytestmark = pytest.mark.integration
@@ -164,11 +164,14 @@ async def test_every_console_route_needs_a_session_and_passes_the_route_check(
         "/console/events",
         "/console/breaches/{breach_id}",
         "/console/breaches/{breach_id}/ack",
+        "/console/silences",
+        "/console/silences/new",
+        "/console/silences/{silence_id}/expire",
     }
     await seed(console.engine)
     async with console.client() as http:
         for route in guarded:
-            path = route.path.replace("{breach_id}", "p1")
+            path = route.path.replace("{breach_id}", "p1").replace("{silence_id}", "x")
             for method in route.methods - {"HEAD"}:
                 answer = await http.request(method, path)
                 assert answer.status_code == 303, (method, path)
@@ -289,6 +292,8 @@ async def test_now_lists_open_breaches_in_order_with_filters(console: Console) -
         assert await ids(agreement="beta-search") == ["o1"]
         assert await ids(acked="yes") == ["p2"]
         assert await ids(acked="no", severity="page") == ["p1", "o1"]
+        assert await ids(party="acme", severity="page") == ["p1", "p2", "o1"]
+        assert await ids(party="nobody") == []
         table = await http.get("/console/table", params={"severity": "ticket"})
         assert table.text.lstrip().startswith("<tbody") and listed(table.text) == ["t1"]
 
@@ -438,3 +443,102 @@ async def test_the_event_stream_ends_when_the_key_is_revoked(console: Console) -
             async with asyncio.timeout(2.0):
                 rest = [line async for line in lines]
         assert rest[:1] == ["event: signedout"]
+
+
+def preview(page: str) -> list[str]:
+    block = re.search(r'<ul id="preview">(.*?)</ul>', page, re.S)
+    assert block, "no preview in the page"
+    return listed(block.group(1))
+
+
+async def silence_rows(engine: AsyncEngine) -> list[NotifierSilence]:
+    async with db.sessions(engine)() as session:
+        return list((await session.execute(select(NotifierSilence))).scalars())
+
+
+async def test_silences_preview_create_list_and_expire(console: Console) -> None:
+    key = await console.key("oncall-hal")
+    admin = await console.key("admin-hal", Scope.ADMIN)
+    await seed(console.engine)
+    window = {
+        "apiVersion": "slawatch/v1",
+        "kind": "MaintenanceWindow",
+        "metadata": {"name": "db-upgrade"},
+        "spec": {
+            "match": {"agreement": "beta-search"},
+            "start": "2023-11-14T23:00:00Z",
+            "end": "2023-11-15T01:00:00Z",
+        },
+    }
+    await apply_docs(console.engine, window)
+    async with console.client() as http:
+        await sign_in(http, key)
+        # from a breach page: the form prefilled with its series, and the preview
+        detail = (await http.get("/console/breaches/o1")).text
+        link = re.search(r'<a href="(/console/silences/new\?[^"]+)">Silence this breach', detail)
+        assert link
+        prefilled = await http.get(link.group(1).replace("&amp;", "&"))
+        assert prefilled.status_code == 200
+        assert "agreement=beta-search\nobjective=availability\ncustomer=acme" in prefilled.text
+        assert preview(prefilled.text) == ["o1"]
+        csrf = hidden(prefilled.text, "csrf")
+
+        form = {"csrf": csrf, "match": "severity=ticket", "duration": "2h", "comment": "known"}
+        shown = await http.post("/console/silences", data={**form, "action": "preview"})
+        assert shown.status_code == 200 and preview(shown.text) == ["t1"]
+        for bad, status in (
+            ({**form, "csrf": ""}, 403),
+            ({**form, "match": ""}, 422),
+            ({**form, "match": "severity"}, 422),
+            ({**form, "duration": "soon"}, 422),
+        ):
+            refused = await http.post("/console/silences", data={**bad, "action": "create"})
+            assert refused.status_code == status, bad
+        assert await silence_rows(console.engine) == []
+
+        created = await http.post("/console/silences", data={**form, "action": "create"})
+        assert (created.status_code, created.headers["location"]) == (303, "/console/silences")
+        [row] = await silence_rows(console.engine)
+        assert (row.matchers, row.starts_at, row.ends_at, row.comment, row.actor) == (
+            {"severity": "ticket"},
+            NOW,
+            NOW + 7_200_000,
+            "known",
+            "oncall-hal",
+        )
+        # the notifier mutes from the same table: the API lists it as active
+        api = await http.get("/v1/silences", params={"active": "true"}, headers=bearer(admin))
+        assert [s["id"] for s in api.json()] == [row.id]
+
+        page = (await http.get("/console/silences")).text
+        assert (
+            "<code>severity=ticket</code>" in page and "<code>agreement=beta-search</code>" in page
+        )
+        assert "MaintenanceWindow/db-upgrade" in page
+        assert f'action="/console/silences/{row.id}/expire"' in page
+        assert page.count("Expire now") == 1  # the definition is changed by applying YAML
+        muted = re.findall(r"<tr>(.*?)</tr>", page, re.S)
+        assert [listed(r) for r in muted if "<code>" in r] == [["o1"], ["t1"]]
+
+        refused = await http.post(f"/console/silences/{row.id}/expire", data={})
+        assert refused.status_code == 403
+        expired = await http.post(
+            f"/console/silences/{row.id}/expire", data={"csrf": hidden(page, "csrf")}
+        )
+        assert expired.status_code == 303
+        [row] = await silence_rows(console.engine)
+        assert row.ends_at == NOW
+        assert (
+            f"/console/silences/{row.id}/expire" not in (await http.get("/console/silences")).text
+        )
+
+
+async def test_a_read_only_key_sees_silences_but_cannot_make_them(console: Console) -> None:
+    key = await console.key("read-ivy", Scope.BREACHES_READ)
+    await seed(console.engine)
+    async with console.client() as http:
+        await sign_in(http, key)
+        assert (await http.get("/console/silences")).status_code == 200
+        assert (await http.get("/console/silences/new")).status_code == 403
+        detail = await http.get("/console/breaches/p1")
+        assert detail.status_code == 200 and "Silence this breach" not in detail.text

@@ -15,11 +15,16 @@ from services.notifier.console.views import (
     SEVERITY_ORDER,
     AckView,
     AttemptLine,
+    BadMatchers,
     DeliveryLine,
     Filters,
     ago_text,
+    breach_matchers,
     breach_view,
+    matchers_text,
+    muted_now,
     now_rows,
+    parse_matchers,
     timeline,
     unacked_pages,
     utc_text,
@@ -97,6 +102,7 @@ def test_now_order_severity_then_longest_open() -> None:
         ({"agreement": "a", "severity": "page", "acked": "no"}, Filters("a", "page", False)),
         ({"acked": "yes"}, Filters(acked=True)),
         ({"acked": "maybe", "severity": "loud", "agreement": ""}, Filters()),
+        ({"party": "acme"}, Filters(party="acme")),
     ],
 )
 def test_filters_parse(params: dict[str, str], expected: Filters) -> None:
@@ -237,3 +243,51 @@ def test_the_policy_admits_only_the_nonce() -> None:
     assert "style-src 'nonce-n0nce'" in policy
     assert "default-src 'none'" in policy
     assert "unsafe-inline" not in policy
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", {}),
+        (
+            "agreement=acme-checkout\n\n customer = acme \n",
+            {"agreement": "acme-checkout", "customer": "acme"},
+        ),
+        ("severity=page\nseverity=page", {"severity": "page"}),
+        ("url=http://x/?a=b", {"url": "http://x/?a=b"}),
+    ],
+)
+def test_parse_matchers(text: str, expected: dict[str, str]) -> None:
+    assert parse_matchers(text) == expected
+    assert parse_matchers(matchers_text(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("agreement", "line 1"), ("a=b\n=x", "line 2"), ("k=", "line 1"), ("k=a\nk=b", "twice")],
+)
+def test_bad_matchers_name_the_line(text: str, reason: str) -> None:
+    with pytest.raises(BadMatchers, match=reason):
+        parse_matchers(text)
+
+
+def test_a_breach_silence_preview_mutes_its_series_only() -> None:
+    views = [
+        breach_view(row("a1", opened_at=T0 + 1), None),
+        breach_view(row("a0", severity="ticket", opened_at=T0), None),
+        breach_view(row("b", group={"customer": "bob"}), None),
+        breach_view(row("gone", status="resolved"), None),
+    ]
+    match = breach_matchers(views[0])
+    assert match == {"agreement": "acme-checkout", "objective": "availability", "customer": "acme"}
+    assert [v.id for v in muted_now(match, views)] == ["a1", "a0"]
+    assert [v.id for v in muted_now({"party": "shopco", "severity": "ticket"}, views)] == ["a0"]
+    assert [v.id for v in muted_now({}, views)] == ["b", "a1", "a0"]  # the Now order
+    assert muted_now({"customer": "nobody"}, views) == []
+
+
+def test_the_party_filter_takes_provider_or_consumer() -> None:
+    view = breach_view(row("a"), None)
+    assert Filters(party="shopco").admits(view) and Filters(party="acme").admits(view)
+    assert not Filters(party="other").admits(view)
+    assert Filters.parse({"party": "acme"}) == Filters(party="acme")
