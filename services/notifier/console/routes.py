@@ -15,6 +15,9 @@
                                    breaches its matchers would mute (CSRF-checked;
                                    breaches:ack)
     POST /console/silences/{id}/expire   end one now (CSRF-checked; breaches:ack)
+    GET  /console/agreements       each agreement's objectives this period: attainment,
+                                   budget left, open breaches, credit exposure (reports:read)
+    GET  /console/agreements/{name}/report?period=   the period report page (reports:read)
 
 Every route but sign-in and sign-out declares its scope with :class:`ConsoleRequire`
 (a :class:`~shared.http.auth.Require`, so ``check_guarded`` and the route table see
@@ -29,7 +32,10 @@ and script (a fresh nonce per response), same-origin fetches and forms.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
+import re
 import secrets
 import urllib.parse
 import uuid
@@ -71,6 +77,11 @@ from services.notifier.console.views import (
     utc_text,
 )
 from services.notifier.outbox import dt_to_ms
+from services.notifier.reports import render as render_report
+from services.notifier.reports.compute import ObjectiveReport, Report
+from services.notifier.reports.exceptions import BadPeriod, ReportError, UnknownAgreement
+from services.notifier.reports.store import report_for
+from services.notifier.values import budget_text, percent, ratio_texts
 from shared.apikeys import tokens
 from shared.apikeys.scopes import Scope, grants
 from shared.definitions.load import DefinitionsInvalid
@@ -100,6 +111,7 @@ KEEPALIVE_MS = 15_000
 #: The acknowledgement's ``via``: the console, as ``api`` and ``link`` name theirs.
 VIA = "console"
 MAX_FORM_BYTES = 8_192
+NONE = "'none'"
 STALE_FORM = "The form expired or came from elsewhere: send it from the page again."
 
 
@@ -193,6 +205,7 @@ class ConsoleRequire(Require):
 _CONSOLE_REQUIRES = {scope: ConsoleRequire(scope) for scope in Scope}
 Reader = Annotated[ConsolePrincipal, Depends(_CONSOLE_REQUIRES[Scope.BREACHES_READ])]
 Acker = Annotated[ConsolePrincipal, Depends(_CONSOLE_REQUIRES[Scope.BREACHES_ACK])]
+ReportReader = Annotated[ConsolePrincipal, Depends(_CONSOLE_REQUIRES[Scope.REPORTS_READ])]
 
 
 def content_security_policy(nonce: str) -> str:
@@ -581,7 +594,81 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         log.info("silence expired", extra={"silence_id": silence_id, "actor": principal.name})
         return RedirectResponse(f"{COOKIE_PATH}/silences", 303)
 
+    @router.get("/agreements")
+    async def agreements_page(principal: ReportReader) -> Response:
+        now = config.life.clock()
+        cards: list[tuple[Report | None, str, str | None, dict[str, int]]] = []
+        async with config.sessions() as session:
+            views = await open_views(session)
+            open_by: dict[str, dict[str, int]] = {}
+            for v in views:
+                counts = open_by.setdefault(v.agreement, {})
+                counts[v.objective] = counts.get(v.objective, 0) + 1
+            for name in sorted((await agreements_now(session)).keys()):
+                try:
+                    report: Report | None = await report_for(session, name, period=None, now=now)
+                    problem = None
+                except (ReportError, DefinitionsInvalid, ValueError) as exc:
+                    report, problem = None, str(exc)
+                cards.append((report, name, problem, open_by.get(name, {})))
+        return render(
+            "agreements.html",
+            200,
+            principal,
+            cards=cards,
+            percent=_percent,
+            left=_budget_left,
+            target=_target,
+        )
+
+    @router.get("/agreements/{name}/report")
+    async def agreement_report(name: str, request: Request, principal: ReportReader) -> Response:
+        period = request.query_params.get("period") or None
+        async with config.sessions() as session:
+            try:
+                report = await report_for(session, name, period=period, now=config.life.clock())
+            except UnknownAgreement:
+                return render(
+                    "message.html", 404, principal, heading="No such agreement", text=name
+                )
+            except BadPeriod as exc:
+                return render("message.html", 400, principal, heading="Bad period", text=str(exc))
+        page = render_report.to_html(report)
+        # The report page keeps its own inline style: admitted by its hash, nothing else.
+        styles = re.findall(r"<style>(.*?)</style>", page, re.S)
+        headers = _page_headers("")
+        headers["Content-Security-Policy"] = report_policy(styles)
+        return HTMLResponse(page, headers=headers)
+
     return router
+
+
+def report_policy(styles: list[str]) -> str:
+    """The report page's policy: its inline style blocks by their SHA-256, no script."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in styles
+    ]
+    return (
+        f"default-src 'none'; style-src {' '.join(hashes) or NONE}; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def _target(objective: ObjectiveReport) -> str:
+    """A ratio target as the messages write it (``99.9 %``); others as the report does."""
+    if objective.kind == "ratio" and objective.target is not None:
+        return ratio_texts(None, objective.target)[1]
+    return objective.target_text
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else percent(value, 2)
+
+
+def _budget_left(used: float | None) -> str:
+    """Error budget left from the report's fraction used (negative: overspent)."""
+    return budget_text(None if used is None else 1.0 - used) or "n/a"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from shared.apikeys import store
 from shared.apikeys.cache import KeyCache
 from shared.apikeys.scopes import Scope
 from shared.http.auth import PUBLIC_PATHS, Authenticator, routes_of, unguarded_routes
-from shared.models import BreachAck, BreachEventRecord, NotifierSilence
+from shared.models import BreachAck, BreachEventRecord, NotifierSilence, SliRollup
 from shared.runtime import HttpServer
 from shared.settings import Settings
 from tests.integration.notifier.support import apply_docs, eventually, scalar
@@ -167,11 +167,17 @@ async def test_every_console_route_needs_a_session_and_passes_the_route_check(
         "/console/silences",
         "/console/silences/new",
         "/console/silences/{silence_id}/expire",
+        "/console/agreements",
+        "/console/agreements/{name}/report",
     }
     await seed(console.engine)
     async with console.client() as http:
         for route in guarded:
-            path = route.path.replace("{breach_id}", "p1").replace("{silence_id}", "x")
+            path = (
+                route.path.replace("{breach_id}", "p1")
+                .replace("{silence_id}", "x")
+                .replace("{name}", "x")
+            )
             for method in route.methods - {"HEAD"}:
                 answer = await http.request(method, path)
                 assert answer.status_code == 303, (method, path)
@@ -542,3 +548,73 @@ async def test_a_read_only_key_sees_silences_but_cannot_make_them(console: Conso
         assert (await http.get("/console/silences/new")).status_code == 403
         detail = await http.get("/console/breaches/p1")
         assert detail.status_code == 200 and "Silence this breach" not in detail.text
+
+
+AGREEMENT = {
+    "apiVersion": "slawatch/v1",
+    "kind": "Agreement",
+    "metadata": {"name": "acme-checkout"},
+    "spec": {
+        "type": "SLA",
+        "provider": "shopco",
+        "consumer": "acme",
+        "period": {"every": "month", "timezone": "UTC"},
+        "objectives": [
+            {
+                "name": "availability",
+                "kind": "ratio",
+                "service": "checkout",
+                "good": {"outcome": "good"},
+                "target": 0.999,
+                "window": "30d",
+                "groupBy": ["customer"],
+            }
+        ],
+        "penalties": [{"below": 0.999, "creditPercent": 10}, {"below": 0.99, "creditPercent": 25}],
+    },
+}
+
+
+async def test_agreements_page_and_report(console: Console) -> None:
+    key = await console.key("lead-jo", Scope.REPORTS_READ, Scope.BREACHES_READ)
+    oncall = await console.key("oncall-jo")
+    await seed(console.engine)
+    await apply_docs(console.engine, AGREEMENT)
+    async with db.sessions(console.engine)() as session, session.begin():
+        session.add(
+            SliRollup(
+                objective_id="acme-checkout/availability",
+                fingerprint="f1",
+                group_key="customer=acme",
+                minute=T0,
+                group={"customer": "acme"},
+                good=980,
+                valid=1000,
+            )
+        )
+    async with console.client() as http:
+        await sign_in(http, oncall)
+        refused = await http.get("/console/agreements")
+        assert refused.status_code == 403 and "reports:read" in refused.text
+    async with console.client() as http:
+        await sign_in(http, key)
+        page = await http.get("/console/agreements")
+        assert page.status_code == 200
+        row = re.search(r"<td>availability .*?</tr>", page.text, re.S)
+        assert row, page.text
+        cells = re.findall(r"<td>(.*?)</td>", row.group(0), re.S)
+        assert "99.9 %" in cells[1]
+        assert "98.00 %" in cells[2] and "missed" in cells[2]
+        assert "overspent" in cells[3]
+        assert ">5</a>" in cells[4]  # the five open acme-checkout breaches of the seed
+        assert "Credit exposure: <strong>25 %</strong>" in page.text
+        assert "2023-11" in page.text
+
+        report = await http.get("/console/agreements/acme-checkout/report")
+        assert report.status_code == 200 and "acme-checkout" in report.text
+        policy = report.headers["content-security-policy"]
+        assert re.search(r"style-src 'sha256-[A-Za-z0-9+/=]+'", policy)
+        assert "script-src" not in policy and "unsafe-inline" not in policy
+        assert (await http.get("/console/agreements/nope/report")).status_code == 404
+        bad = await http.get("/console/agreements/acme-checkout/report", params={"period": "x"})
+        assert bad.status_code == 400
