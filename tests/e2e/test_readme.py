@@ -113,8 +113,10 @@ class Walkthrough:
         return done.stdout
 
 
-@pytest.fixture
-def walkthrough(tmp_path: Path) -> Iterator[Walkthrough]:
+@pytest.fixture(scope="module")
+def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walkthrough]:
+    """One stack for the module's tests, in the order the README reads."""
+    tmp_path = tmp_path_factory.mktemp("readme")
     if os.environ.get("SLAWATCH_TEST_BROKER") == "kafka":
         pytest.skip("the README walks through the embedded defaults (make test runs it)")
     ports = {
@@ -228,7 +230,8 @@ def without_optional(block: str) -> str:
 
 
 def test_definitions_and_reports_as_written(walkthrough: Walkthrough) -> None:
-    walkthrough.run(blocks(SECTION)[1])  # KEY and auth, as the walkthrough sets them
+    if not walkthrough.assigned:  # run alone: KEY and auth as the walkthrough sets them
+        walkthrough.run(blocks(SECTION)[1])
     manage, source_test, backtest = (without_optional(b) for b in blocks("Definitions"))
 
     out = walkthrough.run(manage)
