@@ -55,6 +55,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from services.notifier import acks
 from services.notifier.api import Lifecycle
 from services.notifier.catalog import load_windows
+from services.notifier.console.chart import HEIGHT as CHART_HEIGHT
+from services.notifier.console.chart import MINUTE_MS, Chart, Minute, sli_chart
+from services.notifier.console.chart import WIDTH as CHART_WIDTH
 from services.notifier.console.session import BadSession, Claims, SessionCodec, new_nonce
 from services.notifier.console.views import (
     SEVERITY_ORDER,
@@ -81,7 +84,7 @@ from services.notifier.reports import render as render_report
 from services.notifier.reports.compute import ObjectiveReport, Report
 from services.notifier.reports.exceptions import BadPeriod, ReportError, UnknownAgreement
 from services.notifier.reports.store import report_for
-from services.notifier.values import budget_text, percent, ratio_texts
+from services.notifier.values import budget_text, duration_text, measure_of, percent, ratio_texts
 from shared.apikeys import tokens
 from shared.apikeys.scopes import Scope, grants
 from shared.definitions.load import DefinitionsInvalid
@@ -95,6 +98,7 @@ from shared.models import (
     Delivery,
     DeliveryAttempt,
     NotifierSilence,
+    SliRollup,
 )
 from shared.timeutil import parse_duration_ms
 
@@ -411,6 +415,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             deliveries = await _delivery_lines(session, breach_id)
             entries = timeline(events, deliveries, ack)
         view = breach_view(row, ack, agreements)
+        chart, chart_span = await _chart(config, view)
         may_ack = principal.may(Scope.BREACHES_ACK)
         silence_url = f"{COOKIE_PATH}/silences/new?" + urllib.parse.urlencode(
             {"match": matchers_text(breach_matchers(view))}
@@ -423,6 +428,11 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             entries=entries,
             can_ack=may_ack and view.status == "open",
             silence_url=silence_url if may_ack else None,
+            chart=chart,
+            chart_span=chart_span,
+            chart_size=(CHART_WIDTH, CHART_HEIGHT),
+            duration=duration_text,
+            utc=_hhmm,
         )
 
     @router.post("/breaches/{breach_id}/ack")
@@ -641,6 +651,48 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         return HTMLResponse(page, headers=headers)
 
     return router
+
+
+#: The chart reaches back at most this far before the opening (a 30d window would
+#: otherwise draw a month in 6 h buckets).
+CHART_LOOKBACK_MS = 7 * 86_400_000
+
+
+async def _chart(
+    config: ConsoleConfig, view: BreachView
+) -> tuple[Chart | None, tuple[str, str] | None]:
+    """The SLI chart of a ratio breach's series, from the opening's longest window (at
+    most :data:`CHART_LOOKBACK_MS`) before it to its resolution (or now)."""
+    event = view.event
+    if event is None or not event.windows or measure_of(event).kind != "ratio":
+        return None, None
+    try:
+        longest = max(parse_duration_ms(w.window) for w in event.windows)
+    except ValueError:
+        return None, None
+    start = view.opened_at - min(longest, CHART_LOOKBACK_MS)
+    start -= start % MINUTE_MS
+    end = (view.resolved_at or config.life.clock()) + MINUTE_MS
+    async with config.sessions() as session:
+        rows = (
+            await session.execute(
+                select(SliRollup.fingerprint, SliRollup.minute, SliRollup.good, SliRollup.valid)
+                .where(
+                    SliRollup.objective_id == event.objective_id,
+                    SliRollup.group == dict(event.group),
+                    SliRollup.minute >= start,
+                    SliRollup.minute < end,
+                )
+                .order_by(SliRollup.minute)
+            )
+        ).all()
+    minutes = [Minute(f, m, int(g), int(v)) for f, m, g, v in rows]
+    return sli_chart(minutes, start, end, event.windows[0].target), (utc_text(start), utc_text(end))
+
+
+def _hhmm(ms: int) -> str:
+    """A chart's time label: ``11-14 22:13`` (UTC)."""
+    return utc_text(ms)[5:16]
 
 
 def report_policy(styles: list[str]) -> str:

@@ -329,6 +329,18 @@ async def test_detail_timeline_and_ack_through_the_form(console: Console) -> Non
     async with db.sessions(console.engine)() as session, session.begin():
         step = PlannedStep("escalation.1", ("pager",), T0 + 600_000)
         await record_breach(session, make_breach(id="e1"), ["hook"], T0, [step])
+        for minute, good in ((T0 - 30 * 60_000, 999), (T0 - 29 * 60_000, 998), (T0, 980)):
+            session.add(
+                SliRollup(
+                    objective_id="acme-checkout/availability",
+                    fingerprint="f1",
+                    group_key="customer=acme",
+                    minute=minute,
+                    group={"customer": "acme"},
+                    good=good,
+                    valid=1000,
+                )
+            )
         claimed = [
             c
             for c in await outbox.claim(session, T0, lease_ms=1_000, limit=20)
@@ -351,6 +363,12 @@ async def test_detail_timeline_and_ack_through_the_form(console: Console) -> Non
         assert "<strong>breach.opened</strong>" in text
         assert "<strong>delivery of breach.opened</strong>: to hook" in text
         assert "attempt 1: retry HTTP 503 in 12 ms: http_5xx: HTTP 503 from hook" in text
+        # the SLI chart from the series' rollups: the hour before the opening to now
+        assert '<svg viewBox="0 0 600 200"' in text
+        assert text.count('<polyline class="per-bucket"') == 2  # nothing from 21:45 to 22:13: a gap
+        assert text.count('<polyline class="cumulative"') == 1
+        assert "SLI of this series, 2023-11-14 21:13:00 UTC to 2023-11-14 23:14:20 UTC" in text
+        assert ' style="' not in text  # the policy admits no style attribute
 
         posted = await http.post(
             "/console/breaches/p1/ack",
