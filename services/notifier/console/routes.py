@@ -194,8 +194,10 @@ class ConsoleRequire(Require):
     async def __call__(self, request: Request) -> ConsolePrincipal:  # type: ignore[override]
         principal = session_principal(request)
         if principal is None:
-            target = request.url.path
-            if request.url.query:
+            # Back to the page after signing in; a form's target is no page (a GET of
+            # it would be refused), so a stale form post returns to Now.
+            target = request.url.path if request.method == "GET" else COOKIE_PATH
+            if request.method == "GET" and request.url.query:
                 target += "?" + request.url.query
             raise SignInNeeded(target)
         if not principal.may(self.scope):
