@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     #: Open deadline clocks per (objective, group) and partition; new starts past it
     #: are refused (services.evaluator.objectives.deadline.MAX_OPEN_ENTITIES).
     evaluator_max_open_entities: int = Field(default=100_000, ge=1)
+    #: Groups of one grouped objective with Prometheus series of their own (the top by
+    #: valid events); the rest share group="(other)" (services.evaluator.metrics).
+    metrics_max_groups: int = Field(default=20, ge=0, le=1_000)
 
     # Notifier
     delivery_timeout_ms: int = Field(default=5_000, ge=10)

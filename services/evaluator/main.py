@@ -124,7 +124,7 @@ async def _run(
         producer = await until_available("broker", lambda: kafka.start_producer(settings), stop)
         shutdown.close("producer", producer.stop)
 
-        metrics = EvaluatorMetrics(registry)
+        metrics = EvaluatorMetrics(registry, settings.metrics_max_groups)
         topics = Topics.from_settings(settings)
         store = CheckpointStore(db.sessions(database), consumer_group(settings), topics.events)
         consumer = EvaluatorConsumer(settings, engine, store, producer, metrics, clock)

@@ -136,3 +136,57 @@ def test_metrics_refresh_sets_bounded_gauges() -> None:
     )
     assert sample(registry, "slawatch_active_breaches", objective="acme-checkout/availability") == 1
     assert sample(registry, "slawatch_active_breaches", objective="per-customer/availability") == 1
+
+
+def test_grouped_series_are_capped_to_the_busiest_groups() -> None:
+    evaluator = engine(agreement("per-customer", groupBy=["customer"], target=0.5))
+    evaluator.assign(0, None)
+    traffic = {"acme": ["good", "good", "bad"], "globex": ["good", "bad"], "initech": ["bad"]}
+    at = T0
+    for customer, outcomes in traffic.items():
+        for outcome in outcomes:
+            at += 1
+            evaluator.process(0, event(at, outcome, attributes={"customer": customer}))
+    registry = new_registry()
+    metrics = EvaluatorMetrics(registry, max_groups=2)
+    metrics.refresh(evaluator)
+    oid = "per-customer/availability"
+    assert sample(registry, "slawatch_objective_target", objective=oid) == 0.5
+
+    def group_sli(group: str) -> float | None:
+        return sample(registry, "slawatch_group_sli", objective=oid, window="1m", group=group)
+
+    assert group_sli("customer=acme") == pytest.approx(2 / 3)
+    assert group_sli("customer=globex") == pytest.approx(1 / 2)
+    assert group_sli("customer=initech") is None  # past the cap: counted in (other)
+    assert group_sli("(other)") == 0.0
+
+    # initech becomes the busiest: it gets a series, globex folds into (other)
+    for n in range(5):
+        evaluator.process(0, event(at + 1 + n, "good", attributes={"customer": "initech"}))
+    metrics.refresh(evaluator)
+    assert group_sli("customer=initech") == pytest.approx(5 / 6)
+    assert group_sli("customer=globex") is None
+    assert group_sli("(other)") == pytest.approx(1 / 2)
+
+
+def test_grouped_burn_rate_series_per_group() -> None:
+    doc = agreement(
+        target=0.99,
+        window="30d",
+        groupBy=["customer"],
+        alerting={"policy": "burn-rate", "minEvents": 1},
+    )
+    evaluator = engine(doc)
+    evaluator.assign(0, None)
+    for i in range(100):
+        outcome = "bad" if i % 10 == 0 else "good"
+        evaluator.process(0, event(T0 + i * 1_000, outcome, attributes={"customer": "acme"}))
+    registry = new_registry()
+    EvaluatorMetrics(registry).refresh(evaluator)
+    oid, group = "acme-checkout/availability", "customer=acme"
+    rate = sample(registry, "slawatch_group_burn_rate", objective=oid, window="1h", group=group)
+    assert rate == pytest.approx(10.0)
+    budget = sample(registry, "slawatch_group_error_budget_remaining", objective=oid, group=group)
+    assert budget == pytest.approx(-9.0)
+    assert sample(registry, "slawatch_burn_rate", objective=oid, window="1h") is None
