@@ -104,8 +104,15 @@ async def test_duplicate_breach_is_delivered_once_and_retries_are_recorded(
             async with httpx.AsyncClient(base_url=base, headers=bearer(key)) as http:
                 listed = (await http.get("/v1/breaches")).json()
                 detail = (await http.get(f"/v1/breaches/{breach.id}")).json()
-                ready = await http.get("/readyz")
                 metrics = (await http.get("/metrics")).text
+
+                async def ready() -> httpx.Response | None:
+                    # a check past its 0.8 s bound on a loaded machine says 503 once;
+                    # the service must be ready, not fast under any load
+                    answer = await http.get("/readyz")
+                    return answer if answer.status_code == 200 else None
+
+                readiness = await eventually(ready)
         finally:
             stop.set()
             await asyncio.wait_for(service, 10)
@@ -133,7 +140,7 @@ async def test_duplicate_breach_is_delivered_once_and_retries_are_recorded(
         "delivered",
     ]
     assert by_receiver["steady"]["status"] == "delivered"
-    assert ready.status_code == 200
+    assert readiness.json()["ready"] is True, readiness.text
     assert 'slawatch_breach_events_received_total{kind="breach.opened"} 2.0' in metrics
     assert 'slawatch_notifications_total{channel="webhook",outcome="delivered"} 2.0' in metrics
     assert "slawatch_outbox_pending " in metrics
