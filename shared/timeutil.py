@@ -59,6 +59,11 @@ def parse_time_ms(value: object) -> int:
     raise ValueError("time must be RFC 3339 text or epoch milliseconds")
 
 
+def rfc3339_or_none(ms: int | None) -> str | None:
+    """:func:`to_rfc3339` of a time that may be absent."""
+    return None if ms is None else to_rfc3339(ms)
+
+
 def to_rfc3339(ms: int) -> str:
     """``1700000000000`` → ``"2023-11-14T22:13:20.000Z"``."""
     return (

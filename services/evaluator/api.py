@@ -12,12 +12,15 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from services.evaluator.engine import Engine
+from services.evaluator.objectives.base import GroupStatus
 from shared.apikeys.scopes import Scope
 from shared.http.app import service_app
 from shared.http.auth import Authenticator, require
 from shared.http.problems import HttpProblem, Problem, problem_responses
+from shared.numbers import tidy, tidy_or_none
 from shared.runtime import ReadinessCheck
 from shared.schemas import WindowSli
+from shared.timeutil import rfc3339_or_none
 
 SCOPE = "owned-partitions"
 
@@ -40,6 +43,9 @@ class GroupStatusPublic(BaseModel):
     windows: list[WindowSli] = []
     burn_rates: dict[str, float] = {}
     budget_remaining: float | None = None
+    #: ``opened_at`` and ``event_time`` (epoch ms) in RFC 3339, UTC
+    opened_at_rfc3339: str | None = None
+    event_time_rfc3339: str | None = None
 
 
 class ObjectiveStatusPublic(BaseModel):
@@ -49,6 +55,29 @@ class ObjectiveStatusPublic(BaseModel):
     scope: str = SCOPE
     partitions: list[int]
     groups: list[GroupStatusPublic]
+
+
+def _group_public(partition: int, status: GroupStatus) -> GroupStatusPublic:
+    """A group's status as the API shows it: ratios without float noise, times in epoch
+    ms and RFC 3339."""
+    return GroupStatusPublic(
+        group=status.group,
+        partition=partition,
+        window=status.window,
+        target=tidy(status.target),
+        sli=tidy_or_none(status.sli),
+        good=status.good,
+        valid=status.valid,
+        active_breach_id=status.active_breach_id,
+        opened_at=status.opened_at,
+        event_time=status.clock,
+        severity=status.severity,
+        windows=[w.model_copy(update={"sli": tidy_or_none(w.sli)}) for w in status.windows],
+        burn_rates={window: tidy(rate) for window, rate in status.burn_rates.items()},
+        budget_remaining=tidy_or_none(status.budget_remaining),
+        opened_at_rfc3339=rfc3339_or_none(status.opened_at),
+        event_time_rfc3339=rfc3339_or_none(status.clock),
+    )
 
 
 def objectives_router(engine: Engine) -> APIRouter:
@@ -67,23 +96,7 @@ def objectives_router(engine: Engine) -> APIRouter:
             detail = f"no objective {objective_id!r} in the loaded definitions"
             raise HttpProblem(Problem(404, None, "Not Found", detail, None))
         groups = [
-            GroupStatusPublic(
-                group=entry.status.group,
-                partition=entry.partition,
-                window=entry.status.window,
-                target=entry.status.target,
-                sli=entry.status.sli,
-                good=entry.status.good,
-                valid=entry.status.valid,
-                active_breach_id=entry.status.active_breach_id,
-                opened_at=entry.status.opened_at,
-                event_time=entry.status.clock,
-                severity=entry.status.severity,
-                windows=entry.status.windows,
-                burn_rates=entry.status.burn_rates,
-                budget_remaining=entry.status.budget_remaining,
-            )
-            for entry in engine.status(objective_id)
+            _group_public(entry.partition, entry.status) for entry in engine.status(objective_id)
         ]
         return ObjectiveStatusPublic(
             objective_id=objective_id, partitions=engine.partitions, groups=groups

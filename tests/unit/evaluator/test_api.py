@@ -61,6 +61,8 @@ async def test_status_of_owned_groups() -> None:
         "windows": [],
         "burn_rates": {},
         "budget_remaining": None,
+        "opened_at_rfc3339": "2023-11-14T22:13:20.000Z",
+        "event_time_rfc3339": "2023-11-14T22:13:20.000Z",
     }
     assert (groups["globex"]["sli"], groups["globex"]["active_breach_id"]) == (1.0, None)
 
