@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from services.notifier.reports import periods
+from services.notifier.reports.tree import Tree
 from shared.definitions.kinds.agreement import Agreement
 from shared.definitions.kinds.objectives import (
     DeadlineObjective,
@@ -172,6 +173,8 @@ class Report:
     missed: bool | None
     termination: Termination
     notes: tuple[str, ...] = field(default=())
+    #: an SLA's OLAs and UCs (``services.notifier.reports.tree``); None for an OLA/UC
+    tree: Tree | None = None
 
 
 def lookback_start(agreement: Agreement, start: int) -> int:

@@ -186,6 +186,39 @@ th{background:#f4f4f4}.missed{color:#a00;font-weight:bold}.met{color:#070}
 {% endfor %}{% endfor %}
 </table>
 {% if not ns.any %}<p class="muted">No breaches in this period.</p>{% endif %}
+{% if r.tree %}
+<h2>Underpinning agreements</h2>
+{% if r.tree.underpinned_by %}
+<table>
+<tr><th>Agreement</th><th>Type</th><th>Provider</th><th>Objective</th><th>Attainment</th>
+<th>Target</th><th>Status</th><th>Credit</th></tr>
+{% for u in r.tree.underpinned_by %}{% for o in u.objectives %}
+<tr><td>{{ u.agreement }}</td><td>{{ u.type }}</td><td>{{ u.provider or "" }}</td>
+<td>{{ o.objective }}</td><td>{{ percent(o.attainment) }}</td>
+<td>{{ percent(o.target) if o.target is not none else "" }}</td>
+<td>{% if o.met is none %}n/a{% elif o.met %}<span class="met">met</span>
+{% else %}<span class="missed">missed</span>{% endif %}</td>
+<td>{{ "%g"|format(u.credit_percent) }} %</td></tr>
+{% endfor %}{% endfor %}
+</table>
+<p>Credit owed to the customer: {{ "%g"|format(r.tree.credit_owed_to_customer) }} %.
+{% for c in r.tree.credits_owed_by_suppliers %}Owed by {{ c.provider or c.agreement }}
+({{ c.agreement }}): {{ "%g"|format(c.percent) }} %. {% endfor %}</p>
+{% if r.tree.attributions %}
+<table>
+<tr><th>SLA breach</th><th>Objective</th><th>Underpinning agreement</th>
+<th>Its breach</th><th>Its objective</th><th>Overlap</th></tr>
+{% for a in r.tree.attributions %}
+<tr><td>{{ a.breach[:12] }}</td><td>{{ a.objective }}</td><td>{{ a.agreement }}</td>
+<td>{{ a.underpinning_breach[:12] }}</td><td>{{ a.underpinning_objective }}</td>
+<td>{{ duration(a.overlap_ms) }}</td></tr>
+{% endfor %}
+</table>
+{% else %}<p class="muted">No underpinning breach overlapped a breach of this agreement.</p>
+{% endif %}
+{% else %}<p class="muted">No OLA or UC names this agreement in <code>underpins</code>.</p>
+{% endif %}
+{% endif %}
 <h2>Recent periods</h2>
 <table><tr><th>Period</th><th>Status</th></tr>
 {% for p in r.termination.history %}<tr><td>{{ p.label }}</td><td>

@@ -26,6 +26,7 @@ from services.notifier.reports.compute import (
     lookback_start,
 )
 from services.notifier.reports.exceptions import UnknownAgreement
+from services.notifier.reports.tree import build_tree
 from shared.definitions.kinds.agreement import Agreement
 from shared.definitions.kinds.objectives import QuantileObjective, RatioObjective
 from shared.definitions.kinds.silence import MaintenanceWindow
@@ -152,4 +153,38 @@ async def report_for(session: AsyncSession, name: str, *, period: str | None, no
         breaches=await breaches(session, name, start, end),
         windows=windows,
     )
+    if agreement.spec.type == "SLA":
+        under = await _underpinning_reports(session, name, start, end, now, windows)
+        report = replace(report, tree=build_tree(report, under))
     return replace(report, notes=(*report.notes, *notes, *window_notes))
+
+
+async def _underpinning_reports(
+    session: AsyncSession,
+    sla: str,
+    start: int,
+    end: int,
+    now: int,
+    windows: list[Exclusion],
+) -> list[Report]:
+    """The reports of the OLAs and UCs that underpin ``sla``, over its period bounds."""
+    stored = (
+        await session.execute(select(Definition).where(Definition.kind == "Agreement"))
+    ).scalars()
+    out = []
+    for row in stored:
+        if (row.document.get("spec") or {}).get("underpins") != sla:
+            continue
+        try:
+            doc = Agreement.model_validate(row.document)
+        except ValueError:
+            continue  # what no longer validates is not reported (as for every agreement)
+        if doc.spec.underpins == sla:
+            name = doc.metadata.name
+            rows, _ = await rollups(session, doc, lookback_start(doc, start), end)
+            spans = await breaches(session, name, start, end)
+            built = build_report(
+                doc, start, end, now=now, rollups=rows, breaches=spans, windows=windows
+            )
+            out.append(built)
+    return out

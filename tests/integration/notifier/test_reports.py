@@ -260,3 +260,89 @@ async def test_cli_report(
     ]
     assert await asyncio.to_thread(cli.main, ["report", "nope"]) == 1
     assert "no agreement named 'nope'" in capsys.readouterr().err
+
+
+UC: dict[str, Any] = {
+    "apiVersion": "slawatch/v1",
+    "kind": "Agreement",
+    "metadata": {"name": "payments-uc"},
+    "spec": {
+        "type": "UC",
+        "provider": "payco",
+        "consumer": "shopco",
+        "underpins": "acme-checkout",
+        "period": {"every": "month", "timezone": "UTC"},
+        "objectives": [
+            {
+                "name": "authorisations",
+                "kind": "ratio",
+                "service": "payments",
+                "good": {"outcome": "good"},
+                "target": 0.99,
+                "window": "30d",
+            }
+        ],
+        "penalties": [{"below": 0.99, "creditPercent": 5}],
+    },
+}
+
+
+async def test_an_sla_report_shows_its_tree(engine: AsyncEngine, client: httpx.AsyncClient) -> None:
+    await seed(engine)
+    ref = AgreementRef(name="payments-uc", type="UC", provider="payco", consumer="shopco")
+    async with db.sessions(engine)() as session, session.begin():
+        await store.apply(session, [validate_model(UC)], check=False)
+        session.add(
+            SliRollup(
+                objective_id="payments-uc/authorisations",
+                fingerprint="u1",
+                group_key="",
+                minute=NOV + 10 * MIN,
+                group={},
+                good=950,
+                valid=1000,
+            )
+        )
+        # open from 10 min into November until after the SLA breach (resolved at 30 min)
+        await upsert_breach(
+            session,
+            make_breach(
+                id="c" * 32,
+                agreement=ref,
+                objective="authorisations",
+                objective_id="payments-uc/authorisations",
+                service="payments",
+                group={},
+                opened_at=NOV + 10 * MIN,
+                at=NOV + 10 * MIN,
+            ),
+        )
+    body = (
+        await client.get("/v1/agreements/acme-checkout/report", params={"period": "2026-11"})
+    ).json()
+    tree = body["tree"]
+    [payments] = tree["underpinned_by"]
+    assert (payments["agreement"], payments["type"], payments["missed"]) == (
+        "payments-uc",
+        "UC",
+        True,
+    )
+    assert payments["objectives"][0]["attainment"] == pytest.approx(0.95)
+    # c is still open: it overlaps a (10 to 30 min into the period) and b (its last hour)
+    overlaps = {
+        (a["breach"], a["underpinning_breach"]): a["overlap_ms"] for a in tree["attributions"]
+    }
+    assert overlaps == {("a" * 32, "c" * 32): 20 * MIN, ("b" * 32, "c" * 32): HOUR}
+    assert tree["credit_owed_to_customer"] == 10.0
+    assert tree["credits_owed_by_suppliers"] == [
+        {"agreement": "payments-uc", "provider": "payco", "percent": 5.0}
+    ]
+    html = (
+        await client.get(
+            "/v1/agreements/acme-checkout/report", params={"period": "2026-11", "format": "html"}
+        )
+    ).text
+    assert "Underpinning agreements" in html and "payments-uc" in html
+    # the UC's own report has no tree (only an SLA is underpinned)
+    own = await client.get("/v1/agreements/payments-uc/report", params={"period": "2026-11"})
+    assert own.json()["tree"] is None
