@@ -11,7 +11,9 @@ import csv
 import io
 import json
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -137,10 +139,13 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#f4f4f4}.missed{color:#a00;font-weight:bold}.met{color:#070}
 .muted{color:#777}
+@media print{body{margin:0;font-size:11pt;color:#000}table{page-break-inside:auto}
+tr{page-break-inside:avoid}h2{page-break-after:avoid}th{background:#eee}}
 </style></head><body>
 <h1>{{ r.agreement }} <span class="muted">({{ r.type }})</span></h1>
 <p>Period <strong>{{ r.label }}</strong> ({{ r.every }}, {{ r.timezone }}):
-{{ time(r.start) }} to {{ time(r.end) }}{% if not r.complete %},
+{{ time(r.start) }} to {{ time(r.end) }}
+<span class="muted">({{ utc(r.start) }} to {{ utc(r.end) }})</span>{% if not r.complete %},
 <em>in progress</em> as of {{ time(r.now) }}{% endif %}.
 {% if r.provider %}Provider {{ r.provider }}.{% endif %}
 {% if r.consumer %}Consumer {{ r.consumer }}.{% endif %}</p>
@@ -230,10 +235,18 @@ th{background:#f4f4f4}.missed{color:#a00;font-weight:bold}.met{color:#070}
 """
 
 
-def _environment() -> jinja2.Environment:
+def local_time(ms: int, timezone: str) -> str:
+    """A time as the agreement's parties read it: local wall time with the zone's
+    abbreviation, e.g. ``2026-11-01 00:00 CET`` (UTC: ``… 00:00 UTC``)."""
+    at = datetime.fromtimestamp(ms / 1000, tz=ZoneInfo(timezone))
+    return at.strftime("%Y-%m-%d %H:%M ") + (at.tzname() or timezone)
+
+
+def _environment(timezone: str = "UTC") -> jinja2.Environment:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.globals.update(
-        time=to_rfc3339,
+        time=lambda ms: local_time(ms, timezone),
+        utc=to_rfc3339,
         percent=_percent,
         duration=_duration,
         group=_group_text,
@@ -244,4 +257,4 @@ def _environment() -> jinja2.Environment:
 
 def to_html(report: Report) -> str:
     """A readable page; every value from definitions or events is escaped."""
-    return _environment().from_string(_PAGE).render(r=report)
+    return _environment(report.timezone).from_string(_PAGE).render(r=report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 
 from services.notifier.reports import render
 from services.notifier.reports.compute import BreachSpan, Report, RollupRow, build_report
@@ -72,3 +73,12 @@ def test_html_is_readable_and_escaped() -> None:
     assert "customer=<b>" not in page
     assert "10 %" in page and "missed" in page
     assert "5m" in page  # the breach's duration
+
+
+def test_html_times_are_the_agreements_local_time_and_it_prints() -> None:
+    berlin = replace(report(), timezone="Europe/Berlin")
+    page = render.to_html(berlin)
+    start = render.local_time(berlin.start, "Europe/Berlin")
+    assert start.endswith(("CET", "CEST")) and start in page
+    assert render.local_time(0, "UTC") == "1970-01-01 00:00 UTC"
+    assert "@media print" in page
