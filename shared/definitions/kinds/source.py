@@ -145,7 +145,9 @@ def _path(text: str) -> str:
     return text
 
 
-def _path_or_constant(text: str) -> str:
+def _path_or_constant(text: str | None) -> str | None:
+    if text is None:  # ``source: null``, as if left out (``service`` and ``type`` take no null)
+        return None
     if is_path(text):
         parse_path(text)
     elif not text.strip():
