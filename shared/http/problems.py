@@ -162,8 +162,10 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_invalid(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        # index null: the request as a whole (ProblemErrorModel requires the member)
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+            {"index": None, "field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         problem = Problem(422, None, title_of(422), detail, None, {"errors": errors})
