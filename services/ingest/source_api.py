@@ -16,6 +16,7 @@ from services.ingest import problems
 from services.ingest.sources import SourceManager
 from shared.apikeys.scopes import Scope
 from shared.http.auth import require
+from shared.http.problems import problem_responses
 
 
 def sources_router(manager: SourceManager) -> APIRouter:
@@ -31,6 +32,7 @@ def sources_router(manager: SourceManager) -> APIRouter:
 
     @router.post(
         "/{name}/pause",
+        responses=problem_responses([404, 422]),
         summary="Stop taking records from a source",
         dependencies=[require(Scope.CONFIG_WRITE)],
     )
@@ -39,6 +41,7 @@ def sources_router(manager: SourceManager) -> APIRouter:
 
     @router.post(
         "/{name}/resume",
+        responses=problem_responses([404, 422]),
         summary="Take records from a paused source again",
         dependencies=[require(Scope.CONFIG_WRITE)],
     )

@@ -20,14 +20,39 @@ multi-document body) with its ``kind`` and ``name`` when known, the ``field``
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from starlette.responses import Response
 
 from shared.definitions.load import DefinitionError
-from shared.http.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemError, response
+from shared.http.problems import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    ProblemError,
+    problem_responses,
+    response,
+)
 
-__all__ = ["MAX_BODY_BYTES", "PROBLEM_MEDIA_TYPE", "invalid", "problem"]
+__all__ = ["MAX_BODY_BYTES", "PROBLEM_MEDIA_TYPE", "documented", "invalid", "problem"]
 MAX_BODY_BYTES = 1_048_576
+
+#: the table above, for the OpenAPI description of each answer
+MEANINGS = {
+    400: "Body not JSON / YAML or not a mapping; a malformed filter (invalid-body, invalid-query)",
+    404: "No such resource or document (not-found)",
+    409: "Create of an existing name; delete of a document others refer to (conflict)",
+    412: "If-Match is not the current ETag (precondition-failed)",
+    415: "Neither JSON nor YAML, or a Content-Encoding (unsupported-media-type)",
+    422: "The document or a parameter is invalid; errors names the fields",
+}
+
+
+def documented(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problems a route answers with."""
+    answers = problem_responses(statuses)
+    for status, answer in answers.items():
+        answer["description"] = MEANINGS.get(int(status), answer["description"])
+    return answers
 
 
 def problem(

@@ -35,14 +35,15 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, create_model
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.config import bodies
-from services.ingest.config.problems import invalid, problem
+from services.ingest.config.problems import documented, invalid, problem
 from shared.apikeys.scopes import Scope
 from shared.definitions import store
 from shared.definitions.exceptions import (
@@ -51,6 +52,7 @@ from shared.definitions.exceptions import (
     StillReferenced,
     VersionMismatch,
 )
+from shared.definitions.kinds.common import NAME_PATTERN
 from shared.definitions.load import (
     DefinitionError,
     DefinitionsInvalid,
@@ -62,11 +64,53 @@ from shared.definitions.load import (
 from shared.definitions.model import KINDS, Document
 from shared.definitions.schema import all_schema, kind_schema
 from shared.http.auth import require
+from shared.http.problems import HttpProblem, Problem
 
 YAML_TYPES = bodies.YAML_TYPES
 MAX_LIMIT = 500
 _FILTER_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 _RESERVED = {"limit", "after", "label", "prefix", "reason"}
+#: served by the source runners (services.ingest.source_api), whose router comes first:
+#: the list of Source documents would be documented there but never answered
+SERVED_ELSEWHERE = {("GET", "/sources")}
+#: a document name as the model takes it: any other name cannot exist (422, not 404)
+DocName = Annotated[str, Path(pattern=NAME_PATTERN)]
+
+
+class Applied(BaseModel):
+    """The answer of a create or replace."""
+
+    kind: str
+    name: str
+    change: Literal["created", "changed", "unchanged"]
+    version: int
+
+
+class Valid(BaseModel):
+    """The answer of a validation."""
+
+    valid: Literal[True]
+    kind: str | None = None
+    name: str | None = None
+    documents: int | None = None
+
+
+class VersionEntry(BaseModel):
+    version: int
+    change: str
+    author: str | None
+    reason: str | None
+    time: str
+
+
+class History(BaseModel):
+    items: list[VersionEntry]
+
+
+def _body_doc(schema: dict[str, Any], media_types: tuple[str, ...]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a route that reads its body itself (:mod:`.bodies`)."""
+    content = {media: {"schema": schema} for media in media_types}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def resource_name(kind: str) -> str:
@@ -118,8 +162,43 @@ def _reason(request: Request) -> str | None:
     return request.headers.get("x-slawatch-reason") or request.query_params.get("reason")
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL text and JSONB hold no NUL (the model refuses a lone surrogate)."""
+    return "\x00" not in text
+
+
+def _unstorable(value: object, path: str = "") -> str | None:
+    """The dotted path of the first key or string that cannot be stored, or None."""
+    if isinstance(value, str):
+        return None if _storable(value) else path
+    pairs: Any = ()
+    if isinstance(value, dict):
+        pairs = value.items()
+    elif isinstance(value, list):
+        pairs = enumerate(value)
+    for key, item in pairs:
+        if isinstance(key, str) and not _storable(key):
+            return f"{path}.{key!a}" if path else ascii(key)
+        found = _unstorable(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _storable_query(request: Request) -> None:
+    """A NUL in a filter, cursor or reason would reach PostgreSQL: refused first."""
+    for key, value in request.query_params.multi_items():
+        if not _storable(key) or not _storable(value):
+            detail = f"parameter {ascii(key)[:80]}: NUL characters are not accepted"
+            raise HttpProblem(Problem(400, "invalid-query", "Invalid query", detail))
+
+
 def _parse_for(kind: str, raw: object, name: str | None = None) -> Document | Response:
     """The body as a document of ``kind`` (named ``name`` when given)."""
+    where = _unstorable(raw)
+    if where is not None:
+        message = "NUL characters cannot be stored"
+        return invalid([DefinitionError("<body>", 0, where, message)])
     if isinstance(raw, dict):
         if raw.get("kind") is None:
             raw = {**raw, "kind": kind}
@@ -159,6 +238,7 @@ def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         "/schema/{kind}",
         tags=["schema"],
         summary="JSON Schema of one kind",
+        responses=documented([404, 422]),
         dependencies=[require(Scope.CONFIG_READ)],
     )
     async def schema_one(kind: str) -> Response:
@@ -170,6 +250,10 @@ def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         "/definitions/validate",
         tags=["definitions"],
         summary="Validate a set of documents (multi-document YAML) without storing it",
+        response_model=Valid,
+        responses=documented([400, 415, 422]),
+        # any text is a YAML stream (an empty one is a valid empty set)
+        openapi_extra=_body_doc({"description": "documents separated by ---"}, YAML_TYPES[:1]),
         dependencies=[require(Scope.CONFIG_READ)],
     )
     async def validate_set(request: Request) -> Response:
@@ -197,7 +281,11 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
     base = f"/{resource_name(kind)}"
     tags: list[str | Enum] = [resource_name(kind)]
 
-    async def list_items(request: Request, limit: int = 100, after: str | None = None) -> Response:
+    async def list_items(
+        request: Request,
+        limit: int = 100,
+        after: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    ) -> Response:
         params = request.query_params
         labels: dict[str, str] = {}
         for label in params.getlist("label"):
@@ -260,7 +348,7 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
             return invalid(errors)
         return _json({"valid": True, "kind": kind, "name": document.metadata.name})
 
-    async def get_item(name: str) -> Response:
+    async def get_item(name: DocName) -> Response:
         async with sessions() as session:
             try:
                 found = await store.get(session, kind, name)
@@ -268,7 +356,7 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
                 return problem(404, "not-found", "Not found", str(exc))
         return _json(found.document, headers={"ETag": etag(found.version)})
 
-    async def replace(request: Request, name: str) -> Response:
+    async def replace(request: Request, name: DocName) -> Response:
         raw = await _body(request)
         if isinstance(raw, Response):
             return raw
@@ -278,7 +366,7 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
         create_only = (request.headers.get("if-none-match") or "").strip() == "*"
         return await _write(request, sessions, document, create_only=create_only)
 
-    async def delete_item(request: Request, name: str) -> Response:
+    async def delete_item(request: Request, name: DocName) -> Response:
         expected, _ = _if_match(request.headers.get("if-match"))
         async with sessions() as session, session.begin():
             try:
@@ -298,7 +386,7 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
                 return problem(409, "conflict", "Still referenced", str(exc))
         return Response(status_code=204)
 
-    async def versions(name: str) -> Response:
+    async def versions(name: DocName) -> Response:
         async with sessions() as session:
             found = await store.history(session, kind, name)
         if not found:
@@ -318,7 +406,7 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
             }
         )
 
-    async def version(name: str, number: int) -> Response:
+    async def version(name: DocName, number: int) -> Response:
         async with sessions() as session:
             found = [v for v in await store.history(session, kind, name) if v.version == number]
         if not found:
@@ -338,27 +426,65 @@ def _add_kind(router: APIRouter, sessions: async_sessionmaker[AsyncSession], kin
             headers={"ETag": etag(v.version)},
         )
 
-    read, write = [require(Scope.CONFIG_READ)], [require(Scope.CONFIG_WRITE)]
-    one = f"{base}/{{name}}"
-    for path, endpoint, method, summary, needs in (
-        (base, list_items, "GET", f"List {kind}s", read),
-        (base, create, "POST", f"Create a {kind}", write),
-        (f"{base}/validate", validate, "POST", f"Validate a {kind}", read),
-        (one, get_item, "GET", f"Get a {kind}", read),
-        (one, replace, "PUT", f"Replace a {kind}", write),
-        (one, delete_item, "DELETE", f"Delete a {kind}", write),
-        (f"{one}/versions", versions, "GET", f"History of a {kind}", read),
-        (f"{one}/versions/{{number}}", version, "GET", f"One past version of a {kind}", read),
-    ):
+    model = KINDS[kind]
+    page = create_model(f"{kind}Page", items=(list[model], ...), next=(str | None, ...))  # type: ignore[valid-type]
+    document: Any = model | None  # None: a deletion
+    past = create_model(f"{kind}Version", __base__=VersionEntry, document=(document, ...))
+    body = _body_doc(_document_schema(model), ("application/json", *YAML_TYPES[:1]))
+    read, write = require(Scope.CONFIG_READ), require(Scope.CONFIG_WRITE)
+
+    def add(
+        path: str,
+        endpoint: Any,
+        method: str,
+        summary: str,
+        scope: Any,
+        answer: Any,
+        statuses: list[int],
+        *,
+        status: int = 200,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        if (method, path) in SERVED_ELSEWHERE:
+            return
+        answers = documented(statuses)
+        if endpoint is replace:  # create or replace
+            answers[201] = {"description": f"{kind} created", "model": Applied}
         router.add_api_route(
             path,
             endpoint,
             methods=[method],
             tags=tags,
             summary=summary,
-            dependencies=needs,
-            status_code=204 if method == "DELETE" else None,
+            dependencies=[scope, Depends(_storable_query)],
+            status_code=status,
+            response_model=answer,
+            responses=answers,
+            openapi_extra=extra,
         )
+
+    # every route: 400 for a NUL in the query (_storable_query), 422 for a bad parameter
+    one, changed = f"{base}/{{name}}", [400, 409, 412, 415, 422]
+    add(base, list_items, "GET", f"List {kind}s", read, page, [400, 422])
+    add(base, create, "POST", f"Create a {kind}", write, Applied, changed, status=201, extra=body)
+    add(f"{base}/validate", validate, "POST", f"Validate a {kind}", read, Valid, [400, 415, 422],
+        extra=body)  # fmt: skip
+    add(one, get_item, "GET", f"Get a {kind}", read, model, [400, 404, 422])
+    add(one, replace, "PUT", f"Replace a {kind}", write, Applied, changed, extra=body)
+    add(one, delete_item, "DELETE", f"Delete a {kind}", write, None, [400, 404, 409, 412, 422],
+        status=204)  # fmt: skip
+    add(f"{one}/versions", versions, "GET", f"History of a {kind}", read, History, [400, 404, 422])
+    add(f"{one}/versions/{{number}}", version, "GET", f"One past version of a {kind}", read, past,
+        [400, 404, 422])  # fmt: skip
+
+
+def _document_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A kind's JSON Schema as a request body: ``kind`` may be left out (the resource
+    names it); the nested schemas are the components its answers register."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    schema["required"] = [name for name in schema.get("required", []) if name != "kind"]
+    return schema
 
 
 async def _write(
