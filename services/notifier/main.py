@@ -52,6 +52,7 @@ from services.notifier.groups import GroupFlusher
 from services.notifier.intake import Intake, drain_budget_s
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
+from services.notifier.reports.gauge import refresh_liability_gauge
 from services.notifier.secrets import Secrets
 from services.notifier.worker import (
     BATCH_SIZE,
@@ -244,6 +245,9 @@ async def _run(
             ),
             supervisor.spawn(
                 "outbox-gauge", refresh_pending_gauge(sessions, metrics, halt, GAUGE_INTERVAL_MS)
+            ),
+            supervisor.spawn(
+                "liability-gauge", refresh_liability_gauge(sessions, metrics, clock, halt)
             ),
         ]
         http_task = supervisor.spawn("http", server.serve())

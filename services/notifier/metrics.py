@@ -79,6 +79,13 @@ class NotifierMetrics:
             ["via"],
             registry=registry,
         )
+        self.agreement_credit = Gauge(
+            "slawatch_agreement_credit_percent",
+            "Service credit an agreement would owe for the period in progress: basis=now "
+            "at today's attainment, basis=projected at the current burn to period end.",
+            ["agreement", "basis"],
+            registry=registry,
+        )
         self.outbox_pending = Gauge(
             "slawatch_outbox_pending",
             "Outbox rows not yet delivered or dead (pending or being delivered).",

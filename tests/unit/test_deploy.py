@@ -48,6 +48,7 @@ KNOWN_METRICS = frozenset(
         "slawatch_group_sli",
         "slawatch_group_burn_rate",
         "slawatch_group_error_budget_remaining",
+        "slawatch_agreement_credit_percent",
         "slawatch_detection_latency_seconds",
         "slawatch_notifications_total",
         "slawatch_delivery_latency_seconds",

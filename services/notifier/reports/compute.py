@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from services.notifier.reports import periods
+from services.notifier.reports.liability import Liability
 from services.notifier.reports.tree import Tree
 from shared.definitions.kinds.agreement import Agreement
 from shared.definitions.kinds.objectives import (
@@ -175,6 +176,9 @@ class Report:
     notes: tuple[str, ...] = field(default=())
     #: an SLA's OLAs and UCs (``services.notifier.reports.tree``); None for an OLA/UC
     tree: Tree | None = None
+    #: the credit owed now and projected to period end (``.liability``); None once the
+    #: period is complete
+    liability: Liability | None = None
 
 
 def lookback_start(agreement: Agreement, start: int) -> int:

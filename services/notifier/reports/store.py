@@ -26,6 +26,7 @@ from services.notifier.reports.compute import (
     lookback_start,
 )
 from services.notifier.reports.exceptions import UnknownAgreement
+from services.notifier.reports.liability import project
 from services.notifier.reports.tree import build_tree
 from shared.definitions.kinds.agreement import Agreement
 from shared.definitions.kinds.objectives import QuantileObjective, RatioObjective
@@ -153,6 +154,7 @@ async def report_for(session: AsyncSession, name: str, *, period: str | None, no
         breaches=await breaches(session, name, start, end),
         windows=windows,
     )
+    report = replace(report, liability=project(agreement, report, rows))
     if agreement.spec.type == "SLA":
         under = await _underpinning_reports(session, name, start, end, now, windows)
         report = replace(report, tree=build_tree(report, under))

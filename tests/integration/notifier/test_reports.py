@@ -19,6 +19,8 @@ from services import cli
 from services.notifier.acklink import AckLinks
 from services.notifier.api import Lifecycle, create_app
 from services.notifier.intake import upsert_breach
+from services.notifier.metrics import NotifierMetrics
+from services.notifier.reports.gauge import refresh_once
 from shared import db
 from shared.definitions import store
 from shared.definitions.load import validate_model
@@ -346,3 +348,32 @@ async def test_an_sla_report_shows_its_tree(engine: AsyncEngine, client: httpx.A
     # the UC's own report has no tree (only an SLA is underpinned)
     own = await client.get("/v1/agreements/payments-uc/report", params={"period": "2026-11"})
     assert own.json()["tree"] is None
+
+
+async def test_live_liability_in_the_report_and_as_a_gauge(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    await seed(engine)
+    body = (await client.get("/v1/agreements/acme-checkout/report")).json()
+    liability = body["liability"]
+    assert liability["as_of"] == NOW
+    # 99.25 % so far: the 10 % tier; nothing in the last hour, so the period's share
+    assert liability["credit_percent"] == 10.0
+    assert liability["projected_credit_percent"] == 10.0
+    [availability] = liability["objectives"]
+    assert availability["projected_attainment"] == pytest.approx(0.9925)
+
+    registry = CollectorRegistry()
+    metrics = NotifierMetrics(registry)
+    async with db.sessions(engine)() as session:
+        shown = await refresh_once(session, metrics, NOW, set())
+    assert shown == {"acme-checkout"}
+    for basis in ("now", "projected"):
+        labels = {"agreement": "acme-checkout", "basis": basis}
+        assert registry.get_sample_value("slawatch_agreement_credit_percent", labels) == 10.0
+    # an agreement deleted since loses its series at the next refresh
+    metrics.agreement_credit.labels("gone", "now").set(5.0)
+    async with db.sessions(engine)() as session:
+        await refresh_once(session, metrics, NOW, {"acme-checkout", "gone"})
+    labels = {"agreement": "gone", "basis": "now"}
+    assert registry.get_sample_value("slawatch_agreement_credit_percent", labels) is None
