@@ -2,7 +2,8 @@
 
     GET /v1/breaches?status=&agreement=&service=&limit=&cursor=
         → {"items": [BreachPublic…], "next_cursor": str | null}
-        newest first by (opened_at, id); ``cursor`` is the opaque ``next_cursor``
+        newest first by (opened_at, id); ``cursor`` is the ``next_cursor`` of the
+        previous page (``<opened_at>:<id>``: any such position is a valid cursor)
     GET /v1/breaches/{id}
         → {"breach": BreachPublic, "events": [EventPublic…],
            "deliveries": [DeliveryPublic… with "attempts_log": [AttemptPublic…]]}
@@ -26,17 +27,16 @@ Errors are ``application/problem+json`` (RFC 9457). Times are epoch milliseconds
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
 import logging
+import re
 import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field, ValidationError
@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM = problems.PROBLEM_MEDIA_TYPE
 MAX_LIMIT = 500
+MAX_MS = 2**63 - 1
 #: The actor recorded for an acknowledgement through a signed link (no API key).
 ACK_LINK_ACTOR = "ack link"
 
@@ -157,17 +158,29 @@ def _breach_public(row: BreachRecord) -> BreachPublic:
     )
 
 
+#: ``<opened_at>:<breach id>``: what the schema accepts is a position to page from
+#: (opened_at within 64 bits, no NUL: PostgreSQL takes neither)
+CURSOR_PATTERN = r"^[0-9]{1,18}:[^\x00]+$"
+#: a delivery attempt's id (64-bit)
+ATTEMPT_CURSOR_PATTERN = r"^[0-9]{1,18}$"
+#: ids and names as stored: PostgreSQL text holds no NUL
+TEXT_PATTERN = r"^[^\x00]*$"
+Text = Annotated[str, Path(pattern=TEXT_PATTERN)]
+
+#: a string of a body that is stored (pydantic already refuses a lone surrogate)
+Stored = Annotated[str, Field(pattern=TEXT_PATTERN)]
+
+
 def encode_cursor(opened_at: int, breach_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{opened_at}:{breach_id}".encode()).decode().rstrip("=")
+    return f"{opened_at}:{breach_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        opened_at, breach_id = text.split(":", 1)
-        return int(opened_at), breach_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Problem(400, "Bad Request", "cursor: not a cursor this API returned") from None
+    """The position of a cursor of :data:`CURSOR_PATTERN`; 400 for anything else."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise Problem(400, "Bad Request", "cursor: not a cursor this API returned")
+    opened_at, breach_id = cursor.split(":", 1)
+    return int(opened_at), breach_id
 
 
 def breaches_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
@@ -176,13 +189,16 @@ def breaches_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         prefix="/v1/breaches", tags=["breaches"], dependencies=[require(Scope.BREACHES_READ)]
     )
 
-    @router.get("", response_model=BreachPage)
+    @router.get("", response_model=BreachPage, responses=problems.problem_responses([400, 422]))
     async def list_breaches(
         status: Annotated[Literal["open", "resolved"] | None, Query()] = None,
-        agreement: Annotated[str | None, Query(max_length=253)] = None,
-        service: Annotated[str | None, Query(max_length=64)] = None,
+        agreement: Annotated[str | None, Query(max_length=253, pattern=TEXT_PATTERN)] = None,
+        service: Annotated[str | None, Query(max_length=64, pattern=TEXT_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        # the pattern documented, checked by decode_cursor (a bad cursor is a 400)
+        cursor: Annotated[
+            str | None, Query(max_length=512, json_schema_extra={"pattern": CURSOR_PATTERN})
+        ] = None,
     ) -> BreachPage:
         stmt = select(BreachRecord)
         if status is not None:
@@ -207,8 +223,12 @@ def breaches_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         next_cursor = encode_cursor(rows[-1].opened_at, rows[-1].id) if more else None
         return BreachPage(items=[_breach_public(r) for r in rows], next_cursor=next_cursor)
 
-    @router.get("/{breach_id}", response_model=BreachDetail)
-    async def get_breach(breach_id: str) -> BreachDetail:
+    @router.get(
+        "/{breach_id}",
+        response_model=BreachDetail,
+        responses=problems.problem_responses([404, 422]),
+    )
+    async def get_breach(breach_id: Text) -> BreachDetail:
         async with sessions() as session:
             row = await session.get(BreachRecord, breach_id)
             if row is None:
@@ -278,8 +298,18 @@ def breaches_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
 
 
 class AckIn(BaseModel):
-    by: Annotated[str, Field(min_length=1, max_length=256)]
-    comment: Annotated[str | None, Field(max_length=2048)] = None
+    by: Annotated[Stored, Field(min_length=1, max_length=256)]
+    comment: Annotated[Stored | None, Field(max_length=2048)] = None
+
+
+#: the signed link's form (or the same fields as JSON), both optional
+ACK_LINK_BODY = {
+    "required": False,
+    "content": {
+        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/AckIn"}},
+        "application/json": {"schema": {"$ref": "#/components/schemas/AckIn"}},
+    },
+}
 
 
 class AckPublic(BaseModel):
@@ -308,13 +338,17 @@ class ReceiverAttemptPage(BaseModel):
     next_cursor: str | None
 
 
+#: epoch milliseconds as stored (BIGINT)
+Millis = Annotated[int, Field(ge=0, le=MAX_MS)]
+
+
 class SilenceIn(BaseModel):
-    match: dict[str, str] = Field(default_factory=dict)
-    starts_at: int | None = None
-    ends_at: int | None = None
+    match: dict[Stored, Stored] = Field(default_factory=dict)
+    starts_at: Millis | None = None
+    ends_at: Millis | None = None
     duration: str | None = None
-    created_by: Annotated[str, Field(min_length=1, max_length=256)]
-    comment: Annotated[str | None, Field(max_length=2048)] = None
+    created_by: Annotated[Stored, Field(min_length=1, max_length=256)]
+    comment: Annotated[Stored | None, Field(max_length=2048)] = None
 
 
 class SilencePublic(BaseModel):
@@ -344,11 +378,15 @@ def receivers_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
         prefix="/v1/receivers", tags=["receivers"], dependencies=[require(Scope.BREACHES_READ)]
     )
 
-    @router.get("/{name}/attempts", response_model=ReceiverAttemptPage)
+    @router.get(
+        "/{name}/attempts",
+        response_model=ReceiverAttemptPage,
+        responses=problems.problem_responses([422]),
+    )
     async def receiver_attempts(
-        name: str,
+        name: Text,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-        cursor: Annotated[str | None, Query(max_length=32, pattern=r"^[0-9]+$")] = None,
+        cursor: Annotated[str | None, Query(pattern=ATTEMPT_CURSOR_PATTERN)] = None,
     ) -> ReceiverAttemptPage:
         stmt = (
             select(DeliveryAttempt, Delivery.breach_id, Delivery.kind)
@@ -410,8 +448,13 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             already=not outcome.created,
         )
 
-    @router.post("/v1/breaches/{breach_id}/ack", response_model=AckPublic)
-    async def ack_by_api(breach_id: str, body: AckIn, caller: BreachesAcker) -> AckPublic:
+    @router.post(
+        "/v1/breaches/{breach_id}/ack",
+        response_model=AckPublic,
+        # 400: a body that is not JSON (the framework's answer)
+        responses=problems.problem_responses([400, 404, 422]),
+    )
+    async def ack_by_api(breach_id: Text, body: AckIn, caller: BreachesAcker) -> AckPublic:
         return await ack(breach_id, body.by, body.comment, "api", caller.name)
 
     def verified(token: str) -> str:
@@ -420,7 +463,12 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
         except BadToken as exc:
             raise Problem(403, "Forbidden", f"ack link: {exc}") from None
 
-    @router.get("/v1/ack/{token}", response_class=HTMLResponse)
+    # the link is its own credential: 403 for a bad, forged or expired one
+    @router.get(
+        "/v1/ack/{token}",
+        response_class=HTMLResponse,
+        responses=problems.problem_responses([403, 422]),
+    )
     async def ack_page(token: str) -> HTMLResponse:
         # GET never acknowledges: chat unfurlers and mail scanners fetch links.
         breach_id = verified(token)
@@ -433,7 +481,12 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
         )
         return HTMLResponse(page)
 
-    @router.post("/v1/ack/{token}", response_model=AckPublic)
+    @router.post(
+        "/v1/ack/{token}",
+        response_model=AckPublic,
+        responses=problems.problem_responses([403, 404, 422]),
+        openapi_extra={"requestBody": ACK_LINK_BODY},
+    )
     async def ack_by_link(token: str, request: Request) -> AckPublic:
         breach_id = verified(token)
         by, comment = "ack link", None
@@ -463,7 +516,12 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             active=row.starts_at <= now < row.ends_at,
         )
 
-    @router.post("/v1/silences", response_model=SilencePublic, status_code=201)
+    @router.post(
+        "/v1/silences",
+        response_model=SilencePublic,
+        status_code=201,
+        responses=problems.problem_responses([400, 422]),
+    )
     async def create_silence(body: SilenceIn, caller: BreachesAcker) -> SilencePublic:
         now = life.clock()
         starts = body.starts_at if body.starts_at is not None else now
@@ -479,6 +537,8 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             raise Problem(422, "Unprocessable Content", f"duration: {exc}") from None
         if ends <= starts:
             raise Problem(422, "Unprocessable Content", "ends_at must be after starts_at")
+        if ends > MAX_MS:
+            raise Problem(422, "Unprocessable Content", f"duration: ends after {MAX_MS} ms")
         row = NotifierSilence(
             id=str(uuid.uuid4()),
             matchers=body.match,
@@ -496,6 +556,7 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
     @router.get(
         "/v1/silences",
         response_model=list[SilencePublic],
+        responses=problems.problem_responses([422]),
         dependencies=[require(Scope.BREACHES_READ)],
     )
     async def list_silences(
@@ -509,8 +570,12 @@ def lifecycle_router(sessions: async_sessionmaker[AsyncSession], life: Lifecycle
             rows = (await session.execute(stmt)).scalars().all()
         return [silence_public(r, now) for r in rows]
 
-    @router.delete("/v1/silences/{silence_id}", response_model=SilencePublic)
-    async def expire_silence(silence_id: str, caller: BreachesAcker) -> SilencePublic:
+    @router.delete(
+        "/v1/silences/{silence_id}",
+        response_model=SilencePublic,
+        responses=problems.problem_responses([404, 422]),
+    )
+    async def expire_silence(silence_id: Text, caller: BreachesAcker) -> SilencePublic:
         now = life.clock()
         async with sessions() as session, session.begin():
             row = await session.get(NotifierSilence, silence_id, with_for_update=True)

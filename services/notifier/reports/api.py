@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +26,9 @@ from shared.http import problems
 from shared.http.auth import require
 from shared.http.problems import Problem
 from shared.timeutil import Clock
+
+#: PostgreSQL text holds no NUL
+NAME_TEXT = r"^[^\x00]*$"
 
 
 def _problem(status: int, title: str, detail: str, param: str | None = None) -> Response:
@@ -42,13 +45,27 @@ def _format(requested: str | None, accept: str) -> str | None:
 def reports_router(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/v1/agreements", tags=["reports"])
 
-    @router.get("/{name}/report", response_model=None, dependencies=[require(Scope.REPORTS_READ)])
+    @router.get(
+        "/{name}/report",
+        response_model=None,
+        responses={
+            200: {
+                "description": "The report: JSON, CSV or HTML (``format``, or Accept: text/csv)",
+                "content": {"text/csv": {"schema": {"type": "string"}}, "text/html": {}},
+            },
+            **problems.problem_responses([400, 404, 422]),
+        },
+        dependencies=[require(Scope.REPORTS_READ)],
+    )
     async def agreement_report(
-        name: str,
+        name: Annotated[str, Path(pattern=NAME_TEXT)],
         request: Request,
         period: str | None = None,
         at: str | None = None,
-        fmt: Annotated[str | None, Query(alias="format")] = None,
+        # documented as the enum; another value is still the 400 naming the parameter
+        fmt: Annotated[
+            str | None, Query(alias="format", json_schema_extra={"enum": list(render.FORMATS)})
+        ] = None,
     ) -> Response:
         chosen = _format(fmt, request.headers.get("accept", ""))
         if chosen is None:
