@@ -256,6 +256,21 @@ class NotificationGroupMember(Base):
     breach_id: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class PeriodReport(Base):
+    """A closed period's report as it was built at the close, in every format (0013)."""
+
+    __tablename__ = "period_reports"
+
+    agreement: Mapped[str] = mapped_column(String(253), primary_key=True)
+    period_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    period_end: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    label: Mapped[str] = mapped_column(String(32), nullable=False)
+    built_at: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    json: Mapped[str] = mapped_column(Text, nullable=False)
+    csv: Mapped[str] = mapped_column(Text, nullable=False)
+    html: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 class SliRollup(Base):
     """Good and valid events of one (objective, group) in one minute of event time
     (``minute`` = epoch ms of its start). Written by the evaluator in the checkpoint

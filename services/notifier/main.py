@@ -53,6 +53,7 @@ from services.notifier.intake import Intake, drain_budget_s
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Claimed
 from services.notifier.reports.gauge import refresh_liability_gauge
+from services.notifier.reports.record import close_periods
 from services.notifier.secrets import Secrets
 from services.notifier.worker import (
     BATCH_SIZE,
@@ -249,6 +250,7 @@ async def _run(
             supervisor.spawn(
                 "liability-gauge", refresh_liability_gauge(sessions, metrics, clock, halt)
             ),
+            supervisor.spawn("reports-of-record", close_periods(sessions, clock, halt)),
         ]
         http_task = supervisor.spawn("http", server.serve())
         shutdown.close_server("http server", server, http_task)

@@ -5,6 +5,10 @@
     (neither: the period containing now)
     ?format=json | csv | html    (else ``Accept: text/csv`` gives CSV; default JSON)
 
+A period closed two minutes ago or more is served as its report of record (built once,
+then stored: :mod:`services.notifier.reports.record`); the header
+``x-slawatch-report`` says ``of-record`` or ``live``.
+
 Errors are ``application/problem+json``: 404 for an unknown agreement, 400 naming the
 parameter for a bad period, an ``at`` given with ``period``, or an unknown format.
 It needs an API key with ``reports:read``.
@@ -15,12 +19,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.reports import render
 from services.notifier.reports.exceptions import BadPeriod, UnknownAgreement
-from services.notifier.reports.store import report_for
+from services.notifier.reports.record import rendered
 from shared.apikeys.scopes import Scope
 from shared.http import problems
 from shared.http.auth import require
@@ -76,20 +80,14 @@ def reports_router(sessions: async_sessionmaker[AsyncSession], clock: Clock) -> 
         param = "at" if at is not None else "period"
         try:
             async with sessions() as session:
-                report = await report_for(session, name, period=period or at, now=clock())
+                answer = await rendered(session, name, period=period or at, now=clock(), fmt=chosen)
         except UnknownAgreement as exc:
             return _problem(404, "Not Found", str(exc))
         except BadPeriod as exc:
             return _problem(400, "Bad Request", f"{param}: {exc}", param)
-        if chosen == "csv":
-            filename = f"{report.agreement}-{report.label}.csv"
-            return Response(
-                render.to_csv(report),
-                media_type="text/csv; charset=utf-8",
-                headers={"content-disposition": f'attachment; filename="{filename}"'},
-            )
-        if chosen == "html":
-            return HTMLResponse(render.to_html(report))
-        return JSONResponse(render.as_dict(report))
+        headers = {"x-slawatch-report": "of-record" if answer.of_record else "live"}
+        if answer.filename is not None:
+            headers["content-disposition"] = f'attachment; filename="{answer.filename}"'
+        return Response(answer.body, media_type=answer.media_type, headers=headers)
 
     return router

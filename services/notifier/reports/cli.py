@@ -13,7 +13,6 @@ import sys
 from typing import Any
 
 from services.notifier.reports import render
-from services.notifier.reports.compute import Report
 from services.notifier.reports.exceptions import ReportError
 from shared.settings import Settings
 from shared.timeutil import wall_clock_ms
@@ -26,23 +25,24 @@ def add_command(sub: Any) -> None:
     cmd.add_argument("--format", choices=render.FORMATS, default="json")
 
 
-async def _report(settings: Settings, name: str, period: str | None) -> Report:
-    from services.notifier.reports.store import report_for
+async def _report(settings: Settings, name: str, period: str | None, fmt: str) -> str:
+    from services.notifier.reports.record import rendered
     from shared import db
 
     engine = db.engine(settings, pool_size=1)
     try:
         async with db.sessions(engine)() as session:
-            return await report_for(session, name, period=period, now=wall_clock_ms())
+            answer = await rendered(session, name, period=period, now=wall_clock_ms(), fmt=fmt)
+            return answer.body
     finally:
         await engine.dispose()
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        report = asyncio.run(_report(settings, args.agreement, args.period))
+        body = asyncio.run(_report(settings, args.agreement, args.period, args.format))
     except ReportError as exc:
         print(f"slawatch report: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(render.render(report, args.format))
+    sys.stdout.write(body)
     return 0

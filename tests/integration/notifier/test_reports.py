@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import cli
@@ -21,10 +22,11 @@ from services.notifier.api import Lifecycle, create_app
 from services.notifier.intake import upsert_breach
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.reports.gauge import refresh_once
+from services.notifier.reports.record import GRACE_MS, close_once
 from shared import db
 from shared.definitions import store
 from shared.definitions.load import validate_model
-from shared.models import SliRollup
+from shared.models import PeriodReport, SliRollup
 from shared.schemas import AgreementRef
 from shared.settings import Settings
 from tests.keys import api_client, static_auth
@@ -377,3 +379,46 @@ async def test_live_liability_in_the_report_and_as_a_gauge(
         await refresh_once(session, metrics, NOW, {"acme-checkout", "gone"})
     labels = {"agreement": "gone", "basis": "now"}
     assert registry.get_sample_value("slawatch_agreement_credit_percent", labels) is None
+
+
+async def test_a_closed_period_is_a_report_of_record(
+    engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    await seed(engine)
+    first = await client.get("/v1/agreements/acme-checkout/report?period=2026-10")
+    assert first.headers["x-slawatch-report"] == "of-record"
+    # the agreement is edited and late counts arrive: October's report does not move
+    edited = {**AGREEMENT, "spec": {**AGREEMENT["spec"], "penalties": []}}
+    async with db.sessions(engine)() as session, session.begin():
+        await store.apply(session, [validate_model(edited)], check=False)
+        session.add(rollup(OCT + 2 * HOUR, 0, 1000, "acme"))
+    for fmt in ("json", "csv", "html"):
+        again = await client.get(f"/v1/agreements/acme-checkout/report?period=2026-10&format={fmt}")
+        same = await client.get(f"/v1/agreements/acme-checkout/report?period=2026-10&format={fmt}")
+        assert again.content == same.content
+    again = await client.get("/v1/agreements/acme-checkout/report?period=2026-10")
+    assert again.content == first.content
+    assert again.json()["credit"]["percent"] == 25
+    # the period in progress is built live, with the edit
+    live = await client.get("/v1/agreements/acme-checkout/report")
+    assert live.headers["x-slawatch-report"] == "live"
+    assert live.json()["credit"]["percent"] == 0
+
+
+async def test_the_notifier_freezes_each_period_after_its_close(engine: AsyncEngine) -> None:
+    await seed(engine)
+    dec = NOV + 30 * 86_400_000  # 1 December, Berlin midnight
+    async with db.sessions(engine)() as session:
+        # the agreement was stored now (the test's wall clock): periods before it
+        # are never frozen by the loop
+        assert await close_once(session, NOW) == []
+        await session.execute(text("UPDATE definition_versions SET created_at = '2026-09-01'"))
+        await session.commit()
+        assert await close_once(session, NOW) == ["acme-checkout/2026-10"]
+        assert await close_once(session, NOW) == []  # once
+        # November closes at dec; frozen only after the grace
+        assert await close_once(session, dec + GRACE_MS - 1) == []
+        assert await close_once(session, dec + GRACE_MS) == ["acme-checkout/2026-11"]
+        stored = await session.get(PeriodReport, ("acme-checkout", NOV))
+    assert stored is not None and stored.label == "2026-11"
+    assert '"complete": true' in stored.json and stored.csv.startswith("agreement,period")
