@@ -66,6 +66,11 @@ def package_version() -> str:
         return "unknown"
 
 
+def add_home_link(app: FastAPI, name: str, path: str) -> None:
+    """List ``path`` under ``name`` in the app's ``/`` (a part mounted later)."""
+    app.state.about.links[name] = path
+
+
 def service_app(
     title: str,
     *,
@@ -91,6 +96,8 @@ def service_app(
             **(links or {}),
         },
     )
+
+    app.state.about = about
 
     @app.get("/", tags=["operations"], response_model=AboutModel)
     async def home() -> AboutModel:

@@ -90,6 +90,7 @@ from shared.apikeys.scopes import Scope, grants
 from shared.definitions.load import DefinitionsInvalid
 from shared.definitions.model import Agreement
 from shared.definitions.store import load_catalog
+from shared.http.app import add_home_link
 from shared.http.auth import Authenticator, Require
 from shared.models import (
     BreachAck,
@@ -844,6 +845,7 @@ def mount_console(app: FastAPI, config: ConsoleConfig) -> None:
     """Serve the console on ``app`` (a notifier app from ``create_app``)."""
     app.state.console = config
     app.include_router(console_router(config))
+    add_home_link(app, "console", "/console")
 
     async def sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInNeeded)

@@ -185,6 +185,8 @@ async def test_every_console_route_needs_a_session_and_passes_the_route_check(
                 back = path if method == "GET" else "/console"
                 assert answer.headers["location"] == "/console/login?" + urlencode({"next": back})
                 assert "p1" not in answer.text and "acme" not in answer.text
+        # the service's / names the console
+        assert (await http.get("/")).json()["links"]["console"] == "/console"
         # a forged cookie is no session either
         http.cookies.set("slawatch_console", "e30.forged", path="/console")
         assert (await http.get("/console")).status_code == 303
