@@ -43,6 +43,7 @@ from pydantic import BaseModel, create_model
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.config import bodies
+from services.ingest.config.objectives import objectives_router
 from services.ingest.config.problems import documented, invalid, problem
 from shared.apikeys.scopes import Scope
 from shared.definitions import store
@@ -222,8 +223,10 @@ def _parse_for(kind: str, raw: object, name: str | None = None) -> Document | Re
 
 
 def config_router(sessions: async_sessionmaker[AsyncSession]) -> APIRouter:
-    """Routes for every kind registered now, plus schema and validation."""
+    """Routes for every kind registered now, plus schema, validation and the listing
+    of objectives (:mod:`.objectives`)."""
     router = APIRouter(prefix="/v1")
+    router.include_router(objectives_router(sessions))
 
     @router.get(
         "/schema",
