@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, computed_field
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import Response
@@ -62,7 +62,7 @@ from shared.models import (
     NotifierSilence,
 )
 from shared.runtime import ReadinessCheck
-from shared.timeutil import Clock, parse_duration_ms, wall_clock_ms
+from shared.timeutil import Clock, parse_duration_ms, rfc3339_or_none, to_rfc3339, wall_clock_ms
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,37 @@ class BreachPublic(BaseModel):
     updated_at: int
     last_event: dict[str, Any]
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def opened_at_rfc3339(self) -> str:
+        return to_rfc3339(self.opened_at)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_at_rfc3339(self) -> str | None:
+        return rfc3339_or_none(self.resolved_at)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def updated_at_rfc3339(self) -> str:
+        return to_rfc3339(self.updated_at)
+
 
 class EventPublic(BaseModel):
     kind: str
     at: int
     recorded_at: int
     payload: dict[str, Any]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def at_rfc3339(self) -> str:
+        return to_rfc3339(self.at)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def recorded_at_rfc3339(self) -> str:
+        return to_rfc3339(self.recorded_at)
 
 
 class AttemptPublic(BaseModel):
@@ -115,6 +140,11 @@ class AttemptPublic(BaseModel):
     latency_ms: int
     error: str | None
     attempted_at: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def attempted_at_rfc3339(self) -> str:
+        return to_rfc3339(self.attempted_at)
 
 
 class DeliveryPublic(BaseModel):
@@ -129,6 +159,21 @@ class DeliveryPublic(BaseModel):
     created_at: int
     delivered_at: int | None
     attempts_log: list[AttemptPublic]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def created_at_rfc3339(self) -> str:
+        return to_rfc3339(self.created_at)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def delivered_at_rfc3339(self) -> str | None:
+        return rfc3339_or_none(self.delivered_at)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def next_attempt_at_rfc3339(self) -> str:
+        return to_rfc3339(self.next_attempt_at)
 
 
 class BreachPage(BaseModel):

@@ -107,7 +107,10 @@ async def test_detail_has_events_deliveries_and_attempts(
         "latency_ms": 12,
         "error": "http_5xx: HTTP 503 from hook",
         "attempted_at": T0 + 5,
+        "attempted_at_rfc3339": "2023-11-14T22:13:20.005Z",
     }
+    assert delivery["next_attempt_at_rfc3339"] == "2023-11-14T22:13:20.105Z"
+    assert body["breach"]["opened_at_rfc3339"].endswith("Z")
     lifecycle = (await client.get(f"/v1/breaches/{3:032d}")).json()
     assert [e["kind"] for e in lifecycle["events"]] == ["breach.opened", "breach.resolved"]
 
